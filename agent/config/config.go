@@ -1,0 +1,330 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Device styles.
+const (
+	StyleGateAllInOne = "gate_all_in_one"
+	StylePillar       = "pillar"
+	StyleHandheld     = "handheld"
+	StyleReducedGate  = "reduced_gate"
+)
+
+// Styles lists the device styles in the order documentation shows them.
+var Styles = []string{StyleGateAllInOne, StylePillar, StyleHandheld, StyleReducedGate}
+
+// Config is the whole configuration of one unit.
+type Config struct {
+	Device   Device   `yaml:"device"`
+	Scanners Scanners `yaml:"scanners"`
+	Platform Platform `yaml:"platform"`
+	Policy   Policy   `yaml:"policy"`
+	Barrier  Barrier  `yaml:"barrier"`
+	Queue    Queue    `yaml:"queue"`
+	Uplink   Uplink   `yaml:"uplink"`
+	Log      Log      `yaml:"log"`
+}
+
+// Device identifies the unit.
+type Device struct {
+	ID    string `yaml:"id"`
+	Venue string `yaml:"venue"`
+	Style string `yaml:"style"`
+}
+
+// Scanners lists the credential readers of the unit.
+type Scanners struct {
+	QR *QRScanner `yaml:"qr"`
+}
+
+// QRScanner is a health-code QR scanner.
+type QRScanner struct {
+	Driver string `yaml:"driver"` // serial
+	Port   string `yaml:"port"`
+	Baud   int    `yaml:"baud"`
+	// MaxLength is the longest scan accepted, in bytes; longer lines are rejected and counted.
+	MaxLength int `yaml:"max_length"`
+}
+
+// Platform is the city's verification platform.
+type Platform struct {
+	URL     string        `yaml:"url"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Policy is the venue's admission policy.
+type Policy struct {
+	HealthCodes []string `yaml:"health_codes"`
+	// NATMaxAge is the longest time since the nucleic-acid test's sampling; 0 disables the check.
+	NATMaxAge time.Duration `yaml:"nat_max_age"`
+}
+
+// Barrier is the relay that opens the lane.
+type Barrier struct {
+	Driver    string        `yaml:"driver"` // gpio | fake | none
+	Pin       string        `yaml:"pin"`
+	ActiveLow bool          `yaml:"active_low"`
+	Pulse     time.Duration `yaml:"pulse"`
+}
+
+// Queue is the durable outbox.
+type Queue struct {
+	Path        string `yaml:"path"`
+	Synchronous string `yaml:"synchronous"` // FULL | NORMAL
+}
+
+// Uplink is the MQTT connection that carries records upstream.
+type Uplink struct {
+	Brokers     []string `yaml:"brokers"`
+	TopicPrefix string   `yaml:"topic_prefix"`
+	ClientID    string   `yaml:"client_id"`
+}
+
+// Log sets the daemon's logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Problem is one thing wrong with a config file.
+type Problem struct {
+	Line int    // 0 when unknown
+	Key  string // dotted path, e.g. platform.timeout; empty for file-level problems
+	Msg  string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", p.Line)
+	}
+	if p.Key != "" {
+		b.WriteString(p.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Error lists every problem found in one file.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+// ErrInvalid is matched by every *Error.
+var ErrInvalid = errors.New("config: invalid")
+
+func (e *Error) Error() string {
+	lines := make([]string, 0, len(e.Problems))
+	for _, p := range e.Problems {
+		lines = append(lines, e.File+": "+p.String())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// Load reads, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Problems: []Problem{{Msg: "cannot read config: " + unwrapPathErr(err)}}}
+	}
+	return Parse(path, data)
+}
+
+func unwrapPathErr(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Parse decodes data strictly, applies defaults and validates. name is used in messages.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{File: name, Problems: []Problem{yamlProblem(err.Error())}}
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, &Error{File: name, Problems: []Problem{{Msg: "config is empty"}}}
+	}
+	doc := root.Content[0]
+	if doc.Kind != yaml.MappingNode {
+		return nil, &Error{File: name, Problems: []Problem{{Line: doc.Line, Msg: "config must be a mapping of sections (device, scanners, platform, ...)"}}}
+	}
+	lines := map[string]int{}
+	leaves := map[int][]leaf{}
+	var probs []Problem
+	walk(doc, "", reflect.TypeOf(Config{}), lines, leaves, &probs)
+
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, m := range te.Errors {
+				p := yamlProblem(m)
+				if strings.Contains(p.Msg, "not found in type") {
+					continue // reported by walk with its full key
+				}
+				probs = append(probs, typeProblem(p, leaves[p.Line]))
+			}
+		} else {
+			probs = append(probs, yamlProblem(err.Error()))
+		}
+	}
+	c.applyDefaults()
+	for _, p := range c.validate() {
+		if p.Line == 0 {
+			p.Line = lineOf(lines, p.Key)
+		}
+		probs = append(probs, p)
+	}
+	if len(probs) > 0 {
+		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+		return nil, &Error{File: name, Problems: dedupe(probs)}
+	}
+	return &c, nil
+}
+
+func dedupe(ps []Problem) []Problem {
+	seen := map[string]bool{}
+	out := ps[:0]
+	for _, p := range ps {
+		if s := p.String(); !seen[s] {
+			seen[s] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func yamlProblem(msg string) Problem {
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Problem{Line: n, Msg: m[2]}
+	}
+	return Problem{Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// lineOf finds the line of key, or of its nearest parent that is in the file.
+func lineOf(lines map[string]int, key string) int {
+	for k := key; k != ""; {
+		if n, ok := lines[k]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// walk records the line of every key and reports unknown keys with their full path.
+func walk(n *yaml.Node, path string, t reflect.Type, lines map[string]int, leaves map[int][]leaf, probs *[]Problem) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.ScalarNode:
+		leaves[n.Line] = append(leaves[n.Line], leaf{key: path, value: n.Value})
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct && t != durationType:
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if tag != "" && tag != "-" {
+				fields[tag] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			if path != "" {
+				key = path + "." + k.Value
+			}
+			lines[key] = k.Line
+			ft, ok := fields[k.Value]
+			if !ok {
+				*probs = append(*probs, Problem{Line: k.Line, Key: key, Msg: "unknown key (known: " + strings.Join(sortedKeys(fields), ", ") + ")"})
+				continue
+			}
+			walk(v, key, ft, lines, leaves, probs)
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := path + "." + n.Content[i].Value
+			lines[key] = n.Content[i].Line
+			walk(n.Content[i+1], key, t.Elem(), lines, leaves, probs)
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for i, item := range n.Content {
+			key := fmt.Sprintf("%s[%d]", path, i)
+			lines[key] = item.Line
+			walk(item, key, t.Elem(), lines, leaves, probs)
+		}
+	}
+}
+
+func sortedKeys(m map[string]reflect.Type) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// leaf is a scalar value in the file and the key it belongs to.
+type leaf struct{ key, value string }
+
+var quoted = regexp.MustCompile("`([^`]*)`")
+
+// typeProblem names the key of a yaml type error ("cannot unmarshal !!str `3d` into
+// time.Duration") by finding the value on that line, and says what was wanted.
+func typeProblem(p Problem, onLine []leaf) Problem {
+	var val string
+	if m := quoted.FindStringSubmatch(p.Msg); m != nil {
+		val = m[1]
+	}
+	for _, l := range onLine {
+		if l.value == val || len(onLine) == 1 {
+			p.Key = l.key
+			break
+		}
+	}
+	switch {
+	case strings.HasSuffix(p.Msg, "time.Duration"):
+		p.Msg = fmt.Sprintf("must be a duration like 800ms, 30s or 72h, got %q", val)
+	case strings.HasSuffix(p.Msg, "into int"):
+		p.Msg = fmt.Sprintf("must be a whole number, got %q", val)
+	case strings.HasSuffix(p.Msg, "into bool"):
+		p.Msg = fmt.Sprintf("must be true or false, got %q", val)
+	}
+	return p
+}

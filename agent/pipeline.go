@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sentinel-edge/sentinel/drivers/qrscan"
+	"github.com/sentinel-edge/sentinel/queue"
+	"github.com/sentinel-edge/sentinel/verify"
+)
+
+// Decider decides a passage; verify.Verifier is one.
+type Decider interface {
+	Decide(ctx context.Context, cred verify.Credential, passageID string) verify.Decision
+}
+
+// Outbox stores records durably; queue.Outbox is one.
+type Outbox interface {
+	AppendID(ctx context.Context, stream, topic, id string, build func(seq int64, id string) ([]byte, error)) (queue.Entry, error)
+}
+
+// Relay opens the barrier; relay.GPIO is one.
+type Relay interface {
+	Pulse(ctx context.Context, d time.Duration) error
+	Halt() error
+	String() string
+}
+
+// Scanner yields scans until its context ends; qrscan.Serial is one.
+type Scanner interface {
+	Run(ctx context.Context, emit func(qrscan.Scan)) error
+	String() string
+}
+
+// Passage is a decided and recorded passage, handed to observers (the console, the verdict
+// screen later).
+type Passage struct {
+	Record    Record
+	Committed bool // false when the outbox refused it: the record is lost and counted
+}
+
+// Pipeline turns credentials into decisions, records and barrier movements, one at a time.
+type Pipeline struct {
+	Device, Venue string
+	Topic         string // where passage records are published
+	Decider       Decider
+	Outbox        Outbox
+	Relay         Relay // nil for a unit without a barrier
+	Pulse         time.Duration
+	Log           *slog.Logger
+	// Observe, when set, is told about every passage after the barrier moved.
+	Observe func(Passage)
+	// Now is the wall clock; nil means time.Now.
+	Now func() time.Time
+
+	passages, lost, relayFaults atomic.Int64
+	lastActive                  atomic.Int64 // unix ns of the last loop turn, for liveness
+}
+
+// Handle decides one credential and acts on it: the record is committed before the barrier
+// moves. It returns the passage; an error only when the record could not be stored (the gate
+// still acts on the decision, and the loss is counted).
+func (p *Pipeline) Handle(ctx context.Context, cred verify.Credential) (Passage, error) {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	at := now()
+	id := uuid.NewString()
+	d := p.Decider.Decide(ctx, cred, id)
+	gate := GateNoBarrier
+	if p.Relay != nil {
+		gate = GateNotOpened
+		if d.Verdict == verify.Pass {
+			gate = GateOpened
+		}
+	}
+	rec := newRecord(id, at, p.Device, p.Venue, cred.Kind, d, gate)
+	_, err := p.Outbox.AppendID(ctx, StreamPassage, p.Topic, id, func(seq int64, _ string) ([]byte, error) {
+		rec.Seq = seq
+		return json.Marshal(rec)
+	})
+	pass := Passage{Record: rec, Committed: err == nil}
+	if err != nil {
+		p.lost.Add(1)
+		p.Log.Error("passage record NOT stored; the gate still follows the decision", "passage", id, "verdict", d.Verdict, "lost_total", p.lost.Load(), "err", err)
+		err = fmt.Errorf("agent: store passage %s: %w", id, err)
+	}
+	if gate == GateOpened {
+		if perr := p.Relay.Pulse(ctx, p.Pulse); perr != nil {
+			p.relayFaults.Add(1)
+			p.Log.Error("barrier did not open", "relay", p.Relay.String(), "passage", id, "err", perr)
+		}
+	}
+	p.passages.Add(1)
+	attrs := []any{"passage", id, "seq", rec.Seq, "credential", rec.Credential, "subject", rec.Subject.ID, "verdict", d.Verdict, "reason", d.Reason, "mode", d.Mode, "gate", gate, "decision_ms", rec.DecisionMS}
+	if d.Err != nil {
+		attrs = append(attrs, "platform_err", d.Err.Error())
+	}
+	p.Log.Info("passage", attrs...)
+	if p.Observe != nil {
+		p.Observe(pass)
+	}
+	return pass, err
+}
+
+// Run reads scans from s and handles each until ctx ends. Scans are handled one at a time, in
+// the order read.
+func (p *Pipeline) Run(ctx context.Context, s Scanner) error {
+	scans := make(chan qrscan.Scan, 16)
+	done := make(chan error, 1)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		done <- s.Run(sctx, func(sc qrscan.Scan) {
+			select {
+			case scans <- sc:
+			case <-sctx.Done():
+			}
+		})
+	}()
+	p.touch()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return nil
+		case err := <-done:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("agent: %s stopped: %w", s, err)
+		case sc := <-scans:
+			p.touch()
+			// A decision in flight finishes even when shutdown begins: its record is stored.
+			_, _ = p.Handle(context.WithoutCancel(ctx), verify.Credential{Kind: verify.KindQR, QRToken: sc.Token})
+			p.touch()
+		case <-tick.C:
+			p.touch()
+		}
+	}
+}
+
+func (p *Pipeline) touch() { p.lastActive.Store(time.Now().UnixNano()) }
+
+// Counters of the pipeline.
+type Counters struct {
+	Passages, Lost, RelayFaults int64
+}
+
+// Counters returns the pipeline's counters.
+func (p *Pipeline) Counters() Counters {
+	return Counters{p.passages.Load(), p.lost.Load(), p.relayFaults.Load()}
+}

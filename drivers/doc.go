@@ -1,0 +1,11 @@
+// Package drivers is the root of Sentinel's hardware drivers. Each kind of device has its own
+// package below (qrscan, relay, ...), a fake in a sibling *test package, and, for serial
+// devices, a simulator in sentinel-sim that speaks the device's real byte protocol.
+//
+// This package holds what the drivers share: the errors that map third-party failures.
+package drivers
+
+import "errors"
+
+// ErrDisconnected is returned when a device went away (unplugged, port closed).
+var ErrDisconnected = errors.New("drivers: device disconnected")

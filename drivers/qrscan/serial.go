@@ -1,0 +1,176 @@
+package qrscan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"go.bug.st/serial"
+
+	"github.com/sentinel-edge/sentinel/drivers"
+)
+
+// Scan is one line read from a scanner.
+type Scan struct {
+	Token string
+	At    time.Time
+}
+
+// Port is what the driver needs of a serial port.
+type Port interface {
+	io.ReadCloser
+	SetReadTimeout(t time.Duration) error
+}
+
+// OpenPort opens a serial port; tests swap it.
+var OpenPort = func(path string, baud int) (Port, error) {
+	p, err := serial.Open(path, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
+	if err != nil {
+		return nil, mapSerialErr(err)
+	}
+	return p, nil
+}
+
+func mapSerialErr(err error) error {
+	var pe *serial.PortError
+	if errors.As(err, &pe) && (pe.Code() == serial.PortNotFound || pe.Code() == serial.PortClosed) {
+		return fmt.Errorf("%w: %v", drivers.ErrDisconnected, err)
+	}
+	return err
+}
+
+// Timing of the read loop; tests shrink them.
+var (
+	readTimeout = 100 * time.Millisecond
+	// idleGap drops a partial line that got no terminator within this time.
+	idleGap    = 500 * time.Millisecond
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 2 * time.Second
+)
+
+// SerialConfig configures a serial scanner.
+type SerialConfig struct {
+	Port      string
+	Baud      int
+	MaxLength int
+}
+
+// Serial is a QR scanner on a serial line.
+type Serial struct {
+	cfg SerialConfig
+	log *slog.Logger
+
+	scans, overlong, garbage, partial, reopens atomic.Int64
+	up                                         atomic.Bool
+}
+
+// NewSerial returns a scanner on cfg.Port. It opens the port in Run.
+func NewSerial(cfg SerialConfig, log *slog.Logger) *Serial {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Serial{cfg: cfg, log: log.With("driver", "qrscan.serial", "port", cfg.Port)}
+}
+
+func (s *Serial) String() string { return "qr scanner on " + s.cfg.Port }
+
+// Open checks that the port opens, for fail-fast start-up and the self-test; it closes it
+// again.
+func (s *Serial) Open() error {
+	p, err := OpenPort(s.cfg.Port, s.cfg.Baud)
+	if err != nil {
+		return fmt.Errorf("qrscan: open %s: %w", s.cfg.Port, err)
+	}
+	return p.Close()
+}
+
+// Stats counts what the scanner read and dropped.
+type Stats struct {
+	Scans, Overlong, Garbage, Partial, Reopens int64
+	Online                                     bool
+}
+
+// Stats returns the counters.
+func (s *Serial) Stats() Stats {
+	return Stats{s.scans.Load(), s.overlong.Load(), s.garbage.Load(), s.partial.Load(), s.reopens.Load(), s.up.Load()}
+}
+
+// Run reads scans and calls emit for each, until ctx ends. A port that fails or vanishes is
+// reopened with backoff; Run returns only ctx's end (nil).
+func (s *Serial) Run(ctx context.Context, emit func(Scan)) error {
+	backoff := backoffMin
+	for ctx.Err() == nil {
+		p, err := OpenPort(s.cfg.Port, s.cfg.Baud)
+		if err != nil {
+			if s.up.Swap(false) || s.reopens.Load() == 0 {
+				s.log.Warn("scanner port unavailable; retrying", "err", err)
+			}
+			s.reopens.Add(1)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, backoffMax)
+			continue
+		}
+		if !s.up.Swap(true) {
+			s.log.Info("scanner online")
+		}
+		backoff = backoffMin
+		err = s.read(ctx, p, emit)
+		_ = p.Close()
+		if err != nil && ctx.Err() == nil {
+			s.up.Store(false)
+			s.log.Warn("scanner port failed; reopening", "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *Serial) read(ctx context.Context, p Port, emit func(Scan)) error {
+	if err := p.SetReadTimeout(readTimeout); err != nil {
+		return fmt.Errorf("qrscan: set read timeout: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = p.Close() }) // unblocks a read
+	defer stop()
+	sp := Splitter{Max: s.cfg.MaxLength}
+	buf := make([]byte, 256)
+	var last time.Time
+	var dropped int64 // garbage reports are logged once per burst, not per line
+	for {
+		n, err := p.Read(buf)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return mapSerialErr(err)
+		}
+		now := time.Now()
+		if n == 0 {
+			if sp.Pending() && now.Sub(last) > idleGap && sp.Reset() {
+				s.partial.Add(1)
+				s.log.Warn("dropped a partial scan with no line end")
+			}
+			if d := int64(sp.Overlong + sp.Garbage); d > dropped {
+				s.log.Warn("dropped bad scan lines", "overlong", sp.Overlong, "garbage", sp.Garbage)
+				dropped = d
+			}
+			continue
+		}
+		last = now
+		beforeO, beforeG := sp.Overlong, sp.Garbage
+		for _, line := range sp.Feed(buf[:n]) {
+			s.scans.Add(1)
+			emit(Scan{Token: line, At: now})
+		}
+		s.overlong.Add(int64(sp.Overlong - beforeO))
+		s.garbage.Add(int64(sp.Garbage - beforeG))
+	}
+}
+
+// Halt is a no-op: the port is closed when Run returns.
+func (s *Serial) Halt() error { return nil }

@@ -1,0 +1,75 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
+)
+
+func level(p *gpiotest.Pin) gpio.Level {
+	p.Lock()
+	defer p.Unlock()
+	return p.L
+}
+
+func TestPulse(t *testing.T) {
+	for _, activeLow := range []bool{false, true} {
+		t.Run(map[bool]string{false: "active high", true: "active low"}[activeLow], func(t *testing.T) {
+			on, off := gpio.Level(!activeLow), gpio.Level(activeLow)
+			pin := &gpiotest.Pin{N: "GPIO17", L: on} // boot left it energised
+			r, err := New(pin, Options{ActiveLow: activeLow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if level(pin) != off {
+				t.Fatal("relay not de-energised at start")
+			}
+			if err := r.Pulse(context.Background(), 50*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if level(pin) != on {
+				t.Fatal("relay not energised by Pulse")
+			}
+			waitLevel(t, pin, off, 2*time.Second)
+			if err := r.Pulse(context.Background(), time.Hour); !errors.Is(err, ErrMaxPulse) {
+				t.Fatalf("hour-long pulse: err %v, want ErrMaxPulse", err)
+			}
+			if level(pin) != off {
+				t.Fatal("refused pulse left the relay energised")
+			}
+			if err := r.Pulse(context.Background(), time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Halt(); err != nil {
+				t.Fatal(err)
+			}
+			if level(pin) != off {
+				t.Fatal("Halt left the relay energised")
+			}
+			if err := r.Pulse(context.Background(), time.Millisecond); !errors.Is(err, ErrHalted) {
+				t.Fatalf("pulse after Halt: %v", err)
+			}
+		})
+	}
+}
+
+func TestLookupMissing(t *testing.T) {
+	if _, err := Lookup("GPIO_NOPE_999"); !errors.Is(err, ErrNoPin) {
+		t.Fatalf("err %v, want ErrNoPin", err)
+	}
+}
+
+func waitLevel(t *testing.T, p *gpiotest.Pin, want gpio.Level, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for level(p) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("pin not %s within %s", want, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,246 @@
+package mqtttest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireEnv is the environment variable that turns a missing mosquitto binary from a skip
+// into a test failure (set it to "1" in CI).
+const RequireEnv = "SENTINEL_REQUIRE_MOSQUITTO"
+
+// Timing tunables; tests of this package may shrink them.
+var (
+	// StartTimeout bounds how long Start waits for the port to accept connections.
+	StartTimeout = 10 * time.Second
+	// StopTimeout bounds how long Stop waits after SIGTERM before it kills the broker.
+	StopTimeout = 5 * time.Second
+)
+
+// lookPath finds the mosquitto binary; a package variable so tests can swap it.
+var lookPath = func() (string, error) {
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", errors.New("mosquitto not found in PATH, /usr/sbin or /usr/local/sbin")
+}
+
+// Broker is a Mosquitto child process listening on 127.0.0.1. Its methods other than URL,
+// Port, Output and Running must be called from the test goroutine, since they may fail the
+// test.
+type Broker struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the current process has exited
+	out  *syncBuffer   // output of all runs, oldest first
+}
+
+// Start starts a broker on a free loopback port and registers a cleanup that stops it. It
+// skips the test when mosquitto is not installed (see RequireEnv).
+func Start(t testing.TB) *Broker {
+	t.Helper()
+	bin, err := lookPath()
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("mqtttest: %v; install the Debian package: apt-get install mosquitto", err)
+		}
+		t.Skipf("mqtttest: %v (install the Debian package mosquitto, or set %s=1 to make this fatal)", err, RequireEnv)
+	}
+	b := &Broker{t: t, bin: bin, dir: t.TempDir(), out: &syncBuffer{}}
+	t.Cleanup(b.Stop)
+	const tries = 5
+	for i := 0; ; i++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("mqtttest: find a free port: %v", err)
+		}
+		b.port = port
+		err = b.start()
+		if err == nil {
+			return b
+		}
+		// Another process may have taken the port between freePort and mosquitto's bind.
+		if i == tries-1 {
+			t.Fatalf("mqtttest: %v\nmosquitto output:\n%s", err, b.Output())
+		}
+	}
+}
+
+// URL returns the broker address as "tcp://127.0.0.1:PORT".
+func (b *Broker) URL() string { return "tcp://127.0.0.1:" + strconv.Itoa(b.port) }
+
+// Port returns the TCP port the broker listens on; it stays the same across restarts.
+func (b *Broker) Port() int { return b.port }
+
+// Output returns everything mosquitto has written so far, across restarts.
+func (b *Broker) Output() string { return b.out.String() }
+
+// Running reports whether the broker process is running.
+func (b *Broker) Running() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return false
+	}
+	select {
+	case <-b.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Start starts the broker again on the same port after Stop. It fails the test if the
+// broker does not come up. Calling it while the broker runs does nothing.
+func (b *Broker) Start() {
+	b.t.Helper()
+	if b.Running() {
+		return
+	}
+	// The old socket may linger for a moment; mosquitto sets SO_REUSEADDR, but retry anyway.
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		err := b.start()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("mqtttest: restart on port %d: %v\nmosquitto output:\n%s", b.port, err, b.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Restart stops the broker and starts it again on the same port. With persistence off the
+// new broker has no sessions, subscriptions or queued messages.
+func (b *Broker) Restart() {
+	b.t.Helper()
+	b.Stop()
+	b.Start()
+}
+
+// Stop terminates the broker (SIGTERM, then SIGKILL after StopTimeout) and waits for it to
+// exit. It is safe to call when the broker is not running.
+func (b *Broker) Stop() {
+	b.mu.Lock()
+	cmd, done := b.cmd, b.done
+	b.cmd = nil
+	b.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(StopTimeout):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// start writes the configuration and runs mosquitto, returning once the port accepts.
+func (b *Broker) start() error {
+	conf := filepath.Join(b.dir, "mosquitto.conf")
+	var cfg bytes.Buffer
+	fmt.Fprintf(&cfg, "listener %d 127.0.0.1\n", b.port)
+	cfg.WriteString("allow_anonymous true\n")
+	cfg.WriteString("persistence false\n")
+	cfg.WriteString("max_queued_messages 100000\n")
+	cfg.WriteString("max_inflight_messages 0\n")
+	if os.Geteuid() == 0 {
+		// Started as root, mosquitto drops to user "mosquitto" unless told otherwise.
+		cfg.WriteString("user root\n")
+	}
+	cfg.WriteString("log_dest stderr\n")
+	cfg.WriteString("log_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
+	cfg.WriteString("connection_messages true\n")
+	if err := os.WriteFile(conf, cfg.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+
+	cmd := exec.Command(b.bin, "-c", conf)
+	cmd.Stdout = b.out
+	cmd.Stderr = b.out
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", b.bin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port))
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		select {
+		case <-done:
+			return fmt.Errorf("mosquitto exited during start-up (%s)", cmd.ProcessState)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("mosquitto did not accept on %s within %v: %w", addr, StartTimeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.mu.Lock()
+	b.cmd, b.done = cmd, done
+	b.mu.Unlock()
+	return nil
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}

@@ -1,0 +1,18 @@
+package queue
+
+import "errors"
+
+// Sentinel errors; match them with errors.Is.
+var (
+	// ErrForeignDatabase means the file at the outbox path is not a Sentinel queue database:
+	// not SQLite at all, or SQLite that belongs to something else. Open never modifies it.
+	ErrForeignDatabase = errors.New("queue: not a sentinel queue database")
+	// ErrCorrupt means SQLite reported the queue database as malformed.
+	ErrCorrupt = errors.New("queue: database is corrupt")
+	// ErrSchemaTooNew means the database was written by a newer version of the agent.
+	ErrSchemaTooNew = errors.New("queue: database schema is newer than this program")
+	// ErrClosed is returned by every method after Close.
+	ErrClosed = errors.New("queue: outbox closed")
+	// ErrInvalid is returned for invalid arguments or options.
+	ErrInvalid = errors.New("queue: invalid argument")
+)

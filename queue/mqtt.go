@@ -1,0 +1,103 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// conn is the part of an MQTT client the uplink needs: a connected session that publishes at
+// QoS 1. Tests fake it; production uses paho.
+type conn interface {
+	// Publish sends payload to topic at QoS 1, not retained. The ack completes when the
+	// PUBACK arrives, or fails.
+	Publish(topic string, payload []byte) ack
+	// Lost is closed when the connection drops.
+	Lost() <-chan struct{}
+	// Disconnect closes the connection; it may be called after Lost.
+	Disconnect()
+}
+
+// ack is the outcome of one publish; paho's Token satisfies it.
+type ack interface {
+	Done() <-chan struct{}
+	Error() error
+}
+
+// dialFunc connects to one broker URL, returning when the CONNACK arrived or it failed.
+type dialFunc func(ctx context.Context, broker string, cfg UplinkConfig) (conn, error)
+
+// Paho tunables.
+var (
+	connectTimeout = 5 * time.Second
+	keepAlive      = 15 * time.Second
+	writeTimeout   = 10 * time.Second
+)
+
+// dialPaho connects a paho client with the settings the outbox relies on: a clean session,
+// no automatic reconnect or retry, and an in-memory store that is never the source of truth.
+func dialPaho(ctx context.Context, broker string, cfg UplinkConfig) (conn, error) {
+	pc := &pahoConn{lost: make(chan struct{})}
+	opts := mqtt.NewClientOptions().
+		AddBroker(broker).
+		SetClientID(cfg.ClientID).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetStore(mqtt.NewMemoryStore()).
+		SetOrderMatters(true).
+		SetConnectTimeout(connectTimeout).
+		SetKeepAlive(keepAlive).
+		SetPingTimeout(keepAlive / 2).
+		SetWriteTimeout(writeTimeout).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) { pc.markLost(err) })
+	pc.c = mqtt.NewClient(opts)
+	tok := pc.c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		// paho cannot abort a connect in progress; tidy up when it ends (within connectTimeout).
+		go func() {
+			<-tok.Done()
+			pc.c.Disconnect(0)
+		}()
+		return nil, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return nil, err
+	}
+	return pc, nil
+}
+
+type pahoConn struct {
+	c        mqtt.Client
+	lost     chan struct{}
+	lostOnce sync.Once
+	lostErr  error // set before lost is closed
+}
+
+func (p *pahoConn) markLost(err error) {
+	p.lostOnce.Do(func() {
+		p.lostErr = err
+		close(p.lost)
+	})
+}
+
+// LostReason returns why the connection dropped, once Lost is closed.
+func (p *pahoConn) LostReason() error { return p.lostErr }
+
+func (p *pahoConn) Publish(topic string, payload []byte) ack {
+	return p.c.Publish(topic, 1, false, payload)
+}
+
+func (p *pahoConn) Lost() <-chan struct{} { return p.lost }
+
+func (p *pahoConn) Disconnect() {
+	p.c.Disconnect(250)
+	p.markLost(errors.New("disconnected"))
+}
+
+var _ conn = (*pahoConn)(nil)

@@ -1,0 +1,462 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/google/uuid"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// Tunables; package variables so tests can change them.
+var (
+	// maxBatch bounds how many waiting requests one transaction takes.
+	maxBatch = 512
+	// busyTimeout is SQLite's busy_timeout for every connection.
+	busyTimeout = 5 * time.Second
+	// now is the clock for created_at and delivered_at.
+	now = time.Now
+)
+
+// Options configure Open.
+type Options struct {
+	// Synchronous is SQLite's synchronous setting: "FULL" (default) makes every commit
+	// durable across power loss; "NORMAL" may lose the last commits on power loss (never
+	// corrupts) and is several times faster.
+	Synchronous string
+	// Logger receives the outbox's few log lines; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Entry is one outbox record.
+type Entry struct {
+	ID          string // UUID v4
+	Stream      string
+	Topic       string
+	Seq         int64 // 1, 2, 3, ... per stream
+	Payload     []byte
+	CreatedAt   time.Time
+	DeliveredAt time.Time // zero while pending
+}
+
+// Outbox is the durable SQLite outbox. It is safe for concurrent use.
+type Outbox struct {
+	path string
+	db   *sql.DB
+	log  *slog.Logger
+
+	mu     sync.RWMutex // guards closed and sends on reqs
+	closed bool
+	reqs   chan *writeReq
+	done   chan struct{} // closed when the writer goroutine exits
+
+	changed chan struct{}
+	txCount atomic.Int64 // committed write transactions, for tests and debugging
+}
+
+// Open opens the outbox at path, creating it (and its schema) if the file does not exist or
+// is empty, and migrating an older schema. It refuses, without modifying it, a file that is
+// not a Sentinel queue database (ErrForeignDatabase) or is from a newer version
+// (ErrSchemaTooNew).
+func Open(path string, opts Options) (*Outbox, error) {
+	syncMode := strings.ToUpper(strings.TrimSpace(opts.Synchronous))
+	switch syncMode {
+	case "":
+		syncMode = "FULL"
+	case "FULL", "NORMAL":
+	default:
+		return nil, fmt.Errorf("queue: open %s: synchronous must be FULL or NORMAL, got %q: %w", path, opts.Synchronous, ErrInvalid)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "queue")
+
+	if err := checkExisting(path); err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite3", dsn(path, "_journal_mode=WAL&_synchronous="+syncMode+
+		fmt.Sprintf("&_busy_timeout=%d", busyTimeout.Milliseconds())+"&_foreign_keys=on&_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	db.SetMaxIdleConns(4)
+	ctx := context.Background()
+	if err := migrate(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, fileError(path, err)
+	}
+	o := &Outbox{
+		path:    path,
+		db:      db,
+		log:     log,
+		reqs:    make(chan *writeReq, 1024),
+		done:    make(chan struct{}),
+		changed: make(chan struct{}, 1),
+	}
+	go o.writer()
+	log.Info("queue: opened", "path", path, "synchronous", syncMode, "schema_version", schemaVersion())
+	return o, nil
+}
+
+// dsn builds a go-sqlite3 URI for path with the given query parameters.
+func dsn(path, params string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(path) + "?" + params
+}
+
+var sqliteHeader = []byte("SQLite format 3\x00")
+
+// checkExisting inspects an existing file read-only and decides whether it is ours, empty,
+// or foreign. A missing or zero-length file is fine (it will be created).
+func checkExisting(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		f.Close()
+		return fmt.Errorf("queue: open %s: is a directory: %w", path, ErrInvalid)
+	}
+	if fi.Size() == 0 {
+		f.Close()
+		return nil
+	}
+	head := make([]byte, len(sqliteHeader))
+	_, err = io.ReadFull(f, head)
+	f.Close()
+	if err != nil || !bytes.Equal(head, sqliteHeader) {
+		return foreign(path, "it is not an SQLite database")
+	}
+
+	// An SQLite file: look inside without writing (mode=ro; no journal_mode pragma).
+	db, err := sql.Open("sqlite3", dsn(path, "mode=ro"))
+	if err != nil {
+		return fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	defer db.Close()
+	var app, ver int
+	var tables []string
+	err = func() error {
+		if err := db.QueryRow("PRAGMA application_id").Scan(&app); err != nil {
+			return err
+		}
+		if err := db.QueryRow("PRAGMA user_version").Scan(&ver); err != nil {
+			return err
+		}
+		rows, err := db.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return err
+			}
+			tables = append(tables, n)
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return fileError(path, err)
+	}
+	switch {
+	case app == ApplicationID && ver > schemaVersion():
+		return fmt.Errorf("queue: open %s: schema version %d, this program knows up to %d; upgrade the agent, or move it aside to start an empty queue: %w",
+			path, ver, schemaVersion(), ErrSchemaTooNew)
+	case app == ApplicationID:
+		return nil
+	case app == 0 && ver == 0 && len(tables) == 0:
+		return nil // an empty SQLite database
+	case app != 0:
+		return foreign(path, fmt.Sprintf("it is an SQLite database with application_id %#x, not %#x", app, ApplicationID))
+	default:
+		return foreign(path, fmt.Sprintf("it is an SQLite database of another application (tables %s)", strings.Join(tables, ", ")))
+	}
+}
+
+func foreign(path, why string) error {
+	return fmt.Errorf("queue: open %s: %s; it was left untouched: move it aside (or point the queue at another path) and start again: %w",
+		path, why, ErrForeignDatabase)
+}
+
+// fileError maps SQLite's "not a database" and "corrupt" errors to the package sentinels,
+// naming the file and what to do.
+func fileError(path string, err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case sqlite3.ErrNotADB:
+			return fmt.Errorf("queue: open %s: %v; move it aside and start again: %w", path, err, ErrForeignDatabase)
+		case sqlite3.ErrCorrupt:
+			return fmt.Errorf("queue: open %s: %v; move it aside (keep it for analysis) and start again: %w", path, err, ErrCorrupt)
+		}
+	}
+	return fmt.Errorf("queue: open %s: %w", path, err)
+}
+
+// Changed returns a channel that receives a value (non-blocking, capacity 1) after each
+// commit that added rows, before the Appends in that commit return. It is the same channel
+// on every call, so it suits one consumer: the Uplink.
+func (o *Outbox) Changed() <-chan struct{} { return o.changed }
+
+// Close waits for queued writes to finish and closes the database. Later calls return
+// ErrClosed.
+func (o *Outbox) Close() error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return ErrClosed
+	}
+	o.closed = true
+	close(o.reqs)
+	o.mu.Unlock()
+	<-o.done
+	if err := o.db.Close(); err != nil {
+		return fmt.Errorf("queue: close %s: %w", o.path, err)
+	}
+	return nil
+}
+
+func (o *Outbox) isClosed() bool {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.closed
+}
+
+// Pending returns up to limit undelivered entries, oldest first (insertion order). A limit
+// <= 0 means no limit.
+func (o *Outbox) Pending(ctx context.Context, limit int) ([]Entry, error) {
+	if o.isClosed() {
+		return nil, ErrClosed
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := o.db.QueryContext(ctx, `SELECT id, stream, seq, topic, payload, created_at
+		FROM outbox WHERE delivered_at IS NULL ORDER BY n LIMIT ?`, limit)
+	if err != nil {
+		return nil, o.readErr("pending", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var created int64
+		if err := rows.Scan(&e.ID, &e.Stream, &e.Seq, &e.Topic, &e.Payload, &created); err != nil {
+			return nil, o.readErr("pending", err)
+		}
+		e.CreatedAt = time.UnixMilli(created)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, o.readErr("pending", err)
+	}
+	return out, nil
+}
+
+func (o *Outbox) readErr(op string, err error) error {
+	if o.isClosed() {
+		return ErrClosed
+	}
+	return fmt.Errorf("queue: %s: %w", op, err)
+}
+
+// Append assigns the next seq of stream and a new UUID, calls build(seq, id) for the
+// payload and commits the row durably before it returns. Concurrent appends share
+// transactions (group commit). build runs on the writer goroutine while other appends wait,
+// so it must be quick and must not call the Outbox; if it fails, only this append fails and
+// the seq is not used. If ctx ends before the append was taken up, Append returns ctx.Err()
+// and nothing is written; once taken up, it waits for the commit.
+func (o *Outbox) Append(ctx context.Context, stream, topic string, build func(seq int64, id string) ([]byte, error)) (Entry, error) {
+	return o.AppendID(ctx, stream, topic, "", build)
+}
+
+// AppendID is Append with an id chosen by the caller, for a record whose id had to be known
+// before it was stored (a passage's id travels with its platform call). id must be a UUID
+// that was never used; empty means a new one.
+func (o *Outbox) AppendID(ctx context.Context, stream, topic, id string, build func(seq int64, id string) ([]byte, error)) (Entry, error) {
+	if id != "" {
+		if _, err := uuid.Parse(id); err != nil {
+			return Entry{}, fmt.Errorf("queue: append to %s: id %q is not a UUID: %w", stream, id, ErrInvalid)
+		}
+	}
+	switch {
+	case stream == "":
+		return Entry{}, fmt.Errorf("queue: append: empty stream: %w", ErrInvalid)
+	case !validTopic(topic):
+		return Entry{}, fmt.Errorf("queue: append to %s: topic %q is not a valid MQTT publish topic: %w", stream, topic, ErrInvalid)
+	case build == nil:
+		return Entry{}, fmt.Errorf("queue: append to %s: nil build func: %w", stream, ErrInvalid)
+	}
+	r := &writeReq{kind: opAppend, ctx: ctx, stream: stream, topic: topic, id: id, build: build, done: make(chan struct{})}
+	if err := o.submit(ctx, r); err != nil {
+		return Entry{}, err
+	}
+	return r.entry, r.err
+}
+
+// MarkDelivered marks the entries with the given ids delivered (and counts the publish that
+// delivered them), in one transaction shared with other writes. Unknown or already delivered
+// ids are ignored.
+func (o *Outbox) MarkDelivered(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		if o.isClosed() {
+			return ErrClosed
+		}
+		return nil
+	}
+	r := &writeReq{kind: opMark, ctx: ctx, ids: ids, done: make(chan struct{})}
+	if err := o.submit(ctx, r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// addAttempts counts one failed publish for each id, asynchronously and best-effort: the
+// counter is diagnostic, and it rides along with the next transaction.
+func (o *Outbox) addAttempts(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	r := &writeReq{kind: opAttempt, ctx: context.Background(), ids: ids}
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.closed {
+		return
+	}
+	select {
+	case o.reqs <- r:
+	default: // writer saturated: skip the diagnostic update rather than block the uplink
+	}
+}
+
+// submit hands r to the writer and waits for it. It returns a non-nil error only if r never
+// reached the writer (closed, or ctx ended first); the outcome is otherwise in r.err.
+func (o *Outbox) submit(ctx context.Context, r *writeReq) error {
+	o.mu.RLock()
+	if o.closed {
+		o.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case o.reqs <- r:
+	case <-ctx.Done():
+		o.mu.RUnlock()
+		return ctx.Err()
+	}
+	o.mu.RUnlock()
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(stateQueued, stateAbandoned) {
+			return ctx.Err()
+		}
+		<-r.done // the writer has it: the outcome is decided within one commit
+		return nil
+	}
+}
+
+// validTopic reports whether t may be published to: not empty, no wildcards, no NUL, and
+// at most 65535 bytes.
+func validTopic(t string) bool {
+	return t != "" && len(t) <= 65535 && !strings.ContainsAny(t, "+#\x00")
+}
+
+// Stats is a snapshot of the outbox for status pages and metrics.
+type Stats struct {
+	Pending       int64     `json:"pending"`
+	Delivered     int64     `json:"delivered"`
+	Dropped       int64     `json:"dropped"`              // always 0: the outbox drops nothing yet
+	OldestPending time.Time `json:"oldest_pending_age_s"` // JSON: age in seconds at snapshot time, 0 if none
+	LastDelivery  time.Time `json:"last_delivery"`        // JSON: RFC 3339, null if never
+	BytesOnDisk   int64     `json:"bytes_on_disk"`        // database, WAL and shared-memory files
+
+	at time.Time // when the snapshot was taken
+}
+
+// Stats returns counts and ages. It reads without blocking writers.
+func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
+	if o.isClosed() {
+		return Stats{}, ErrClosed
+	}
+	var s Stats
+	var oldest, last sql.NullInt64
+	err := o.db.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL),
+		(SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL),
+		(SELECT created_at FROM outbox WHERE delivered_at IS NULL ORDER BY n LIMIT 1),
+		(SELECT MAX(delivered_at) FROM outbox)`).Scan(&s.Pending, &s.Delivered, &oldest, &last)
+	if err != nil {
+		return Stats{}, o.readErr("stats", err)
+	}
+	s.at = now()
+	if oldest.Valid {
+		s.OldestPending = time.UnixMilli(oldest.Int64)
+	}
+	if last.Valid {
+		s.LastDelivery = time.UnixMilli(last.Int64)
+	}
+	for _, p := range []string{o.path, o.path + "-wal", o.path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil {
+			s.BytesOnDisk += fi.Size()
+		}
+	}
+	return s, nil
+}
+
+// OldestPendingAge returns how old the oldest pending entry was when the snapshot was taken,
+// or 0 if nothing was pending.
+func (s Stats) OldestPendingAge() time.Duration {
+	if s.OldestPending.IsZero() {
+		return 0
+	}
+	at := s.at
+	if at.IsZero() {
+		at = now()
+	}
+	if d := at.Sub(s.OldestPending); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// MarshalJSON writes the oldest pending entry as an age in seconds and a zero LastDelivery
+// as null.
+func (s Stats) MarshalJSON() ([]byte, error) {
+	var last *time.Time
+	if !s.LastDelivery.IsZero() {
+		t := s.LastDelivery.UTC()
+		last = &t
+	}
+	return json.Marshal(struct {
+		Pending          int64      `json:"pending"`
+		Delivered        int64      `json:"delivered"`
+		Dropped          int64      `json:"dropped"`
+		OldestPendingAge float64    `json:"oldest_pending_age_s"`
+		BytesOnDisk      int64      `json:"bytes_on_disk"`
+		LastDelivery     *time.Time `json:"last_delivery"`
+	}{s.Pending, s.Delivered, s.Dropped, s.OldestPendingAge().Seconds(), s.BytesOnDisk, last})
+}

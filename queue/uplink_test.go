@@ -1,0 +1,357 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.String()
+}
+
+func testLogger(t testing.TB) (*slog.Logger, *syncBuffer) {
+	buf := &syncBuffer{}
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// fakeAck is a publish outcome that is already decided.
+type fakeAck struct {
+	done chan struct{}
+	err  error
+}
+
+func (a *fakeAck) Done() <-chan struct{} { return a.done }
+func (a *fakeAck) Error() error          { return a.err }
+
+type published struct {
+	conn  int
+	topic string
+	seq   int64
+}
+
+// fakeBroker hands out fake connections and records every publish in order.
+type fakeBroker struct {
+	mu        sync.Mutex
+	dials     []string // broker URLs in dial order
+	refuse    func(n int, broker string) error
+	failAt    map[int]int // conn number -> index of the publish whose ack fails
+	conns     []*fakeConn
+	published []published
+}
+
+func (f *fakeBroker) dial(_ context.Context, broker string, _ UplinkConfig) (conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dials = append(f.dials, broker)
+	if f.refuse != nil {
+		if err := f.refuse(len(f.dials), broker); err != nil {
+			return nil, err
+		}
+	}
+	c := &fakeConn{f: f, n: len(f.conns) + 1, lost: make(chan struct{}), failAt: -1}
+	if i, ok := f.failAt[c.n]; ok {
+		c.failAt = i
+	}
+	f.conns = append(f.conns, c)
+	return c, nil
+}
+
+func (f *fakeBroker) snapshot() []published {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]published(nil), f.published...)
+}
+
+type fakeConn struct {
+	f        *fakeBroker
+	n        int
+	sent     int
+	failAt   int
+	lost     chan struct{}
+	lostOnce sync.Once
+}
+
+func (c *fakeConn) Publish(topic string, payload []byte) ack {
+	var seq int64
+	fmt.Sscanf(string(payload), `{"seq":%d`, &seq)
+	c.f.mu.Lock()
+	c.f.published = append(c.f.published, published{conn: c.n, topic: topic, seq: seq})
+	i := c.sent
+	c.sent++
+	c.f.mu.Unlock()
+	a := &fakeAck{done: make(chan struct{})}
+	if i == c.failAt {
+		a.err = errors.New("fake: publish failed")
+	}
+	close(a.done)
+	return a
+}
+
+func (c *fakeConn) Lost() <-chan struct{} { return c.lost }
+func (c *fakeConn) Disconnect()           { c.drop() }
+func (c *fakeConn) drop()                 { c.lostOnce.Do(func() { close(c.lost) }) }
+
+// runUplink starts u.Run and returns a stop func that cancels it and checks it returned nil.
+func runUplink(t *testing.T, u *Uplink) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- u.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Errorf("Run returned %v, want nil", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// deliveries counts OnDelivered calls and lets a test wait for a number of them.
+type deliveries struct {
+	mu      sync.Mutex
+	entries []Entry
+	changed chan struct{}
+}
+
+func newDeliveries() *deliveries { return &deliveries{changed: make(chan struct{}, 1)} }
+
+func (d *deliveries) add(e Entry) {
+	d.mu.Lock()
+	d.entries = append(d.entries, e)
+	d.mu.Unlock()
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (d *deliveries) wait(t *testing.T, n int, timeout time.Duration) []Entry {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		d.mu.Lock()
+		got := append([]Entry(nil), d.entries...)
+		d.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-d.changed:
+		case <-deadline.C:
+			t.Fatalf("%d of %d entries delivered after %v", len(got), n, timeout)
+		}
+	}
+}
+
+// waitUntil polls cond every few milliseconds until it holds or timeout passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func fastBackoff(cfg UplinkConfig) UplinkConfig {
+	cfg.BackoffBase, cfg.BackoffCap = time.Millisecond, 5*time.Millisecond
+	return cfg
+}
+
+func TestUplinkResendsFromFirstUnacked(t *testing.T) {
+	o, _ := openTemp(t, Options{})
+	for range 10 {
+		mustAppend(t, o, "s")
+	}
+	fb := &fakeBroker{failAt: map[int]int{1: 3}} // the 4th publish on connection 1 fails
+	d := newDeliveries()
+	log, _ := testLogger(t)
+	u := NewUplink(o, fastBackoff(UplinkConfig{Brokers: []string{"tcp://fake:1883"}, OnDelivered: d.add, Logger: log}))
+	u.dial = fb.dial
+	stop := runUplink(t, u)
+	got := d.wait(t, 10, 10*time.Second)
+	stop()
+
+	for i, e := range got {
+		if e.Seq != int64(i+1) || e.DeliveredAt.IsZero() {
+			t.Fatalf("delivery %d: seq %d delivered_at %v, want seq %d", i, e.Seq, e.DeliveredAt, i+1)
+		}
+	}
+	var conn1, conn2 []int64
+	for _, p := range fb.snapshot() {
+		if p.topic != "sentinel/test/s" {
+			t.Errorf("published to %q", p.topic)
+		}
+		switch p.conn {
+		case 1:
+			conn1 = append(conn1, p.seq)
+		case 2:
+			conn2 = append(conn2, p.seq)
+		}
+	}
+	if fmt.Sprint(conn1) != "[1 2 3 4 5 6 7 8 9 10]" || fmt.Sprint(conn2) != "[4 5 6 7 8 9 10]" {
+		t.Fatalf("connection 1 sent %v, connection 2 sent %v; want all, then a resend from 4", conn1, conn2)
+	}
+	for seq := int64(1); seq <= 10; seq++ {
+		var attempts int
+		if err := o.db.QueryRow(`SELECT attempts FROM outbox WHERE stream = 's' AND seq = ?`, seq).Scan(&attempts); err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if seq >= 4 {
+			want = 2
+		}
+		if attempts != want {
+			t.Errorf("seq %d: attempts %d, want %d", seq, attempts, want)
+		}
+	}
+	if s, _ := o.Stats(context.Background()); s.Pending != 0 || s.Delivered != 10 {
+		t.Fatalf("Stats = %+v", s)
+	}
+}
+
+func TestUplinkOutageLoggedOnce(t *testing.T) {
+	o, _ := openTemp(t, Options{})
+	var mu sync.Mutex
+	down := true
+	setDown := func(v bool) { mu.Lock(); down = v; mu.Unlock() }
+	fb := &fakeBroker{refuse: func(n int, broker string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return errors.New("connection refused")
+		}
+		return nil
+	}}
+	log, logs := testLogger(t)
+	u := NewUplink(o, fastBackoff(UplinkConfig{Brokers: []string{"tcp://10.9.9.9:1883"}, Logger: log}))
+	u.dial = fb.dial
+	runUplink(t, u)
+
+	waitUntil(t, 5*time.Second, "10 failed dials", func() bool { fb.mu.Lock(); defer fb.mu.Unlock(); return len(fb.dials) >= 10 })
+	if u.Connected() {
+		t.Fatal("Connected while the broker is down")
+	}
+	setDown(false)
+	waitUntil(t, 5*time.Second, "connected", u.Connected)
+	warns := strings.Count(logs.String(), "level=WARN")
+	line := logs.String()
+	if warns != 1 || !strings.Contains(line, "tcp://10.9.9.9:1883") || !strings.Contains(line, "connection refused") {
+		t.Fatalf("want exactly one WARN naming the broker and the reason, got:\n%s", line)
+	}
+
+	// A connection loss followed by failing reconnects is one more outage: one more WARN.
+	setDown(true)
+	fb.mu.Lock()
+	c := fb.conns[len(fb.conns)-1]
+	n := len(fb.dials)
+	fb.mu.Unlock()
+	c.drop()
+	waitUntil(t, 5*time.Second, "5 failed redials", func() bool { fb.mu.Lock(); defer fb.mu.Unlock(); return len(fb.dials) >= n+5 })
+	setDown(false)
+	waitUntil(t, 5*time.Second, "reconnected", u.Connected)
+	if warns := strings.Count(logs.String(), "level=WARN"); warns != 2 {
+		t.Fatalf("after one connection loss: %d WARN lines, want 2:\n%s", warns, logs.String())
+	}
+}
+
+func TestUplinkFailover(t *testing.T) {
+	o, _ := openTemp(t, Options{})
+	for range 3 {
+		mustAppend(t, o, "s")
+	}
+	fb := &fakeBroker{refuse: func(_ int, broker string) error {
+		if broker == "tcp://primary:1883" {
+			return errors.New("no route to host")
+		}
+		return nil
+	}}
+	d := newDeliveries()
+	log, logs := testLogger(t)
+	u := NewUplink(o, fastBackoff(UplinkConfig{Brokers: []string{"tcp://primary:1883", "tcp://secondary:1883"}, OnDelivered: d.add, Logger: log}))
+	u.dial = fb.dial
+	stop := runUplink(t, u)
+	d.wait(t, 3, 5*time.Second)
+	stop()
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if len(fb.dials) < 2 || fb.dials[0] != "tcp://primary:1883" || fb.dials[1] != "tcp://secondary:1883" {
+		t.Fatalf("dials = %v, want primary then secondary", fb.dials)
+	}
+	if !strings.Contains(logs.String(), "fallback broker") || !strings.Contains(logs.String(), "no route to host") {
+		t.Fatalf("failover not logged:\n%s", logs.String())
+	}
+}
+
+func TestUplinkRunConfig(t *testing.T) {
+	o, _ := openTemp(t, Options{})
+	if err := NewUplink(o, UplinkConfig{}).Run(context.Background()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Run without brokers: %v, want ErrInvalid", err)
+	}
+	u := NewUplink(o, UplinkConfig{Brokers: []string{"tcp://x:1"}})
+	if u.cfg.Window != 32 || u.cfg.BackoffBase != 250*time.Millisecond || u.cfg.BackoffCap != 30*time.Second || u.cfg.ClientID == "" {
+		t.Fatalf("defaults: %+v", u.cfg)
+	}
+}
+
+func TestBackoffFullJitter(t *testing.T) {
+	u := NewUplink(nil, UplinkConfig{BackoffBase: 100 * time.Millisecond, BackoffCap: time.Second})
+	tests := []struct {
+		attempt int
+		limit   time.Duration
+	}{
+		{0, 100 * time.Millisecond},
+		{1, 200 * time.Millisecond},
+		{3, 800 * time.Millisecond},
+		{4, time.Second},
+		{63, time.Second},
+		{1000, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.attempt), func(t *testing.T) {
+			var maxSeen time.Duration
+			for range 2000 {
+				d := u.backoff(tt.attempt)
+				if d < 0 || d > tt.limit {
+					t.Fatalf("backoff(%d) = %v, want within [0, %v]", tt.attempt, d, tt.limit)
+				}
+				maxSeen = max(maxSeen, d)
+			}
+			if maxSeen < tt.limit/2 {
+				t.Fatalf("backoff(%d) never above %v: not spread over [0, %v]", tt.attempt, maxSeen, tt.limit)
+			}
+		})
+	}
+}

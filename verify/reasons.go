@@ -1,0 +1,42 @@
+package verify
+
+// Reason codes carried by every decision. They are a contract: documented in
+// docs/reasons.md, relied on by the platform and by dashboards. Add codes; never rename them.
+const (
+	ReasonOK                  = "ok"                   // every rule of the policy passed
+	ReasonHealthCodeYellow    = "health_code_yellow"   // health code is yellow and the venue does not allow it
+	ReasonHealthCodeRed       = "health_code_red"      // health code is red and the venue does not allow it
+	ReasonHealthCodeGreen     = "health_code_green"    // health code is green and the venue does not allow it
+	ReasonHealthCodeUnknown   = "health_code_unknown"  // the platform gave no colour or one we do not know
+	ReasonNATMissing          = "nat_missing"          // no nucleic-acid test on record
+	ReasonNATPositive         = "nat_positive"         // the latest test is positive
+	ReasonNATExpired          = "nat_expired"          // the test was sampled longer ago than policy.nat_max_age
+	ReasonNATUnknown          = "nat_unknown"          // the test result is neither negative nor positive
+	ReasonNATTimeInvalid      = "nat_time_invalid"     // the sampling time lies in the future by more than the clock skew allowed
+	ReasonIdentityMismatch    = "identity_mismatch"    // the platform says the name does not match the ID number
+	ReasonUnknownCredential   = "unknown_credential"   // the platform does not know the token or ID number
+	ReasonMalformedScan       = "malformed_scan"       // the scan is not a well-formed credential; the platform was not asked
+	ReasonPlatformUnreachable = "platform_unreachable" // no answer within platform.timeout; the offline policy denied
+	ReasonPlatformError       = "platform_error"       // the platform answered with an error status
+	ReasonBadResponse         = "bad_response"         // the answer was not JSON or lacked required fields
+)
+
+// Reasons lists every reason code with its plain description, for docs and the CLI.
+var Reasons = []struct{ Code, Meaning string }{
+	{ReasonOK, "every rule of the venue policy passed"},
+	{ReasonHealthCodeGreen, "health code is green, which this venue's policy does not allow"},
+	{ReasonHealthCodeYellow, "health code is yellow, which this venue's policy does not allow"},
+	{ReasonHealthCodeRed, "health code is red, which this venue's policy does not allow"},
+	{ReasonHealthCodeUnknown, "the platform gave no health-code colour, or one Sentinel does not know"},
+	{ReasonNATMissing, "no nucleic-acid test on record, or no sampling time"},
+	{ReasonNATPositive, "the latest nucleic-acid test is positive"},
+	{ReasonNATExpired, "the nucleic-acid test was sampled longer ago than policy.nat_max_age"},
+	{ReasonNATUnknown, "the nucleic-acid result is neither negative nor positive"},
+	{ReasonNATTimeInvalid, "the sampling time lies in the future beyond the allowed clock skew"},
+	{ReasonIdentityMismatch, "the platform says the name does not match the ID number"},
+	{ReasonUnknownCredential, "the platform does not know this QR token or ID number"},
+	{ReasonMalformedScan, "the scan is not a well-formed credential; the platform was not asked"},
+	{ReasonPlatformUnreachable, "the platform did not answer within platform.timeout and the offline policy denies"},
+	{ReasonPlatformError, "the platform answered with an error status"},
+	{ReasonBadResponse, "the platform's answer was not JSON or lacked required fields"},
+}

@@ -1,0 +1,48 @@
+package verify
+
+import "time"
+
+// Credential kinds, as records name them.
+const (
+	KindQR     = "qr"
+	KindIDCard = "idcard"
+	KindFace   = "face"
+)
+
+// Credential is what a reader produced for one passage. It holds personal data: never log it;
+// use privacy's masks.
+type Credential struct {
+	Kind     string // KindQR, KindIDCard or KindFace
+	QRToken  string
+	IDNumber string
+	Name     string
+}
+
+// Identity is who the platform says the person is.
+type Identity struct {
+	IDNumber string
+	Name     string
+	Match    bool
+}
+
+// NAT is the latest nucleic-acid test on record.
+type NAT struct {
+	Result     string // negative | positive
+	SampledAt  time.Time
+	ReportedAt time.Time
+}
+
+// Vaccine is the vaccination record.
+type Vaccine struct {
+	Doses    int
+	LastDate string
+}
+
+// Result is the platform's answer about one credential.
+type Result struct {
+	RequestID  string
+	Identity   Identity
+	HealthCode string
+	NAT        *NAT
+	Vaccine    *Vaccine
+}
