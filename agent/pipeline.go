@@ -63,15 +63,15 @@ type Pipeline struct {
 	lastActive                  atomic.Int64 // unix ns of the last loop turn, for liveness
 }
 
-// Handle decides one credential and acts on it: the record is committed before the barrier
-// moves. It returns the passage; an error only when the record could not be stored (the gate
-// still acts on the decision, and the loss is counted).
-func (p *Pipeline) Handle(ctx context.Context, cred verify.Credential) (Passage, error) {
-	now := time.Now
+// Handle decides one credential read at scannedAt (monotonic reading included) and acts on
+// it: the record is committed before the barrier moves. It returns the passage; an error only
+// when the record could not be stored (the gate still acts on the decision, and the loss is
+// counted).
+func (p *Pipeline) Handle(ctx context.Context, cred verify.Credential, scannedAt time.Time) (Passage, error) {
+	at := scannedAt
 	if p.Now != nil {
-		now = p.Now
+		at = p.Now()
 	}
-	at := now()
 	id := uuid.NewString()
 	d := p.Decider.Decide(ctx, cred, id)
 	gate := GateNoBarrier
@@ -99,7 +99,8 @@ func (p *Pipeline) Handle(ctx context.Context, cred verify.Credential) (Passage,
 		}
 	}
 	p.passages.Add(1)
-	attrs := []any{"passage", id, "seq", rec.Seq, "credential", rec.Credential, "subject", rec.Subject.ID, "verdict", d.Verdict, "reason", d.Reason, "mode", d.Mode, "gate", gate, "decision_ms", rec.DecisionMS}
+	attrs := []any{"passage", id, "seq", rec.Seq, "credential", rec.Credential, "subject", rec.Subject.ID, "verdict", d.Verdict, "reason", d.Reason, "mode", d.Mode, "gate", gate,
+		"decision_ms", rec.DecisionMS, "scan_to_gate_ms", float64(time.Since(scannedAt).Microseconds())/1000}
 	if d.Err != nil {
 		attrs = append(attrs, "platform_err", d.Err.Error())
 	}
@@ -142,7 +143,7 @@ func (p *Pipeline) Run(ctx context.Context, s Scanner) error {
 		case sc := <-scans:
 			p.touch()
 			// A decision in flight finishes even when shutdown begins: its record is stored.
-			_, _ = p.Handle(context.WithoutCancel(ctx), verify.Credential{Kind: verify.KindQR, QRToken: sc.Token})
+			_, _ = p.Handle(context.WithoutCancel(ctx), verify.Credential{Kind: verify.KindQR, QRToken: sc.Token}, sc.At)
 			p.touch()
 		case <-tick.C:
 			p.touch()

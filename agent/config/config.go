@@ -192,7 +192,7 @@ func Parse(name string, data []byte) (*Config, error) {
 			probs = append(probs, yamlProblem(err.Error()))
 		}
 	}
-	c.applyDefaults()
+	c.applyDefaults(func(key string) bool { _, ok := lines[key]; return ok })
 	for _, p := range c.validate() {
 		if p.Line == 0 {
 			p.Line = lineOf(lines, p.Key)

@@ -31,7 +31,9 @@ const (
 // HealthCodes are the colours a policy may allow.
 var HealthCodes = []string{"green", "yellow", "red"}
 
-func (c *Config) applyDefaults() {
+// applyDefaults fills what the file left out; present says whether a key was written, so an
+// explicit zero (nat_max_age: 0s) is kept.
+func (c *Config) applyDefaults(present func(key string) bool) {
 	if q := c.Scanners.QR; q != nil {
 		if q.Baud == 0 {
 			q.Baud = DefaultQRBaud
@@ -42,6 +44,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Platform.Timeout == 0 {
 		c.Platform.Timeout = DefaultTimeout
+	}
+	if !present("policy.nat_max_age") {
+		c.Policy.NATMaxAge = DefaultNATMaxAge
 	}
 	if c.Policy.HealthCodes == nil {
 		c.Policy.HealthCodes = []string{"green"}

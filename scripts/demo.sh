@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# make demo: the agent end to end on this machine, with nothing installed. sentinel-sim plays
+# the outside world: the city's platform (HTTP on 127.0.0.1:18700), a serial QR scanner (a
+# pseudo-terminal at .demo/ttyQR, one scan a second) and an MQTT broker (127.0.0.1:18831).
+# The agent runs configs/demo.yaml with a fake barrier and prints one line per passage.
+# Stops on Ctrl-C, or after DEMO_SECONDS seconds when set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=bin
+dir=.demo
+rm -rf "$dir"; mkdir -p "$dir"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+for port in 18700 18831; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+    echo "demo: port $port on 127.0.0.1 is in use (an earlier demo still running?); stop it and retry" >&2
+    exit 1
+  fi
+done
+
+"$bin/sentinel-sim" population --out "$dir/population.csv" --tokens-out "$dir/tokens.txt" 2>"$dir/population.log"
+"$bin/sentinel-sim" api --listen 127.0.0.1:18700 --population "$dir/population.csv" 2>"$dir/api.log" & pids+=($!)
+"$bin/sentinel-sim" broker --listen 127.0.0.1:18831 2>"$dir/broker.log" & pids+=($!)
+"$bin/sentinel-sim" scan --port "$dir/ttyQR" --tokens "$dir/tokens.txt" --rate 1 --count 1000000 2>"$dir/scan.log" & pids+=($!)
+
+# Wait until the platform, the broker and the virtual scanner are up.
+for _ in $(seq 100); do
+  if grep -q "listening on" "$dir/api.log" && grep -q "listening on" "$dir/broker.log" && [ -e "$dir/ttyQR" ]; then break; fi
+  sleep 0.05
+done
+[ -e "$dir/ttyQR" ] || { echo "demo: the simulator did not come up; see $dir/*.log" >&2; cat "$dir"/*.log >&2; exit 1; }
+
+echo "Sentinel demo: platform 127.0.0.1:18700, broker 127.0.0.1:18831, scanner $dir/ttyQR."
+echo "One line per passage (masked subject, verdict, reason, gate, delivered). Agent log: $dir/agent.log. Ctrl-C stops."
+"$bin/sentinel" run --config configs/demo.yaml --console 2>"$dir/agent.log" & agent=$!; pids+=($agent)
+if [ -n "${DEMO_SECONDS:-}" ]; then
+  ( sleep "$DEMO_SECONDS"; kill -TERM "$agent" 2>/dev/null ) & pids+=($!)
+fi
+rc=0; wait "$agent" || rc=$?
+if [ $rc -ne 0 ]; then
+  echo "demo: the agent exited with status $rc; its log:" >&2
+  tail -20 "$dir/agent.log" >&2
+  exit $rc
+fi
+echo "demo: stopped. $(grep -c 'msg=passage' "$dir/agent.log" || true) passages; the queue is in $dir/queue.db."

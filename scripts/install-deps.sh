@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a target needs, when they are missing. Needs root (or sudo) the
+# first time; does nothing when everything is there.
+#   scripts/install-deps.sh test    mosquitto (the end-to-end tests' broker)
+set -euo pipefail
+want=()
+case "${1:-}" in
+  test) command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto) ;;
+  *) echo "usage: $0 test" >&2; exit 2 ;;
+esac
+[ ${#want[@]} -eq 0 ] && exit 0
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${want[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# policy-rc.d keeps the package from starting a system-wide broker on port 1883.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
