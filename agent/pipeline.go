@@ -100,7 +100,7 @@ func (p *Pipeline) Handle(ctx context.Context, cred verify.Credential, scannedAt
 	}
 	p.passages.Add(1)
 	attrs := []any{"passage", id, "seq", rec.Seq, "credential", rec.Credential, "subject", rec.Subject.ID, "verdict", d.Verdict, "reason", d.Reason, "mode", d.Mode, "gate", gate,
-		"decision_ms", rec.DecisionMS, "scan_to_gate_ms", float64(time.Since(scannedAt).Microseconds())/1000}
+		"decision_ms", rec.DecisionMS, "scan_to_gate_ms", float64(time.Since(scannedAt).Microseconds()) / 1000}
 	if d.Err != nil {
 		attrs = append(attrs, "platform_err", d.Err.Error())
 	}
