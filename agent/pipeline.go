@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/sentinel-edge/sentinel/drivers/qrscan"
 	"github.com/sentinel-edge/sentinel/queue"
 	"github.com/sentinel-edge/sentinel/verify"
 )
@@ -29,12 +29,6 @@ type Outbox interface {
 type Relay interface {
 	Pulse(ctx context.Context, d time.Duration) error
 	Halt() error
-	String() string
-}
-
-// Scanner yields scans until its context ends; qrscan.Serial is one.
-type Scanner interface {
-	Run(ctx context.Context, emit func(qrscan.Scan)) error
 	String() string
 }
 
@@ -111,45 +105,58 @@ func (p *Pipeline) Handle(ctx context.Context, cred verify.Credential, scannedAt
 	return pass, err
 }
 
-// Run reads scans from s and handles each until ctx ends. Scans are handled one at a time, in
-// the order read.
-func (p *Pipeline) Run(ctx context.Context, s Scanner) error {
-	scans := make(chan qrscan.Scan, 16)
-	done := make(chan error, 1)
+// read is one credential waiting for a decision.
+type read struct {
+	cred verify.Credential
+	at   time.Time
+}
+
+// Run reads credentials from every source and handles them one at a time, in the order read,
+// until ctx ends. A source that stops with an error stops the pipeline.
+func (p *Pipeline) Run(ctx context.Context, sources ...Source) error {
+	reads := make(chan read, 16)
+	errs := make(chan error, len(sources))
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		done <- s.Run(sctx, func(sc qrscan.Scan) {
-			select {
-			case scans <- sc:
-			case <-sctx.Done():
+	var wg sync.WaitGroup
+	for _, s := range sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Run(sctx, func(c verify.Credential, at time.Time) {
+				select {
+				case reads <- read{c, at}:
+				case <-sctx.Done():
+				}
+			})
+			if err != nil && sctx.Err() == nil {
+				errs <- fmt.Errorf("agent: %s stopped: %w", s, err)
 			}
-		})
-	}()
+		}()
+	}
+	defer wg.Wait()
 	p.touch()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			cancel()
-			<-done
 			return nil
-		case err := <-done:
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("agent: %s stopped: %w", s, err)
-		case sc := <-scans:
+		case err := <-errs:
+			return err
+		case r := <-reads:
 			p.touch()
 			// A decision in flight finishes even when shutdown begins: its record is stored.
-			_, _ = p.Handle(context.WithoutCancel(ctx), verify.Credential{Kind: verify.KindQR, QRToken: sc.Token}, sc.At)
+			_, _ = p.Handle(context.WithoutCancel(ctx), r.cred, r.at)
 			p.touch()
 		case <-tick.C:
 			p.touch()
 		}
 	}
 }
+
+// LastActive is when the pipeline loop last turned; a stuck loop stops advancing it.
+func (p *Pipeline) LastActive() time.Time { return time.Unix(0, p.lastActive.Load()) }
 
 func (p *Pipeline) touch() { p.lastActive.Store(time.Now().UnixNano()) }
 

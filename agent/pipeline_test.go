@@ -133,7 +133,7 @@ func TestRunHandlesScansInOrder(t *testing.T) {
 	sc := qrscantest.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, sc) }()
+	go func() { done <- p.Run(ctx, QRSource{sc}) }()
 	for i := 0; i < 3; i++ {
 		sc.C <- "HC-1"
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.bug.st/serial"
 
 	"github.com/sentinel-edge/sentinel/sim/population"
@@ -272,11 +272,13 @@ func TestScanExitAfterWrite(t *testing.T) {
 func TestBrokerCommand(t *testing.T) {
 	errs, stop := start(t, []string{"broker", "--listen", "127.0.0.1:0"}, nil)
 	addr := errs.waitLine(t, "broker listening on ")
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	// A full MQTT session, so that the broker has finished accepting before it is stopped:
+	// mochi's Close races with a connection still being accepted.
+	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("sim-test").SetAutoReconnect(false))
+	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect to the broker: %v", tok.Error())
 	}
-	conn.Close()
+	cl.Disconnect(100)
 	if code := stop(); code != 0 {
 		t.Errorf("broker exit %d after cancel, want 0", code)
 	}

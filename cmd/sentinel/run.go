@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"syscall"
+
+	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/internal/buildinfo"
+)
+
+func init() { register("run", "run the daemon", cmdRun) }
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run", "run --config FILE [--console]", stdout, stderr)
+	path := fs.String("config", "", "config `FILE`")
+	console := fs.Bool("console", false, "print one line per passage on standard output")
+	if code := parse(fs, args, stdout); code >= 0 {
+		return code
+	}
+	cfg, code := loadConfig(fs, *path, stderr)
+	if cfg == nil {
+		return code
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	opt := agent.Options{Log: log}
+	if *console {
+		opt.Console = stdout
+	}
+	log.Info("starting", "version", buildinfo.Get().Version, "config", *path)
+	if err := agent.Run(ctx, cfg, opt); err != nil {
+		log.Error("sentinel stopped with an error", "err", err)
+		fmt.Fprintln(stderr, "sentinel:", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	hopt := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopt))
+	}
+	return slog.New(slog.NewTextHandler(w, hopt))
+}
