@@ -31,6 +31,23 @@ const (
 // HealthCodes are the colours a policy may allow.
 var HealthCodes = []string{"green", "yellow", "red"}
 
+// Section hooks: a file that adds a config section registers its defaults and validation from
+// init, so sections stay in their own files.
+var (
+	sectionDefaults   []func(c *Config, present func(key string) bool)
+	sectionValidators []func(c *Config) []Problem
+)
+
+// registerSection adds a section's defaults and validation (either may be nil).
+func registerSection(defaults func(c *Config, present func(key string) bool), validate func(c *Config) []Problem) {
+	if defaults != nil {
+		sectionDefaults = append(sectionDefaults, defaults)
+	}
+	if validate != nil {
+		sectionValidators = append(sectionValidators, validate)
+	}
+}
+
 // applyDefaults fills what the file left out; present says whether a key was written, so an
 // explicit zero (nat_max_age: 0s) is kept.
 func (c *Config) applyDefaults(present func(key string) bool) {
@@ -75,6 +92,9 @@ func (c *Config) applyDefaults(present func(key string) bool) {
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = DefaultLogFormat
+	}
+	for _, f := range sectionDefaults {
+		f(c, present)
 	}
 }
 
@@ -186,5 +206,13 @@ func (c *Config) validate() []Problem {
 
 	oneOf("log.level", c.Log.Level, []string{"debug", "info", "warn", "error"})
 	oneOf("log.format", c.Log.Format, []string{"text", "json"})
+	for _, f := range sectionValidators {
+		ps = append(ps, f(c)...)
+	}
 	return ps
+}
+
+// Problemf builds a problem for key; section validators use it.
+func Problemf(key, format string, args ...any) Problem {
+	return Problem{Key: key, Msg: fmt.Sprintf(format, args...)}
 }
