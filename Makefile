@@ -12,7 +12,7 @@ ARM_TAGS := osusergo,netgo,sqlite_omit_load_extension
 ARM_LDFLAGS := -s -w -extldflags -static $(LDFLAGS)
 TEST_TIMEOUT ?= 10m
 
-.PHONY: all build build-arm64 build-armv7 cross test test-unit test-e2e demo fuzz vet fmt clean
+.PHONY: all build field-bins build-amd64 build-arm64 build-armv7 cross package test test-unit test-e2e test-cross test-package test-field demo fuzz vet fmt clean
 
 all: build
 
@@ -36,6 +36,37 @@ build-armv7:
 	  $(GO) build -trimpath -tags $(ARM_TAGS) -ldflags '$(ARM_LDFLAGS)' -o $(BIN)/sentinel-linux-armv7 ./cmd/sentinel
 
 cross: build-arm64 build-armv7
+
+# The static amd64 binary that goes into the amd64 package (same tags and flags as ARM).
+build-amd64:
+	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 \
+	  $(GO) build -trimpath -tags $(ARM_TAGS) -ldflags '$(ARM_LDFLAGS)' -o $(BIN)/sentinel-linux-amd64 ./cmd/sentinel
+
+# The three static binaries the packages ship, built side by side: a cold cgo build of SQLite
+# takes a minute or more per architecture. The cross compilers are installed first, one at a
+# time (apt holds a lock).
+field-bins:
+	scripts/install-cross.sh arm64
+	scripts/install-cross.sh armhf
+	$(MAKE) -j3 VERSION='$(VERSION)' COMMIT='$(COMMIT)' BUILD_TIME='$(BUILD_TIME)' build-amd64 build-arm64 build-armv7
+
+# dist/sentinel_<version>_<arch>.deb for amd64, arm64 and armhf (nfpm, pinned; scripts/package.sh).
+PKG_VERSION ?= $(shell scripts/pkg-version.sh)
+package: field-bins
+	PKG_VERSION=$(PKG_VERSION) scripts/package.sh amd64 arm64 armhf
+
+# Field tests (.ci/run runs them after make test): the static binaries (ARM under qemu-user)
+# end to end; the amd64 package installed into a throw-away root.
+test-cross: build field-bins
+	scripts/install-deps.sh cross
+	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) SENTINEL_CROSS=1 \
+	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run TestField -v ./agent/
+
+test-package: package
+	scripts/install-deps.sh package
+	PKG_VERSION=$(PKG_VERSION) scripts/test-package.sh
+
+test-field: test-cross test-package
 
 # Unit tests and the end-to-end test (real Mosquitto, real HTTP, a pty, the built binaries).
 test: build

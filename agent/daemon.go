@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"periph.io/x/conn/v3/gpio/gpiotest"
@@ -32,6 +33,8 @@ type Options struct {
 	FlushTimeout time.Duration
 	// Ready, when set, is called once the pipeline is up.
 	Ready func()
+	// ConfigPath is the file Cfg came from; the reload command reads it again.
+	ConfigPath string
 }
 
 // Topic returns the topic of a record kind for this unit: <prefix>/<venue>/<device>/<kind>.
@@ -59,6 +62,7 @@ type Daemon struct {
 
 	observers  []func(Passage)
 	deliveries []func(queue.Entry)
+	auditLost  atomic.Int64 // audit rows that could not be stored (audit.go)
 }
 
 // Observe registers f to be told about every passage, after the barrier moved. Call it from
@@ -119,6 +123,11 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 func (d *Daemon) run(ctx context.Context) (err error) {
 	cfg, log := d.Cfg, d.Log
 
+	// A unit with a placeholder identity or default secrets touches nothing (provisioned.go).
+	if err := refuseUnprovisioned(cfg); err != nil {
+		return fmt.Errorf("%w: %w", ErrStart, err)
+	}
+
 	// 1. Outputs to their safe state first, before any network or disk.
 	rel, err := openRelay(cfg)
 	if err != nil {
@@ -146,8 +155,8 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	}()
 
 	// 3. The QR scanner: its port must open now, so a wrong path fails fast with its key.
-	if q := cfg.Scanners.QR; q != nil {
-		scanner := qrscan.NewSerial(qrscan.SerialConfig{Port: q.Port, Baud: q.Baud, MaxLength: q.MaxLength}, log)
+	if q := cfg.Scanners.QR; q != nil && q.Driver != "evdev" { // evdev: devices.go
+		scanner := qrscan.NewSerial(qrscan.SerialConfig{Port: q.Port, Baud: q.Baud, MaxLength: q.MaxLength, DuplicateWindow: q.DuplicateWindow}, log)
 		if err := scanner.Open(); err != nil {
 			return fmt.Errorf("%w: scanners.qr.port: %w", ErrStart, err)
 		}
@@ -155,15 +164,15 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	}
 
 	// 4. The verifier and the pipeline.
-	d.Client = verify.NewClient(verify.ClientOptions{URL: cfg.Platform.URL, Device: cfg.Device.ID, Venue: cfg.Device.Venue, Timeout: cfg.Platform.Timeout})
+	// (platform.go: mapping, signing, offline policy, breaker; audit.go audits every call.)
+	if d.Client, err = newPlatformClient(cfg, d.auditPing); err != nil {
+		return fmt.Errorf("%w: %w", ErrStart, err)
+	}
 	maxTok := 0
 	if cfg.Scanners.QR != nil {
 		maxTok = cfg.Scanners.QR.MaxLength
 	}
-	d.Verifier = verify.NewVerifier(d.Client, verify.VerifierOptions{
-		Policy:      verify.Policy{HealthCodes: cfg.Policy.HealthCodes, NATMaxAge: cfg.Policy.NATMaxAge},
-		MaxTokenLen: maxTok,
-	})
+	d.Verifier = verify.NewVerifier(d.Client, verifierOptions(cfg, maxTok))
 	d.Pipeline = &Pipeline{
 		Device: cfg.Device.ID, Venue: cfg.Device.Venue,
 		Topic:   Topic(cfg, StreamPassage),
@@ -274,7 +283,7 @@ func flushUplink(ob *queue.Outbox, up *queue.Uplink, d time.Duration) {
 
 // openRelay builds the barrier relay the config asks for; nil when the unit has none.
 func openRelay(cfg *config.Config) (Relay, error) {
-	opt := relay.Options{ActiveLow: cfg.Barrier.ActiveLow}
+	opt := relay.Options{ActiveLow: cfg.Barrier.ActiveLow, MaxPulse: cfg.Barrier.MaxPulse}
 	switch cfg.Barrier.Driver {
 	case "gpio":
 		pin, err := relay.Lookup(cfg.Barrier.Pin)

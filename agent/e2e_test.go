@@ -71,6 +71,7 @@ func start(t *testing.T, stdin io.Reader, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(name, args...), lines: make(chan string, 1024), done: make(chan struct{})}
 	p.cmd.Stdin = stdin
+	p.cmd.WaitDelay = 5 * time.Second // a stdin pipe left open must not hang Wait
 	pr, pw := io.Pipe()
 	p.cmd.Stderr = pw
 	p.cmd.Stdout = io.Discard
@@ -137,6 +138,53 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// world is the outside world of one agent under test: the built binaries, the reference
+// platform over HTTP and a pty scanner fed line by line through Scan.
+type world struct {
+	Bins    string
+	Dir     string
+	APIAddr string // host:port of the reference platform
+	Port    string // the scanner's pty path
+	Scan    io.Writer
+}
+
+// newWorld generates a population, starts the platform and a pty scanner (driven through
+// w.Scan, one token per line) and registers their stop.
+func newWorld(t *testing.T, apiArgs ...string) *world {
+	t.Helper()
+	w := &world{Bins: binDir(t), Dir: t.TempDir()}
+	sim := filepath.Join(w.Bins, "sentinel-sim")
+	pop := filepath.Join(w.Dir, "population.csv")
+	if out, err := exec.Command(sim, "population", "--out", pop).CombinedOutput(); err != nil {
+		t.Fatalf("population: %v\n%s", err, out)
+	}
+	api := start(t, nil, sim, append([]string{"api", "--listen", "127.0.0.1:0", "--population", pop}, apiArgs...)...)
+	w.APIAddr = regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`).FindStringSubmatch(api.waitFor(t, regexp.MustCompile(`listening on`), 10*time.Second))[1]
+	w.Port = filepath.Join(w.Dir, "ttyQR")
+	stdinR, stdinW := io.Pipe()
+	w.Scan = stdinW
+	start(t, stdinR, sim, "scan", "--port", w.Port, "--tokens", "-", "--rate", "0", "--eol", "crlf").
+		waitFor(t, regexp.MustCompile(`port ready`), 10*time.Second)
+	t.Cleanup(func() { stdinW.Close() }) // runs before the scanner's stop (cleanups run last first)
+	return w
+}
+
+// agent writes cfg to the world's directory, checks it and starts the agent on it; it returns
+// once the pipeline is up.
+func (w *world) agent(t *testing.T, cfg string) *proc {
+	t.Helper()
+	path := filepath.Join(w.Dir, "sentinel.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(filepath.Join(w.Bins, "sentinel"), "check", "--config", path).CombinedOutput(); err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	ag := start(t, nil, filepath.Join(w.Bins, "sentinel"), "run", "--config", path)
+	ag.waitFor(t, regexp.MustCompile(`msg="pipeline up"`), 15*time.Second)
+	return ag
+}
+
 // idNumber finds an 18-character ID number: personal data that must never leave unmasked.
 var idNumber = regexp.MustCompile(`\b\d{17}[\dXx]\b`)
 
@@ -144,27 +192,12 @@ var idNumber = regexp.MustCompile(`\b\d{17}[\dXx]\b`)
 // a pty scanner, the agent and a subscriber. Every scan must yield exactly one delivered
 // record with the right verdict and reason.
 func TestE2EPassages(t *testing.T) {
-	bins := binDir(t)
 	broker := mqtttest.Start(t)
-	dir := t.TempDir()
-	sim := filepath.Join(bins, "sentinel-sim")
-
-	pop := filepath.Join(dir, "population.csv")
-	if out, err := exec.Command(sim, "population", "--out", pop).CombinedOutput(); err != nil {
-		t.Fatalf("population: %v\n%s", err, out)
-	}
-	api := start(t, nil, sim, "api", "--listen", "127.0.0.1:0", "--population", pop)
-	apiAddr := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`).FindStringSubmatch(api.waitFor(t, regexp.MustCompile(`listening on`), 10*time.Second))[1]
-
-	port := filepath.Join(dir, "ttyQR")
-	stdinR, stdinW := io.Pipe()
-	defer stdinW.Close()
-	start(t, stdinR, sim, "scan", "--port", port, "--tokens", "-", "--rate", "0", "--eol", "crlf").
-		waitFor(t, regexp.MustCompile(`port ready`), 10*time.Second)
-
+	w := newWorld(t)
 	const venue, device = "350582-0001", "e2e-gate-01"
-	cfgPath := filepath.Join(dir, "sentinel.yaml")
-	cfg := fmt.Sprintf(`device: {id: %s, venue: "%s", style: gate_all_in_one}
+	topic := "sentinel/v1/" + venue + "/" + device + "/passage"
+	sub := broker.Subscribe(t, topic)
+	ag := w.agent(t, fmt.Sprintf(`device: {id: %s, venue: "%s", style: gate_all_in_one}
 scanners:
   qr: {driver: serial, port: %s, baud: 9600}
 platform: {url: "http://%s", timeout: 800ms}
@@ -172,18 +205,7 @@ policy: {health_codes: [green], nat_max_age: 72h}
 barrier: {driver: fake, pulse: 300ms}
 queue: {path: %s}
 uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
-`, device, venue, port, apiAddr, filepath.Join(dir, "queue.db"), broker.URL())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(filepath.Join(bins, "sentinel"), "check", "--config", cfgPath).CombinedOutput(); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
-
-	topic := "sentinel/v1/" + venue + "/" + device + "/passage"
-	sub := broker.Subscribe(t, topic)
-	ag := start(t, nil, filepath.Join(bins, "sentinel"), "run", "--config", cfgPath)
-	ag.waitFor(t, regexp.MustCompile(`msg="pipeline up"`), 15*time.Second)
+`, device, venue, w.Port, w.APIAddr, filepath.Join(w.Dir, "queue.db"), broker.URL()))
 
 	cases := []struct{ token, verdict, reason, gate string }{
 		{"HC-GREEN-FRESH", "pass", "ok", "opened"},
@@ -196,7 +218,7 @@ uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
 		{"HC BAD SCAN", "deny", "malformed_scan", "not_opened"},
 	}
 	for _, c := range cases {
-		if _, err := fmt.Fprintln(stdinW, c.token); err != nil {
+		if _, err := fmt.Fprintln(w.Scan, c.token); err != nil {
 			t.Fatal(err)
 		}
 		// One at a time, so each record is known to be this scan's.
@@ -256,7 +278,7 @@ uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
 	}
 
 	// After a clean stop every record is marked delivered in the outbox.
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "queue.db")+"?mode=ro")
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(w.Dir, "queue.db")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,36 +295,18 @@ uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
 // TestE2EBrokerDownAtStart: an unreachable broker is not fatal; records wait in SQLite and
 // go up once the broker is there.
 func TestE2EBrokerDownAtStart(t *testing.T) {
-	bins := binDir(t)
 	broker := mqtttest.Start(t)
 	broker.Stop()
-	dir := t.TempDir()
-	sim := filepath.Join(bins, "sentinel-sim")
-	pop := filepath.Join(dir, "population.csv")
-	if out, err := exec.Command(sim, "population", "--out", pop).CombinedOutput(); err != nil {
-		t.Fatalf("population: %v\n%s", err, out)
-	}
-	api := start(t, nil, sim, "api", "--listen", "127.0.0.1:0", "--population", pop)
-	apiAddr := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`).FindStringSubmatch(api.waitFor(t, regexp.MustCompile(`listening on`), 10*time.Second))[1]
-	port := filepath.Join(dir, "ttyQR")
-	stdinR, stdinW := io.Pipe()
-	defer stdinW.Close()
-	start(t, stdinR, sim, "scan", "--port", port, "--tokens", "-", "--rate", "0").waitFor(t, regexp.MustCompile(`port ready`), 10*time.Second)
-
-	cfgPath := filepath.Join(dir, "sentinel.yaml")
-	cfg := fmt.Sprintf(`device: {id: e2e-02, venue: v1, style: reduced_gate}
+	w := newWorld(t)
+	dir := w.Dir
+	ag := w.agent(t, fmt.Sprintf(`device: {id: e2e-02, venue: v1, style: reduced_gate}
 scanners: {qr: {driver: serial, port: %s}}
 platform: {url: "http://%s"}
 queue: {path: %s}
 uplink: {brokers: ["%s"]}
-`, port, apiAddr, filepath.Join(dir, "queue.db"), broker.URL())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ag := start(t, nil, filepath.Join(bins, "sentinel"), "run", "--config", cfgPath)
-	ag.waitFor(t, regexp.MustCompile(`msg="pipeline up"`), 15*time.Second)
+`, w.Port, w.APIAddr, filepath.Join(dir, "queue.db"), broker.URL()))
 	for _, tok := range []string{"HC-GREEN-FRESH", "HC-RED", "HC-GREEN-FRESH"} {
-		fmt.Fprintln(stdinW, tok)
+		fmt.Fprintln(w.Scan, tok)
 		l := ag.waitFor(t, regexp.MustCompile(`msg=passage `), 10*time.Second)
 		if !strings.Contains(l, "gate=no_barrier") {
 			t.Errorf("reduced gate passage line lacks gate=no_barrier: %s", l)

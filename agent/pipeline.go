@@ -52,6 +52,18 @@ type Pipeline struct {
 	Observe func(Passage)
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
+	// Gate, when set, is the remote mode switch (normal, always_open, locked); it decides
+	// what the barrier does (ops_mode.go).
+	Gate *GateMode
+	// Clock says whether the wall clock is trusted; nil means ClockState (clock.go).
+	Clock func() string
+	// Seal, when set, adds the sealed identity and its look-up hash to a record's subject
+	// before it is stored (queue_part.go).
+	Seal func(s *Subject, who verify.Identity)
+	// Decided, when set, is told about every decision after the barrier moved, with the
+	// credential (for a re-check; it must not keep it longer than needed) and the platform
+	// calls the decision made (audit.go audits them).
+	Decided func(ctx context.Context, cred verify.Credential, passageID string, d verify.Decision)
 
 	passages, lost, relayFaults atomic.Int64
 	lastActive                  atomic.Int64 // unix ns of the last loop turn, for liveness
@@ -75,7 +87,12 @@ func (p *Pipeline) Handle(ctx context.Context, cred verify.Credential, scannedAt
 			gate = GateOpened
 		}
 	}
+	gate, gateMode := p.Gate.apply(gate)
 	rec := newRecord(id, at, p.Device, p.Venue, cred.Kind, d, gate)
+	rec.Clock, rec.GateMode = p.clock(), gateMode
+	if p.Seal != nil {
+		p.Seal(&rec.Subject, d.Subject)
+	}
 	_, err := p.Outbox.AppendID(ctx, StreamPassage, p.Topic, id, func(seq int64, _ string) ([]byte, error) {
 		rec.Seq = seq
 		return json.Marshal(rec)
@@ -99,6 +116,9 @@ func (p *Pipeline) Handle(ctx context.Context, cred verify.Credential, scannedAt
 		attrs = append(attrs, "platform_err", d.Err.Error())
 	}
 	p.Log.Info("passage", attrs...)
+	if p.Decided != nil {
+		p.Decided(ctx, cred, id, d)
+	}
 	if p.Observe != nil {
 		p.Observe(pass)
 	}
@@ -136,7 +156,7 @@ func (p *Pipeline) Run(ctx context.Context, sources ...Source) error {
 	}
 	defer wg.Wait()
 	p.touch()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(livenessTick)
 	defer tick.Stop()
 	for {
 		select {
@@ -154,6 +174,10 @@ func (p *Pipeline) Run(ctx context.Context, sources ...Source) error {
 		}
 	}
 }
+
+// livenessTick is how often an idle pipeline loop turns (and advances LastActive); tests
+// shrink it.
+var livenessTick = time.Second
 
 // LastActive is when the pipeline loop last turned; a stuck loop stops advancing it.
 func (p *Pipeline) LastActive() time.Time { return time.Unix(0, p.lastActive.Load()) }

@@ -12,6 +12,7 @@ const (
 	GateOpened    = "opened"     // the barrier was told to open
 	GateNotOpened = "not_opened" // denied, or the barrier could not be driven
 	GateNoBarrier = "no_barrier" // a unit without a barrier (reduced gate, handheld)
+	GateHeldOpen  = "held_open"  // the barrier was held open by the always_open mode
 )
 
 // Stream and topic suffix of passage records.
@@ -22,6 +23,11 @@ const StreamPassage = "passage"
 type Subject struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Sealed is the full identity sealed to the platform's public key (base64 of an
+	// anonymous NaCl box; only the platform can open it) and Hash a keyed look-up hash of the
+	// ID number (queue_part.go, docs/queue.md). Both are empty without privacy.platform_key_file.
+	Sealed string `json:"sealed,omitempty"`
+	Hash   string `json:"hash,omitempty"`
 }
 
 // Record is a passage as it is stored and published on <prefix>/<venue>/<device>/passage.
@@ -43,6 +49,18 @@ type Record struct {
 	NATSampledAt      string  `json:"nat_sampled_at,omitempty"`
 	PlatformRequestID string  `json:"platform_request_id,omitempty"`
 	DecisionMS        int64   `json:"decision_ms"`
+	// Fallback is the offline policy that decided an offline passage: deny, allow_cached or
+	// allow_and_flag (docs/docking-spec.md).
+	Fallback string `json:"fallback,omitempty"`
+	// Flagged marks a passage admitted by allow_and_flag; it is re-verified when the platform
+	// returns.
+	Flagged bool `json:"flagged,omitempty"`
+	// Clock is "synced" when the wall clock was confirmed (NTP/RTC) at ts, else "unsynced"
+	// (clock.go).
+	Clock string `json:"clock"`
+	// GateMode is the remote mode in force when it is not "normal": "always_open" or
+	// "locked" (ops_mode.go).
+	GateMode string `json:"gate_mode,omitempty"`
 }
 
 func newRecord(id string, at time.Time, dev, venue, kind string, d verify.Decision, gate string) Record {
@@ -60,6 +78,8 @@ func newRecord(id string, at time.Time, dev, venue, kind string, d verify.Decisi
 		Policy:     d.PolicyHash,
 		HealthCode: d.HealthCode,
 		DecisionMS: d.Took.Milliseconds(),
+		Fallback:   d.Fallback,
+		Flagged:    d.Flagged,
 	}
 	if !d.NATSampledAt.IsZero() {
 		r.NATSampledAt = d.NATSampledAt.UTC().Format(time.RFC3339)

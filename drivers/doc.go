@@ -1,6 +1,7 @@
 // Package drivers is the root of Sentinel's hardware drivers. Each kind of device has its own
-// package below (qrscan, relay, ...), a fake in a sibling *test package, and, for serial
-// devices, a simulator in sentinel-sim that speaks the device's real byte protocol.
+// package below (qrscan, idcard, relay, inputs, camera), a fake in a sibling *test package
+// (inputs use periph's gpiotest.Pin), and, for serial devices, a simulator in sentinel-sim
+// that speaks the device's real byte protocol. docs/drivers.md describes wiring and events.
 //
 // This package holds what the drivers share: the errors that map third-party failures.
 package drivers

@@ -13,6 +13,9 @@ var (
 	ErrSchemaTooNew = errors.New("queue: database schema is newer than this program")
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("queue: outbox closed")
+	// ErrFull is returned by Append when the outbox is at its capacity with undelivered
+	// records and the policy is reject_new. The record is not stored; the loss is counted.
+	ErrFull = errors.New("queue: full of undelivered records")
 	// ErrInvalid is returned for invalid arguments or options.
 	ErrInvalid = errors.New("queue: invalid argument")
 )

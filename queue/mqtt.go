@@ -2,7 +2,10 @@ package queue
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +57,13 @@ func dialPaho(ctx context.Context, broker string, cfg UplinkConfig) (conn, error
 		SetPingTimeout(keepAlive / 2).
 		SetWriteTimeout(writeTimeout).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { pc.markLost(err) })
+	if isTLS(broker) {
+		opts.SetTLSConfig(tlsConfig(cfg.TLS))
+	}
+	if cfg.Username != "" {
+		opts.SetUsername(cfg.Username)
+		opts.SetPassword(cfg.Password)
+	}
 	pc.c = mqtt.NewClient(opts)
 	tok := pc.c.Connect()
 	select {
@@ -67,9 +77,48 @@ func dialPaho(ctx context.Context, broker string, cfg UplinkConfig) (conn, error
 		return nil, ctx.Err()
 	}
 	if err := tok.Error(); err != nil {
-		return nil, err
+		return nil, explainConnect(err)
 	}
 	return pc, nil
+}
+
+// isTLS reports whether a broker URL asks for TLS.
+func isTLS(broker string) bool {
+	for _, p := range []string{"ssl://", "tls://", "mqtts://", "tcps://"} {
+		if strings.HasPrefix(strings.ToLower(broker), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// tlsConfig returns a copy of c (or a new config) that never goes below TLS 1.2 and always
+// verifies the broker's certificate: a bad certificate fails the connection (closed).
+func tlsConfig(c *tls.Config) *tls.Config {
+	if c == nil {
+		c = &tls.Config{}
+	}
+	c = c.Clone()
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	c.InsecureSkipVerify = false
+	return c
+}
+
+// explainConnect adds what to do to the connect errors a field engineer meets.
+func explainConnect(err error) error {
+	msg := err.Error()
+	var hint string
+	switch {
+	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:"):
+		hint = "TLS handshake refused; the broker's certificate does not verify against uplink.tls.ca_file (or the client certificate was refused)"
+	case strings.Contains(msg, "not Authorized") || strings.Contains(msg, "bad user name or password"):
+		hint = "the broker refused the credentials (uplink.username_file, uplink.password_file) or the ACL"
+	default:
+		return err
+	}
+	return fmt.Errorf("%s: %w", hint, err)
 }
 
 type pahoConn struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -48,6 +49,8 @@ type Entry struct {
 	Payload     []byte
 	CreatedAt   time.Time
 	DeliveredAt time.Time // zero while pending
+
+	n int64 // insertion order
 }
 
 // Outbox is the durable SQLite outbox. It is safe for concurrent use.
@@ -63,6 +66,19 @@ type Outbox struct {
 
 	changed chan struct{}
 	txCount atomic.Int64 // committed write transactions, for tests and debugging
+
+	wc            *sql.Conn // the writer's own connection
+	capMu         sync.Mutex
+	capacity      Capacity
+	capSet        bool              // SetCapacity was called: purging is on
+	purges        atomic.Int64      // purge transactions, for tests
+	failedUnsaved atomic.Int64      // appends lost to failed transactions, not yet in counters
+	topics        map[string]string // writer goroutine only: stream → its topic
+	failing       bool              // writer goroutine only: in a run of failed writes
+	rejecting     bool              // writer goroutine only: in a run of rejections (full)
+	stop          chan struct{}     // closed by Close
+	purgeNow      chan struct{}
+	purgeDone     chan struct{}
 }
 
 // Open opens the outbox at path, creating it (and its schema) if the file does not exist or
@@ -98,15 +114,27 @@ func Open(path string, opts Options) (*Outbox, error) {
 		_ = db.Close()
 		return nil, fileError(path, err)
 	}
+	wc, err := db.Conn(ctx)
+	if err != nil {
+		_ = db.Close()
+		return nil, fileError(path, err)
+	}
 	o := &Outbox{
-		path:    path,
-		db:      db,
-		log:     log,
-		reqs:    make(chan *writeReq, 1024),
-		done:    make(chan struct{}),
-		changed: make(chan struct{}, 1),
+		path:      path,
+		db:        db,
+		wc:        wc,
+		log:       log,
+		reqs:      make(chan *writeReq, 1024),
+		done:      make(chan struct{}),
+		changed:   make(chan struct{}, 1),
+		capacity:  Capacity{OnFull: OnFullRejectNew},
+		topics:    make(map[string]string),
+		stop:      make(chan struct{}),
+		purgeNow:  make(chan struct{}, 1),
+		purgeDone: make(chan struct{}),
 	}
 	go o.writer()
+	go func() { defer close(o.purgeDone); o.purgeLoop() }()
 	log.Info("queue: opened", "path", path, "synchronous", syncMode, "schema_version", schemaVersion())
 	return o, nil
 }
@@ -225,18 +253,32 @@ func (o *Outbox) Changed() <-chan struct{} { return o.changed }
 // ErrClosed.
 func (o *Outbox) Close() error {
 	o.mu.Lock()
-	if o.closed {
+	if o.closed || o.isStopping() {
 		o.mu.Unlock()
 		return ErrClosed
 	}
+	close(o.stop)
+	o.mu.Unlock()
+	<-o.purgeDone // it submits to reqs: stop it before closing reqs
+	o.mu.Lock()
 	o.closed = true
 	close(o.reqs)
 	o.mu.Unlock()
 	<-o.done
+	_ = o.wc.Close()
 	if err := o.db.Close(); err != nil {
 		return fmt.Errorf("queue: close %s: %w", o.path, err)
 	}
 	return nil
+}
+
+func (o *Outbox) isStopping() bool {
+	select {
+	case <-o.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func (o *Outbox) isClosed() bool {
@@ -248,14 +290,29 @@ func (o *Outbox) isClosed() bool {
 // Pending returns up to limit undelivered entries, oldest first (insertion order). A limit
 // <= 0 means no limit.
 func (o *Outbox) Pending(ctx context.Context, limit int) ([]Entry, error) {
+	return o.pendingRange(ctx, 0, -1, limit)
+}
+
+// pendingSQL reads pending entries through the partial index: without INDEXED BY, SQLite
+// prefers the rowid range and walks every delivered row before the first pending one.
+const pendingSQL = `SELECT o.n, o.id, o.stream, o.seq,
+		CASE WHEN o.topic = '' THEN s.topic ELSE o.topic END, o.payload, o.enc, o.created_at
+	FROM outbox o INDEXED BY outbox_pending JOIN streams s ON s.stream = o.stream
+	WHERE o.delivered_at IS NULL AND o.n > ? AND o.n <= ? ORDER BY o.n LIMIT ?`
+
+// pendingRange returns up to limit undelivered entries with after < n and, when upTo >= 0,
+// n <= upTo, in insertion order.
+func (o *Outbox) pendingRange(ctx context.Context, after, upTo int64, limit int) ([]Entry, error) {
 	if o.isClosed() {
 		return nil, ErrClosed
 	}
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := o.db.QueryContext(ctx, `SELECT id, stream, seq, topic, payload, created_at
-		FROM outbox WHERE delivered_at IS NULL ORDER BY n LIMIT ?`, limit)
+	if upTo < 0 {
+		upTo = math.MaxInt64
+	}
+	rows, err := o.db.QueryContext(ctx, pendingSQL, after, upTo, limit)
 	if err != nil {
 		return nil, o.readErr("pending", err)
 	}
@@ -264,8 +321,12 @@ func (o *Outbox) Pending(ctx context.Context, limit int) ([]Entry, error) {
 	for rows.Next() {
 		var e Entry
 		var created int64
-		if err := rows.Scan(&e.ID, &e.Stream, &e.Seq, &e.Topic, &e.Payload, &created); err != nil {
+		var enc int
+		if err := rows.Scan(&e.n, &e.ID, &e.Stream, &e.Seq, &e.Topic, &e.Payload, &enc, &created); err != nil {
 			return nil, o.readErr("pending", err)
+		}
+		if e.Payload, err = decode(e.Payload, enc); err != nil {
+			return nil, fmt.Errorf("queue: pending %s seq %d: %w", e.Stream, e.Seq, err)
 		}
 		e.CreatedAt = time.UnixMilli(created)
 		out = append(out, e)
@@ -274,6 +335,15 @@ func (o *Outbox) Pending(ctx context.Context, limit int) ([]Entry, error) {
 		return nil, o.readErr("pending", err)
 	}
 	return out, nil
+}
+
+// lastPendingN returns the insertion number of the newest pending entry, 0 if none.
+func (o *Outbox) lastPendingN(ctx context.Context) (int64, error) {
+	var n sql.NullInt64
+	if err := o.db.QueryRowContext(ctx, `SELECT MAX(n) FROM outbox INDEXED BY outbox_pending WHERE delivered_at IS NULL`).Scan(&n); err != nil {
+		return 0, o.readErr("pending", err)
+	}
+	return n.Int64, nil
 }
 
 func (o *Outbox) readErr(op string, err error) error {
@@ -317,7 +387,8 @@ func (o *Outbox) AppendID(ctx context.Context, stream, topic, id string, build f
 	return r.entry, r.err
 }
 
-// MarkDelivered marks the entries with the given ids delivered (and counts the publish that
+// MarkDelivered marks the entries with the given ids delivered (ids are not indexed: each is
+// looked for among the pending entries; the uplink marks by position instead) (and counts the publish that
 // delivered them), in one transaction shared with other writes. Unknown or already delivered
 // ids are ignored.
 func (o *Outbox) MarkDelivered(ctx context.Context, ids ...string) error {
@@ -334,13 +405,30 @@ func (o *Outbox) MarkDelivered(ctx context.Context, ids ...string) error {
 	return r.err
 }
 
-// addAttempts counts one failed publish for each id, asynchronously and best-effort: the
+// markDelivered marks entries delivered by their insertion numbers.
+func (o *Outbox) markDelivered(ctx context.Context, entries []Entry) error {
+	ns := make([]int64, len(entries))
+	for i, e := range entries {
+		ns[i] = e.n
+	}
+	r := &writeReq{kind: opMark, ctx: ctx, ns: ns, done: make(chan struct{})}
+	if err := o.submit(ctx, r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// addAttempts counts one failed publish for each entry, asynchronously and best-effort: the
 // counter is diagnostic, and it rides along with the next transaction.
-func (o *Outbox) addAttempts(ids []string) {
-	if len(ids) == 0 {
+func (o *Outbox) addAttempts(entries []Entry) {
+	if len(entries) == 0 {
 		return
 	}
-	r := &writeReq{kind: opAttempt, ctx: context.Background(), ids: ids}
+	ns := make([]int64, len(entries))
+	for i, e := range entries {
+		ns[i] = e.n
+	}
+	r := &writeReq{kind: opAttempt, ctx: context.Background(), ns: ns}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if o.closed {
@@ -385,33 +473,57 @@ func validTopic(t string) bool {
 	return t != "" && len(t) <= 65535 && !strings.ContainsAny(t, "+#\x00")
 }
 
-// Stats is a snapshot of the outbox for status pages and metrics.
+// Stats is a snapshot of the outbox for status pages, metrics and `sentinel queue stats`.
 type Stats struct {
-	Pending       int64     `json:"pending"`
-	Delivered     int64     `json:"delivered"`
-	Dropped       int64     `json:"dropped"`              // always 0: the outbox drops nothing yet
+	Pending   int64 `json:"pending"`
+	Delivered int64 `json:"delivered"` // delivered and still retained
+	// Dropped counts records lost for good: DroppedOldest + RejectedFull + FailedWrites.
+	Dropped       int64     `json:"dropped"`
+	DroppedOldest int64     `json:"dropped_oldest"`       // deleted undelivered to make room (drop_oldest)
+	RejectedFull  int64     `json:"rejected_full"`        // refused because the outbox was full (reject_new)
+	FailedWrites  int64     `json:"failed_writes"`        // lost to failed writes (disk full, I/O errors)
 	OldestPending time.Time `json:"oldest_pending_age_s"` // JSON: age in seconds at snapshot time, 0 if none
 	LastDelivery  time.Time `json:"last_delivery"`        // JSON: RFC 3339, null if never
 	BytesOnDisk   int64     `json:"bytes_on_disk"`        // database, WAL and shared-memory files
+	Records       int64     `json:"records"`              // stored records, pending and delivered
+	Bytes         int64     `json:"bytes"`                // accounted size, what queue.max_bytes bounds
 
 	at time.Time // when the snapshot was taken
 }
 
-// Stats returns counts and ages. It reads without blocking writers.
+// Stats returns counts and ages. It reads without blocking writers. Failed writes not yet
+// saved (the disk is still full) are included.
 func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 	if o.isClosed() {
 		return Stats{}, ErrClosed
 	}
-	var s Stats
-	var oldest, last sql.NullInt64
-	err := o.db.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL),
-		(SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL),
-		(SELECT created_at FROM outbox WHERE delivered_at IS NULL ORDER BY n LIMIT 1),
-		(SELECT MAX(delivered_at) FROM outbox)`).Scan(&s.Pending, &s.Delivered, &oldest, &last)
+	s, err := readStats(ctx, o.db, o.path)
 	if err != nil {
 		return Stats{}, o.readErr("stats", err)
 	}
+	s.FailedWrites += o.failedUnsaved.Load()
+	s.Dropped = s.DroppedOldest + s.RejectedFull + s.FailedWrites
+	return s, nil
+}
+
+func readStats(ctx context.Context, db *sql.DB, path string) (Stats, error) {
+	var s Stats
+	var oldest, last sql.NullInt64
+	err := db.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL),
+		(SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL),
+		(SELECT created_at FROM outbox INDEXED BY outbox_pending WHERE delivered_at IS NULL ORDER BY n LIMIT 1),
+		(SELECT MAX(delivered_at) FROM outbox WHERE delivered_at IS NOT NULL)`).Scan(&s.Pending, &s.Delivered, &oldest, &last)
+	if err != nil {
+		return Stats{}, err
+	}
+	c, err := readCounters(ctx, db)
+	if err != nil {
+		return Stats{}, err
+	}
+	s.DroppedOldest, s.RejectedFull, s.FailedWrites = c.DroppedOldest, c.RejectedFull, c.FailedWrites
+	s.Dropped = c.lost()
+	s.Records, s.Bytes = c.Rows, c.Bytes
 	s.at = now()
 	if oldest.Valid {
 		s.OldestPending = time.UnixMilli(oldest.Int64)
@@ -419,7 +531,7 @@ func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 	if last.Valid {
 		s.LastDelivery = time.UnixMilli(last.Int64)
 	}
-	for _, p := range []string{o.path, o.path + "-wal", o.path + "-shm"} {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		if fi, err := os.Stat(p); err == nil {
 			s.BytesOnDisk += fi.Size()
 		}
@@ -455,8 +567,14 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 		Pending          int64      `json:"pending"`
 		Delivered        int64      `json:"delivered"`
 		Dropped          int64      `json:"dropped"`
+		DroppedOldest    int64      `json:"dropped_oldest"`
+		RejectedFull     int64      `json:"rejected_full"`
+		FailedWrites     int64      `json:"failed_writes"`
 		OldestPendingAge float64    `json:"oldest_pending_age_s"`
 		BytesOnDisk      int64      `json:"bytes_on_disk"`
+		Records          int64      `json:"records"`
+		Bytes            int64      `json:"bytes"`
 		LastDelivery     *time.Time `json:"last_delivery"`
-	}{s.Pending, s.Delivered, s.Dropped, s.OldestPendingAge().Seconds(), s.BytesOnDisk, last})
+	}{s.Pending, s.Delivered, s.Dropped, s.DroppedOldest, s.RejectedFull, s.FailedWrites,
+		s.OldestPendingAge().Seconds(), s.BytesOnDisk, s.Records, s.Bytes, last})
 }

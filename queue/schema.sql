@@ -23,3 +23,49 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (n) WHERE delivered_at IS NULL;
+
+-- version 2
+-- Footprint, capacity and loss accounting. The outbox is rebuilt without the unique index on
+-- id (rows are found by n; ids are UUIDs v4) and with the topic stored once per stream
+-- (outbox.topic is '' when it is the stream's topic); payloads may be compressed (enc: 0 raw,
+-- 1 DEFLATE with the preset dictionary of compress.go); counters hold the accounted size and
+-- the losses; delivered records are purged oldest delivery first.
+ALTER TABLE streams ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+UPDATE streams SET topic = COALESCE((SELECT o.topic FROM outbox o WHERE o.stream = streams.stream ORDER BY o.n DESC LIMIT 1), '');
+
+CREATE TABLE IF NOT EXISTS outbox_v2 (
+    n            INTEGER PRIMARY KEY,            -- insertion order
+    id           TEXT NOT NULL,                  -- UUID v4
+    stream       TEXT NOT NULL REFERENCES streams (stream),
+    seq          INTEGER NOT NULL CHECK (seq > 0),
+    topic        TEXT NOT NULL DEFAULT '',       -- '' = streams.topic
+    payload      BLOB NOT NULL,
+    enc          INTEGER NOT NULL DEFAULT 0,     -- payload encoding
+    created_at   INTEGER NOT NULL,               -- Unix milliseconds
+    delivered_at INTEGER,                        -- Unix milliseconds, NULL while pending
+    attempts     INTEGER NOT NULL DEFAULT 0,     -- publishes so far
+    UNIQUE (stream, seq)
+);
+INSERT INTO outbox_v2 (n, id, stream, seq, topic, payload, enc, created_at, delivered_at, attempts)
+    SELECT o.n, o.id, o.stream, o.seq,
+           CASE WHEN o.topic = (SELECT s.topic FROM streams s WHERE s.stream = o.stream) THEN '' ELSE o.topic END,
+           o.payload, 0, o.created_at, o.delivered_at, o.attempts
+    FROM outbox o ORDER BY o.n;
+DROP TABLE outbox;
+ALTER TABLE outbox_v2 RENAME TO outbox;
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (n) WHERE delivered_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered_at) WHERE delivered_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- rows and bytes: what the outbox holds (bytes: stored payload + stored topic + a fixed
+-- per-record overhead, see capacity.go); dropped_oldest, rejected_full, failed_writes:
+-- records lost for good; reported: how many of those a queue_loss notice has told upstream.
+INSERT OR IGNORE INTO counters (name, value) VALUES
+    ('rows', 0), ('bytes', 0), ('dropped_oldest', 0), ('rejected_full', 0), ('failed_writes', 0), ('reported', 0);
+UPDATE counters SET value = (SELECT COUNT(*) FROM outbox) WHERE name = 'rows';
+UPDATE counters SET value = (SELECT COALESCE(SUM(length(payload) + length(CAST(topic AS BLOB)) + 140), 0) FROM outbox)
+    WHERE name = 'bytes';

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,20 @@ type UplinkConfig struct {
 	// BackoffBase and BackoffCap bound the full-jitter exponential reconnect backoff;
 	// defaults 250ms and 30s.
 	BackoffBase, BackoffCap time.Duration
+	// BackoffReset is how long a connection must last for the backoff to start again from
+	// BackoffBase; default 10s.
+	BackoffReset time.Duration
+	// DrainRate bounds the backlog drain in messages per second and DrainBytesPerSec in
+	// payload bytes per second; 0 means unbounded. Live records (appended after the current
+	// connection came up) are never held back by them.
+	DrainRate        float64
+	DrainBytesPerSec int64
+	// TLS configures ssl:// (tls://, mqtts://) brokers: the CA, the client certificate. nil
+	// means the system's roots. Versions below TLS 1.2 are never used.
+	TLS *tls.Config
+	// Username and Password, when Username is set, are sent in CONNECT. They are never
+	// logged.
+	Username, Password string
 	// OnDelivered, if set, is called on Run's goroutine after an entry is marked delivered.
 	// DeliveredAt is set to the time of marking. It must not block.
 	OnDelivered func(Entry)
@@ -58,6 +73,7 @@ type Uplink struct {
 	log       *slog.Logger
 	dial      dialFunc
 	connected atomic.Bool
+	lim       *drainLimiter
 }
 
 // NewUplink returns an uplink for ob; nothing happens until Run.
@@ -80,6 +96,9 @@ func NewUplink(ob *Outbox, cfg UplinkConfig) *Uplink {
 	if cfg.BackoffCap < cfg.BackoffBase {
 		cfg.BackoffCap = cfg.BackoffBase
 	}
+	if cfg.BackoffReset <= 0 {
+		cfg.BackoffReset = stableAfter
+	}
 	cfg.Brokers = append([]string(nil), cfg.Brokers...)
 	log := cfg.Logger
 	if log == nil {
@@ -90,6 +109,7 @@ func NewUplink(ob *Outbox, cfg UplinkConfig) *Uplink {
 		cfg:  cfg,
 		log:  log.With("component", "uplink", "client_id", cfg.ClientID),
 		dial: dialPaho,
+		lim:  newDrainLimiter(cfg.DrainRate, cfg.DrainBytesPerSec),
 	}
 }
 
@@ -150,7 +170,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		}
 		outage, outageSince = true, time.Now()
 		u.log.Warn("uplink: connection lost, reconnecting", "broker", broker, "err", err)
-		if time.Since(connectedAt) >= stableAfter {
+		if time.Since(connectedAt) >= u.cfg.BackoffReset {
 			attempt = 0
 		}
 		if !sleepCtx(ctx, u.backoff(attempt)) {
@@ -192,29 +212,80 @@ func (u *Uplink) backoff(attempt int) time.Duration {
 }
 
 // serve publishes pending entries over c until ctx ends (nil) or something fails (error).
-// Each round reads up to Window pending entries in insertion order, publishes them all,
-// waits for their PUBACKs in order, and marks the acknowledged prefix delivered in one
-// transaction. Anything after the first failure is resent on the next connection, so first
-// deliveries stay in order.
+//
+// Live first: what was pending when the connection came up is the backlog (insertion number
+// n <= horizon); what is appended afterwards is live. Each round takes up to Window live
+// entries in insertion order, then fills the rest of the window with backlog entries in
+// insertion order, as far as the drain limiter allows. It publishes them all, waits for
+// their PUBACKs in order, and marks the acknowledged prefix delivered in one transaction.
+// Anything after the first failure is resent on the next connection (where it is backlog).
+// So each stream's live records and its backlog each arrive, the first time, in seq order;
+// a live record overtakes the backlog.
 func (u *Uplink) serve(ctx context.Context, c conn) error {
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
+	horizon, err := u.ob.lastPendingN(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	drainStart, drained := time.Now(), 0
+	if horizon > 0 {
+		u.log.Info("uplink: draining the backlog; live records go first", "drain_rate", u.cfg.DrainRate, "drain_bytes_per_s", u.cfg.DrainBytesPerSec)
+	}
 	for {
-		entries, err := u.ob.Pending(ctx, u.cfg.Window)
+		entries, err := u.ob.pendingRange(ctx, horizon, -1, u.cfg.Window)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
+		var wait time.Duration
+		nLive := len(entries)
+		if horizon > 0 && nLive < u.cfg.Window {
+			backlog, err := u.ob.pendingRange(ctx, 0, horizon, u.cfg.Window-nLive)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if len(backlog) == 0 {
+				u.log.Info("uplink: backlog drained", "records", drained, "took", time.Since(drainStart).Round(time.Millisecond))
+				horizon = 0 // from now on everything pending is live
+				continue
+			}
+			var k int
+			k, wait = u.lim.admit(time.Now(), backlog)
+			entries = append(entries, backlog[:k]...)
+		}
 		if len(entries) == 0 {
+			var waitC <-chan time.Time
+			var t *time.Timer
+			if wait > 0 {
+				t = time.NewTimer(wait)
+				waitC = t.C
+			}
+			var err error
 			select {
 			case <-ctx.Done():
-				return nil
 			case <-c.Lost():
-				return lostError(c)
+				err = lostError(c)
 			case <-u.ob.Changed():
 			case <-poll.C:
+			case <-waitC:
+			}
+			if t != nil {
+				t.Stop()
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				return err
 			}
 			continue
 		}
@@ -225,15 +296,14 @@ func (u *Uplink) serve(ctx context.Context, c conn) error {
 		}
 		n, werr := waitAcks(ctx, c, acks)
 		if n < len(entries) {
-			ids := make([]string, 0, len(entries)-n)
-			for _, e := range entries[n:] {
-				ids = append(ids, e.ID)
-			}
-			u.ob.addAttempts(ids)
+			u.ob.addAttempts(entries[n:])
 		}
 		if n > 0 {
 			if err := u.markDelivered(ctx, entries[:n]); err != nil {
 				return err
+			}
+			if n > nLive {
+				drained += n - nLive
 			}
 		}
 		if werr != nil {
@@ -280,13 +350,9 @@ func waitAcks(ctx context.Context, c conn, acks []ack) (int, error) {
 // markDelivered marks entries delivered in one transaction and reports them to OnDelivered.
 // It still marks after ctx has ended: those PUBACKs did arrive.
 func (u *Uplink) markDelivered(ctx context.Context, entries []Entry) error {
-	ids := make([]string, len(entries))
-	for i, e := range entries {
-		ids[i] = e.ID
-	}
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
-	if err := u.ob.MarkDelivered(mctx, ids...); err != nil {
+	if err := u.ob.markDelivered(mctx, entries); err != nil {
 		return err
 	}
 	if u.cfg.OnDelivered != nil {

@@ -17,6 +17,7 @@ const (
 	opAppend opKind = iota
 	opMark
 	opAttempt
+	opPurge
 )
 
 const (
@@ -38,8 +39,12 @@ type writeReq struct {
 	build         func(seq int64, id string) ([]byte, error)
 	entry         Entry
 
-	// opMark, opAttempt
+	// opMark, opAttempt: by id (ids) or by insertion number (ns)
 	ids []string
+	ns  []int64
+
+	// opPurge
+	purged int64
 
 	err error
 }
@@ -80,6 +85,7 @@ func (o *Outbox) writer() {
 // commit runs batch in one transaction and completes every request in it.
 func (o *Outbox) commit(batch []*writeReq) {
 	live := batch[:0:0]
+	appends := 0
 	for _, r := range batch {
 		if !r.state.CompareAndSwap(stateQueued, stateTaken) {
 			continue // the caller gave up; it was told ctx.Err()
@@ -89,6 +95,9 @@ func (o *Outbox) commit(batch []*writeReq) {
 			continue
 		}
 		live = append(live, r)
+		if r.kind == opAppend {
+			appends++
+		}
 	}
 	if len(live) == 0 {
 		return
@@ -96,11 +105,25 @@ func (o *Outbox) commit(batch []*writeReq) {
 
 	appended, err := o.runTx(live, make(map[string]int64))
 	if err != nil {
+		if appends > 0 {
+			// A failed write (disk full, I/O error): the records are lost for good. Count
+			// them; the count is saved with the next transaction that succeeds.
+			n := o.failedUnsaved.Add(int64(appends))
+			if !o.failing {
+				o.failing = true
+				o.log.Error("queue: records could NOT be written; the gate keeps deciding and each loss is counted",
+					"path", o.path, "lost", appends, "lost_unsaved", n, "err", err)
+			}
+		}
 		for _, r := range live {
 			r.entry = Entry{}
 			r.finish(err)
 		}
 		return
+	}
+	if o.failing && appends > 0 {
+		o.failing = false
+		o.log.Warn("queue: writes succeed again", "path", o.path)
 	}
 	o.txCount.Add(1)
 	if appended { // before finishing, so Changed has fired by the time Append returns
@@ -114,17 +137,18 @@ func (o *Outbox) commit(batch []*writeReq) {
 	}
 }
 
-// runTx executes live in one transaction. Per-request failures (a build error) are stored in
-// the request; a returned error fails the whole transaction.
+// runTx executes live in one transaction. Per-request failures (a build error, a full
+// outbox) are stored in the request; a returned error fails the whole transaction.
 func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, err error) {
 	ctx := context.Background() // one caller's ctx must not abort the others' commit
-	tx, err := o.db.BeginTx(ctx, nil)
+	tx, err := o.wc.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("queue: begin: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			_ = tx.Rollback()
+			clear(o.topics) // it may hold a stream whose first row was rolled back
 		}
 	}()
 	var (
@@ -141,10 +165,64 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 			return nil
 		}
 	)
+	st := &txState{tx: tx, cap: o.capacityNow()}
+	failedUnsaved := o.failedUnsaved.Load()
+	rejected := 0
 	ts := now().UnixMilli()
+
+	// storedTopic is what the row holds: "" when topic is its stream's topic (the first
+	// topic the stream was appended with).
+	storedTopic := func(stream, topic string) (string, error) {
+		canon, ok := o.topics[stream]
+		if !ok {
+			err := tx.QueryRowContext(ctx, `SELECT topic FROM streams WHERE stream = ?`, stream).Scan(&canon)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return "", fmt.Errorf("queue: append to %s: read topic: %w", stream, err)
+			}
+			if canon == "" {
+				canon = topic // the upsert below makes it the stream's topic
+			}
+			o.topics[stream] = canon
+		}
+		if topic == canon {
+			return "", nil
+		}
+		return topic, nil
+	}
+	insert := func(stream, topic, id string, seq int64, payload []byte) error {
+		stored, enc := encode(payload)
+		rowTopic, err := storedTopic(stream, topic)
+		if err != nil {
+			return err
+		}
+		if err := prep(&upsertStream, `INSERT INTO streams (stream, last_seq, topic) VALUES (?, ?, ?)
+			ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq,
+				topic = CASE WHEN streams.topic = '' THEN excluded.topic ELSE streams.topic END`); err != nil {
+			return err
+		}
+		if err := prep(&insertRow, `INSERT INTO outbox (id, stream, seq, topic, payload, enc, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`); err != nil {
+			return err
+		}
+		if _, err := upsertStream.ExecContext(ctx, stream, seq, topic); err != nil {
+			return fmt.Errorf("queue: append to %s: %w", stream, err)
+		}
+		if _, err := insertRow.ExecContext(ctx, id, stream, seq, rowTopic, stored, enc, ts); err != nil {
+			return fmt.Errorf("queue: append to %s: %w", stream, err)
+		}
+		seqs[stream] = seq
+		st.c.Rows++
+		st.c.Bytes += rowSize(len(stored), len(rowTopic))
+		st.changed = true
+		return nil
+	}
+
 	for _, r := range live {
 		switch r.kind {
 		case opAppend:
+			if err := st.load(ctx); err != nil {
+				return false, err
+			}
 			last, err := o.lastSeq(ctx, tx, seqs, r.stream)
 			if err != nil {
 				return false, err
@@ -167,49 +245,159 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 			if payload == nil {
 				payload = []byte{}
 			}
-			if err := prep(&upsertStream, `INSERT INTO streams (stream, last_seq) VALUES (?, ?)
-				ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq`); err != nil {
+			if st.capped() {
+				stored, _ := encode(payload) // sized as stored; encoding again below is cheap
+				rowTopic, err := storedTopic(r.stream, r.topic)
+				if err != nil {
+					return false, err
+				}
+				fits, err := st.makeRoom(ctx, rowSize(len(stored), len(rowTopic)))
+				if err != nil {
+					return false, err
+				}
+				if !fits {
+					rejected++
+					st.c.RejectedFull++
+					st.changed = true
+					r.err = fmt.Errorf("queue: append to %s: %d records, %d bytes stored (limits %d records, %d bytes), all undelivered: %w",
+						r.stream, st.c.Rows, st.c.Bytes, st.cap.MaxRecords, st.cap.MaxBytes, ErrFull)
+					continue
+				}
+			}
+			if err := insert(r.stream, r.topic, id, seq, payload); err != nil {
 				return false, err
 			}
-			if err := prep(&insertRow, `INSERT INTO outbox (id, stream, seq, topic, payload, created_at)
-				VALUES (?, ?, ?, ?, ?, ?)`); err != nil {
-				return false, err
-			}
-			if _, err := upsertStream.ExecContext(ctx, r.stream, seq); err != nil {
-				return false, fmt.Errorf("queue: append to %s: %w", r.stream, err)
-			}
-			if _, err := insertRow.ExecContext(ctx, id, r.stream, seq, r.topic, payload, ts); err != nil {
-				return false, fmt.Errorf("queue: append to %s: %w", r.stream, err)
-			}
-			seqs[r.stream] = seq
 			r.entry = Entry{ID: id, Stream: r.stream, Topic: r.topic, Seq: seq, Payload: payload, CreatedAt: time.UnixMilli(ts)}
 			appended = true
 		case opMark:
 			if err := prep(&markRow, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1
-				WHERE id = ? AND delivered_at IS NULL`); err != nil {
+				WHERE n = ? AND delivered_at IS NULL`); err != nil {
 				return false, err
 			}
-			for _, id := range r.ids {
-				if _, err := markRow.ExecContext(ctx, ts, id); err != nil {
+			ns, err := o.resolveIDs(ctx, tx, r)
+			if err != nil {
+				return false, err
+			}
+			for _, n := range ns {
+				if _, err := markRow.ExecContext(ctx, ts, n); err != nil {
 					return false, fmt.Errorf("queue: mark delivered: %w", err)
 				}
 			}
 		case opAttempt:
 			if err := prep(&attemptRow, `UPDATE outbox SET attempts = attempts + 1
-				WHERE id = ? AND delivered_at IS NULL`); err != nil {
+				WHERE n = ? AND delivered_at IS NULL`); err != nil {
 				return false, err
 			}
-			for _, id := range r.ids {
-				if _, err := attemptRow.ExecContext(ctx, id); err != nil {
+			ns, err := o.resolveIDs(ctx, tx, r)
+			if err != nil {
+				return false, err
+			}
+			for _, n := range ns {
+				if _, err := attemptRow.ExecContext(ctx, n); err != nil {
 					return false, fmt.Errorf("queue: count attempt: %w", err)
 				}
 			}
+		case opPurge:
+			if err := st.load(ctx); err != nil {
+				return false, err
+			}
+			cutoff := ts - st.cap.Retention.Milliseconds()
+			n, err := st.deleteRows(ctx, `DELETE FROM outbox WHERE n IN (SELECT n FROM outbox INDEXED BY outbox_delivered
+				WHERE delivered_at IS NOT NULL AND delivered_at <= ? ORDER BY delivered_at LIMIT ?)`+returningSize, cutoff, purgeChunk)
+			if err != nil {
+				return false, fmt.Errorf("queue: purge delivered records: %w", err)
+			}
+			r.purged = n
+			o.purges.Add(1)
+		}
+	}
+
+	if st.loaded && failedUnsaved > 0 {
+		st.c.FailedWrites += failedUnsaved
+		st.changed = true
+	}
+	// Report losses upstream as soon as there is room for the notice.
+	if st.loaded && st.cap.NoticeTopic != "" && st.c.lost() > st.c.Reported {
+		last, err := o.lastSeq(ctx, tx, seqs, NoticeStream)
+		if err != nil {
+			return false, err
+		}
+		id := uuid.NewString()
+		payload, err := noticePayload(last+1, id, time.UnixMilli(ts), st.c)
+		if err != nil {
+			return false, fmt.Errorf("queue: notice: %w", err)
+		}
+		stored, _ := encode(payload)
+		if fits, err := st.makeRoom(ctx, rowSize(len(stored), len(st.cap.NoticeTopic))); err != nil {
+			return false, err
+		} else if fits {
+			if err := insert(NoticeStream, st.cap.NoticeTopic, id, last+1, payload); err != nil {
+				return false, err
+			}
+			st.c.Reported = st.c.lost()
+			appended = true
+		}
+	}
+	if st.changed {
+		if err := writeCounters(ctx, tx, st.c); err != nil {
+			return false, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("queue: commit: %w", err)
 	}
+	if failedUnsaved > 0 && st.loaded {
+		o.failedUnsaved.Add(-failedUnsaved)
+	}
+	o.logCapacity(st, rejected)
 	return appended, nil
+}
+
+// logCapacity says what a transaction did to make room, once per episode for rejections.
+func (o *Outbox) logCapacity(st *txState, rejected int) {
+	if len(st.dropped) > 0 {
+		o.log.Warn("queue: full of undelivered records; dropped the oldest (policy drop_oldest)",
+			"path", o.path, "dropped", droppedSummary(st.dropped), "dropped_total", st.c.DroppedOldest)
+	}
+	switch {
+	case rejected > 0 && !o.rejecting:
+		o.rejecting = true
+		o.log.Error("queue: FULL of undelivered records; new records are rejected and counted (policy reject_new); the gate keeps deciding",
+			"path", o.path, "records", st.c.Rows, "bytes", st.c.Bytes, "max_records", st.cap.MaxRecords, "max_bytes", st.cap.MaxBytes,
+			"rejected_total", st.c.RejectedFull)
+	case rejected == 0 && o.rejecting && st.loaded && st.changed:
+		o.rejecting = false
+		o.log.Warn("queue: room again; records are accepted", "path", o.path, "rejected_total", st.c.RejectedFull)
+	}
+}
+
+// resolveIDs returns the insertion numbers of a mark or attempt request: r.ns, plus the
+// pending rows whose id is in r.ids (found through the pending index; ids are not indexed,
+// the uplink marks by insertion number).
+func (o *Outbox) resolveIDs(ctx context.Context, tx *sql.Tx, r *writeReq) ([]int64, error) {
+	if len(r.ids) == 0 {
+		return r.ns, nil
+	}
+	ns := append([]int64(nil), r.ns...)
+	for _, id := range r.ids {
+		rows, err := tx.QueryContext(ctx, `SELECT n FROM outbox WHERE delivered_at IS NULL AND n > 0 AND id = ?`, id)
+		if err != nil {
+			return nil, fmt.Errorf("queue: find %s: %w", id, err)
+		}
+		for rows.Next() {
+			var n int64
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("queue: find %s: %w", id, err)
+			}
+			ns = append(ns, n)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("queue: find %s: %w", id, err)
+		}
+	}
+	return ns, nil
 }
 
 // lastSeq returns the last seq of stream as seen by the current transaction; seqs holds

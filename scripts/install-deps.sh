@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a target needs, when they are missing. Needs root (or sudo) the
 # first time; does nothing when everything is there.
-#   scripts/install-deps.sh test    mosquitto (the end-to-end tests' broker)
+#   scripts/install-deps.sh test    mosquitto (the end-to-end tests' broker), chromium (the
+#                                   verdict screen's browser test)
+#   scripts/install-deps.sh cross   mosquitto and qemu-user-static (the ARM binaries under qemu)
+#   scripts/install-deps.sh package dpkg and the shadow tools (install the .deb into a throw-away root)
 set -euo pipefail
 want=()
 case "${1:-}" in
-  test) command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto) ;;
-  *) echo "usage: $0 test" >&2; exit 2 ;;
+  test)
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
+    command -v chromium >/dev/null 2>&1 || want+=(chromium) ;;
+  cross)
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
+    command -v qemu-aarch64-static >/dev/null 2>&1 && command -v qemu-arm-static >/dev/null 2>&1 || want+=(qemu-user-static) ;;
+  package) command -v dpkg-deb >/dev/null 2>&1 && command -v useradd >/dev/null 2>&1 || want+=(dpkg passwd) ;;
+  *) echo "usage: $0 test|cross|package" >&2; exit 2 ;;
 esac
 [ ${#want[@]} -eq 0 ] && exit 0
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

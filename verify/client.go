@@ -9,7 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -19,6 +23,26 @@ var (
 	ErrUnknownCredential = errors.New("verify: credential unknown to the platform")
 	ErrPlatform          = errors.New("verify: platform error")
 	ErrBadResponse       = errors.New("verify: bad platform response")
+	ErrSignatureRejected = errors.New("verify: the platform rejected the request's signature")
+)
+
+// Result classes of a call, as the audit names them.
+const (
+	ResultOK                = "ok"                 // a usable answer
+	ResultNotFound          = "not_found"          // the platform does not know the credential
+	ResultBadResponse       = "bad_response"       // not JSON, missing or mistyped fields, unknown codes
+	ResultPlatformError     = "platform_error"     // an error status
+	ResultSignatureRejected = "signature_rejected" // the platform refused the signature or saw a replay
+	ResultTimeout           = "timeout"            // no answer within the budget
+	ResultUnreachable       = "unreachable"        // no connection, or it dropped before an answer
+)
+
+// Signature results of a call.
+const (
+	SigNone     = "none"     // the request was not signed (no platform.secret_file)
+	SigAccepted = "accepted" // signed, and the platform did not refuse it
+	SigRejected = "rejected" // signed, and the platform refused it
+	SigUnknown  = "unknown"  // signed, and no answer came
 )
 
 // maxBody bounds what is read of an answer.
@@ -30,15 +54,37 @@ type ClientOptions struct {
 	Device  string
 	Venue   string
 	Timeout time.Duration // per call; the caller's context may be shorter
+	// Mapping adapts the client to the platform's interface; nil means the reference mapping.
+	Mapping *Mapping
+	// Signer signs every request; nil sends them unsigned.
+	Signer *Signer
 	// HTTP is the client to use; nil builds one with no proxy and short connect timeouts.
 	HTTP *http.Client
+	// Now is the clock of timestamps; nil means time.Now.
+	Now func() time.Time
+	// OnPing, when set, is told about every ping (a call that serves no passage), for the
+	// audit. Verify's calls are reported in the Decision instead.
+	OnPing func(Call)
 }
 
-// Client speaks the docking interface v1 to the platform.
+// Client speaks the docking interface (docs/docking-spec.md) to the platform, adapted by a
+// mapping. It is safe for concurrent use.
 type Client struct {
 	base string
 	opt  ClientOptions
+	m    *Mapping
 	http *http.Client
+}
+
+var referenceOnce = sync.OnceValues(func() (*Mapping, error) { return ParseMapping(referenceMapping) })
+
+// ReferenceMapping returns the parsed reference mapping.
+func ReferenceMapping() *Mapping {
+	m, err := referenceOnce()
+	if err != nil {
+		panic("verify: the embedded reference mapping is broken: " + err.Error()) // a build defect; tests catch it
+	}
+	return m
 }
 
 // NewClient returns a client of the platform at opt.URL.
@@ -53,127 +99,198 @@ func NewClient(opt ClientOptions) *Client {
 			ResponseHeaderTimeout: opt.Timeout,
 		}}
 	}
-	return &Client{base: strings.TrimRight(opt.URL, "/"), opt: opt, http: hc}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	m := opt.Mapping
+	if m == nil {
+		m = ReferenceMapping()
+	}
+	return &Client{base: strings.TrimRight(opt.URL, "/"), opt: opt, m: m, http: hc}
 }
 
 // String names the platform for logs.
-func (c *Client) String() string { return "platform " + c.base }
+func (c *Client) String() string { return "platform " + c.base + " (mapping " + c.m.Name + ")" }
 
-// Call describes one request made to the platform, for the audit log and metrics.
+// Call describes one request made to the platform, for the audit log. It never holds the
+// credential.
 type Call struct {
-	Interface string // qr, idcard, ping
+	Interface string    // qr, idcard, face, ping
+	Attempt   int       // 1; 2 for a retry
+	Start     time.Time // when the request was sent
+	Latency   time.Duration
 	Status    int    // HTTP status; 0 when none arrived
 	RequestID string // the platform's request id, when it gave one
-	Latency   time.Duration
+	Signature string // SigNone, SigAccepted, SigRejected, SigUnknown
+	Result    string // a Result* class
+	// Source says what decided the passage this call served: SourceLive (this call's answer),
+	// SourceCache (the offline cache), SourceOffline (another offline fallback) or
+	// SourceRetried (a later attempt did). Set by the Verifier.
+	Source string
 }
 
-type wireAnswer struct {
-	Code      string    `json:"code"`
-	Message   string    `json:"message"`
-	RequestID string    `json:"request_id"`
-	Data      *wireData `json:"data"`
-}
-
-type wireData struct {
-	Identity *struct {
-		IDNumber string `json:"id_number"`
-		Name     string `json:"name"`
-		Match    *bool  `json:"match"`
-	} `json:"identity"`
-	HealthCode *string `json:"health_code"`
-	NAT        *struct {
-		Result     string `json:"result"`
-		SampledAt  string `json:"sampled_at"`
-		ReportedAt string `json:"reported_at"`
-	} `json:"nat"`
-	Vaccine *struct {
-		Doses    int    `json:"doses"`
-		LastDate string `json:"last_date"`
-	} `json:"vaccine"`
-}
-
-// Verify asks the platform about cred. passageID names the passage the call serves.
-func (c *Client) Verify(ctx context.Context, cred Credential, passageID string) (Result, Call, error) {
-	var path string
-	var body any
-	switch cred.Kind {
-	case KindQR:
-		path, body = "/api/v1/verify/qr", map[string]string{"qr_token": cred.QRToken}
-	case KindIDCard:
-		path, body = "/api/v1/verify/idcard", map[string]string{"id_number": cred.IDNumber, "name": cred.Name}
-	default:
-		return Result{}, Call{Interface: cred.Kind}, fmt.Errorf("%w: credential kind %q is not supported by docking interface v1", ErrBadResponse, cred.Kind)
+// Retryable says whether the failure of this call is safe to retry: the platform said so with
+// a 5xx, or the connection failed or dropped before any answer. Never a 4xx, a timeout (the
+// budget is spent), or an answer that was wrong (it would be wrong again).
+func (c Call) Retryable() bool {
+	switch c.Result {
+	case ResultPlatformError:
+		return c.Status >= 500 && c.Status <= 599
+	case ResultUnreachable:
+		return true
 	}
-	call := Call{Interface: cred.Kind}
-	raw, err := c.post(ctx, path, body, passageID, &call)
+	return false
+}
+
+// Verify asks the platform about cred in one request. passageID names the passage the call
+// serves.
+func (c *Client) Verify(ctx context.Context, cred Credential, passageID string) (Result, Call, error) {
+	call := Call{Interface: cred.Kind, Attempt: 1}
+	ep, ok := c.m.Endpoint(cred.Kind)
+	if !ok {
+		call.Result = ResultBadResponse
+		return Result{}, call, fmt.Errorf("%w: the mapping %s has no endpoint for credential kind %q", ErrBadResponse, c.m.Name, cred.Kind)
+	}
+	body, err := c.m.BuildRequest(cred, c.opt.Device, c.opt.Venue)
+	if err != nil {
+		call.Result = ResultBadResponse
+		return Result{}, call, err
+	}
+	raw, err := c.do(ctx, ep, body, passageID, &call)
 	if err != nil {
 		return Result{}, call, err
 	}
-	res, err := ParseAnswer(raw)
-	res.RequestID = call.RequestID
+	res, err := c.m.ParseAnswer(raw)
+	if res.RequestID == "" {
+		res.RequestID = call.RequestID
+	}
+	if call.RequestID == "" {
+		call.RequestID = res.RequestID
+	}
+	call.Result = classify(err)
+	if errors.Is(err, ErrSignatureRejected) {
+		call.Signature = SigRejected
+	}
 	return res, call, err
 }
 
 // Ping checks that the platform answers.
 func (c *Client) Ping(ctx context.Context) (Call, error) {
-	call := Call{Interface: "ping"}
-	_, err := c.do(ctx, http.MethodGet, "/api/v1/ping", nil, "", &call)
+	call := Call{Interface: "ping", Attempt: 1}
+	_, err := c.do(ctx, c.m.Endpoints.Ping, nil, "", &call)
+	if err == nil {
+		call.Result = ResultOK
+	}
+	call.Source = SourceLive
+	if c.opt.OnPing != nil {
+		c.opt.OnPing(call)
+	}
 	return call, err
 }
 
-func (c *Client) post(ctx context.Context, path string, body any, passageID string, call *Call) ([]byte, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("verify: encode request: %w", err)
+func classify(err error) string {
+	switch {
+	case err == nil:
+		return ResultOK
+	case errors.Is(err, ErrUnknownCredential):
+		return ResultNotFound
+	case errors.Is(err, ErrSignatureRejected):
+		return ResultSignatureRejected
+	case errors.Is(err, ErrPlatform):
+		return ResultPlatformError
+	default:
+		return ResultBadResponse
 	}
-	return c.do(ctx, http.MethodPost, path, b, passageID, call)
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body []byte, passageID string, call *Call) ([]byte, error) {
+func (c *Client) do(ctx context.Context, ep Endpoint, body []byte, passageID string, call *Call) ([]byte, error) {
 	if c.opt.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opt.Timeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("verify: build request for %s: %w", path, err)
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
+	req, err := http.NewRequestWithContext(ctx, ep.Method, c.base+ep.Path, rd)
+	if err != nil {
+		call.Result = ResultUnreachable
+		return nil, fmt.Errorf("%w: build request for %s: %v", ErrUnreachable, ep.Path, err)
+	}
+	h := c.m.Headers
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("X-Sentinel-Device", c.opt.Device)
-	req.Header.Set("X-Sentinel-Venue", c.opt.Venue)
+	req.Header.Set(h.Device, c.opt.Device)
+	req.Header.Set(h.Venue, c.opt.Venue)
 	if passageID != "" {
-		req.Header.Set("X-Sentinel-Passage", passageID)
+		req.Header.Set(h.Passage, passageID)
+	}
+	call.Start = c.opt.Now()
+	call.Signature = SigNone
+	if s := c.opt.Signer; s != nil {
+		ts := call.Start.UnixMilli()
+		if h.TimestampUnit == "s" {
+			ts = call.Start.Unix()
+		}
+		tss, nonce := strconv.FormatInt(ts, 10), newNonce()
+		req.Header.Set(h.AppKey, s.AppKey)
+		req.Header.Set(h.Timestamp, tss)
+		req.Header.Set(h.Nonce, nonce)
+		req.Header.Set(h.SignMethod, s.Algorithm)
+		req.Header.Set(h.Signature, s.Sign(ep.Method, ep.Path, tss, nonce, body))
+		call.Signature = SigUnknown
 	}
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		call.Latency = time.Since(start)
-		return nil, fmt.Errorf("%w: %s %s: %v", ErrUnreachable, method, path, cleanNetErr(err))
+		call.Result = netResult(err)
+		return nil, fmt.Errorf("%w: %s %s: %v", ErrUnreachable, ep.Method, ep.Path, cleanNetErr(err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	call.Latency = time.Since(start)
 	call.Status = resp.StatusCode
+	call.RequestID = resp.Header.Get(h.RequestID)
+	if c.opt.Signer != nil {
+		call.Signature = SigAccepted
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading answer to %s: %v", ErrUnreachable, path, cleanNetErr(err))
+		call.Result = netResult(err)
+		return nil, fmt.Errorf("%w: reading answer to %s: %v", ErrUnreachable, ep.Path, cleanNetErr(err))
 	}
-	var env struct {
-		Code      string `json:"code"`
-		RequestID string `json:"request_id"`
+	code, rid := c.m.AnswerCode(raw)
+	if rid != "" {
+		call.RequestID = rid
 	}
-	_ = json.Unmarshal(raw, &env) // the envelope is best effort here; ParseAnswer is strict
-	call.RequestID = env.RequestID
+	r := c.m.Response
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		return raw, nil
-	case resp.StatusCode == http.StatusNotFound && env.Code == "not_found":
+	case resp.StatusCode == http.StatusNotFound && slices.Contains(r.NotFound, code):
+		call.Result = ResultNotFound
 		return nil, ErrUnknownCredential
+	case resp.StatusCode == http.StatusUnauthorized || (resp.StatusCode == http.StatusForbidden && slices.Contains(r.SignatureRejected, code)):
+		call.Result = ResultSignatureRejected
+		if c.opt.Signer != nil {
+			call.Signature = SigRejected
+		}
+		return nil, fmt.Errorf("%w: %s answered HTTP %d (code %q)", ErrSignatureRejected, ep.Path, resp.StatusCode, code)
 	default:
-		return nil, fmt.Errorf("%w: %s answered HTTP %d (code %q)", ErrPlatform, path, resp.StatusCode, env.Code)
+		call.Result = ResultPlatformError
+		return nil, fmt.Errorf("%w: %s answered HTTP %d (code %q)", ErrPlatform, ep.Path, resp.StatusCode, code)
 	}
+}
+
+// netResult tells a timeout from a connection that failed or dropped.
+func netResult(err error) string {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return ResultTimeout
+	}
+	return ResultUnreachable
 }
 
 // cleanNetErr drops the URL from net/http errors; what is left names the failure.
@@ -184,63 +301,19 @@ func cleanNetErr(err error) string {
 			err = inner
 		}
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return "connection dropped before an answer"
 	}
 	return err.Error()
 }
 
-// ParseAnswer reads a 200 answer of the docking interface. A body that is not JSON, a code
-// other than ok, or a missing identity or colour is ErrBadResponse.
-func ParseAnswer(raw []byte) (Result, error) {
-	var a wireAnswer
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return Result{}, fmt.Errorf("%w: not JSON: %v", ErrBadResponse, jsonErrNoData(err))
-	}
-	if a.Code != "ok" {
-		return Result{}, fmt.Errorf("%w: code %q in a 200 answer", ErrBadResponse, a.Code)
-	}
-	d := a.Data
-	switch {
-	case d == nil:
-		return Result{}, fmt.Errorf("%w: no data", ErrBadResponse)
-	case d.Identity == nil || d.Identity.Match == nil:
-		return Result{}, fmt.Errorf("%w: no data.identity.match", ErrBadResponse)
-	case d.HealthCode == nil:
-		return Result{}, fmt.Errorf("%w: no data.health_code", ErrBadResponse)
-	}
-	r := Result{
-		RequestID:  a.RequestID,
-		Identity:   Identity{IDNumber: d.Identity.IDNumber, Name: d.Identity.Name, Match: *d.Identity.Match},
-		HealthCode: *d.HealthCode,
-	}
-	if d.NAT != nil {
-		n := &NAT{Result: d.NAT.Result}
-		var err error
-		if n.SampledAt, err = parseTime(d.NAT.SampledAt); err != nil {
-			return Result{}, fmt.Errorf("%w: data.nat.sampled_at: %v", ErrBadResponse, err)
-		}
-		if n.ReportedAt, err = parseTime(d.NAT.ReportedAt); err != nil {
-			return Result{}, fmt.Errorf("%w: data.nat.reported_at: %v", ErrBadResponse, err)
-		}
-		r.NAT = n
-	}
-	if d.Vaccine != nil {
-		r.Vaccine = &Vaccine{Doses: d.Vaccine.Doses, LastDate: d.Vaccine.LastDate}
-	}
-	return r, nil
-}
-
-func parseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("not RFC 3339 (%d characters)", len(s))
-	}
-	return t, nil
-}
+// ParseAnswer reads a 200 answer of the reference interface (see Mapping.ParseAnswer).
+func ParseAnswer(raw []byte) (Result, error) { return ReferenceMapping().ParseAnswer(raw) }
 
 // jsonErrNoData keeps a JSON error's kind and offset but not the data it quotes, which may be
 // personal.
@@ -252,6 +325,9 @@ func jsonErrNoData(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		return fmt.Sprintf("field %s has JSON type %s, want %s", te.Field, te.Value, te.Type)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "truncated"
 	}
 	return "malformed"
 }

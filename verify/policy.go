@@ -16,17 +16,26 @@ const (
 
 // PolicyVersion is the version of the policy rules below; it is part of the policy hash, so a
 // change of rules changes the hash carried by every record.
-const PolicyVersion = 1
+const PolicyVersion = 2
 
 // MaxClockSkew is how far in the future a sampling time may lie before it is refused.
 const MaxClockSkew = 10 * time.Minute
 
 // Policy is the venue's admission policy.
 type Policy struct {
+	// Version is the operator's label of this policy (policy.version), part of the hash.
+	Version string
+	// Credentials are the credential kinds this unit accepts; empty accepts every kind.
+	Credentials []string
 	// HealthCodes are the allowed colours.
 	HealthCodes []string
 	// NATMaxAge is the longest time since sampling of a negative test; 0 disables the check.
 	NATMaxAge time.Duration
+	// MinVaccineDoses is the fewest vaccine doses on record; 0 disables the check.
+	MinVaccineDoses int
+	// IgnoreIdentityMatch admits a person whose name does not match the ID number (the zero
+	// value requires the match).
+	IgnoreIdentityMatch bool
 }
 
 // Hash identifies the policy in force: "sha256:" and 16 hex digits of the SHA-256 of its
@@ -34,20 +43,26 @@ type Policy struct {
 func (p Policy) Hash() string {
 	codes := slices.Clone(p.HealthCodes)
 	slices.Sort(codes)
+	creds := slices.Clone(p.Credentials)
+	slices.Sort(creds)
 	canon, _ := json.Marshal(struct {
-		Version     int      `json:"version"`
-		HealthCodes []string `json:"health_codes"`
-		NATMaxAgeS  int64    `json:"nat_max_age_s"`
-	}{PolicyVersion, codes, int64(p.NATMaxAge / time.Second)})
+		Rules         int      `json:"rules"`
+		Version       string   `json:"version"`
+		Credentials   []string `json:"credentials"`
+		HealthCodes   []string `json:"health_codes"`
+		NATMaxAgeS    int64    `json:"nat_max_age_s"`
+		MinDoses      int      `json:"min_vaccine_doses"`
+		IdentityMatch bool     `json:"identity_match"`
+	}{PolicyVersion, p.Version, creds, codes, int64(p.NATMaxAge / time.Second), p.MinVaccineDoses, !p.IgnoreIdentityMatch})
 	sum := sha256.Sum256(canon)
 	return "sha256:" + hex.EncodeToString(sum[:8])
 }
 
 // Decide applies the policy to a platform answer at time now. The rules run in a fixed,
 // documented order and the first that fails gives the reason: identity, health code,
-// nucleic-acid test. It is pure: no I/O, no clock.
+// nucleic-acid test, vaccination. It is pure: no I/O, no clock.
 func (p Policy) Decide(r Result, now time.Time) (verdict, reason string) {
-	if !r.Identity.Match {
+	if !r.Identity.Match && !p.IgnoreIdentityMatch {
 		return Deny, ReasonIdentityMismatch
 	}
 	if !slices.Contains(p.HealthCodes, r.HealthCode) {
@@ -76,5 +91,13 @@ func (p Policy) Decide(r Result, now time.Time) (verdict, reason string) {
 			return Deny, ReasonNATExpired
 		}
 	}
+	if p.MinVaccineDoses > 0 && (r.Vaccine == nil || r.Vaccine.Doses < p.MinVaccineDoses) {
+		return Deny, ReasonVaccineInsufficient
+	}
 	return Pass, ReasonOK
+}
+
+// Accepts says whether the unit accepts credentials of this kind.
+func (p Policy) Accepts(kind string) bool {
+	return len(p.Credentials) == 0 || slices.Contains(p.Credentials, kind)
 }

@@ -14,8 +14,9 @@ const (
 type Credential struct {
 	Kind     string // KindQR, KindIDCard or KindFace
 	QRToken  string
-	IDNumber string
+	IDNumber string // for KindIDCard, and for KindFace when the reader knows it
 	Name     string
+	FaceJPEG []byte // for KindFace
 }
 
 // Identity is who the platform says the person is.

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -11,6 +12,12 @@ const (
 	ModeOnline  = "online"  // the platform answered
 	ModeOffline = "offline" // it did not, and the offline policy decided
 )
+
+// DefaultBudget bounds a whole decision when VerifierOptions.Budget is 0.
+const DefaultBudget = time.Second
+
+// DefaultCacheTTL is platform.cache_ttl's default.
+const DefaultCacheTTL = 12 * time.Hour
 
 // Platform is what the verifier needs of the platform client.
 type Platform interface {
@@ -25,21 +32,46 @@ type Decision struct {
 	Verdict      string // Pass or Deny
 	Reason       string // a documented reason code
 	Mode         string // ModeOnline or ModeOffline
+	Fallback     string // the offline policy that decided, when Mode is offline
+	Flagged      bool   // admitted by allow_and_flag: to be re-verified
 	Subject      Identity
 	HealthCode   string
 	NATSampledAt time.Time
 	PolicyHash   string
-	Call         *Call // nil when the platform was not asked
-	Err          error // why the platform gave no usable answer, when it did not
-	Took         time.Duration
+	// Call is the last request made for this decision (the one that decided); nil when the
+	// platform was not asked. Retried is the first attempt when it failed and was retried.
+	// Calls returns both in order; the audit records each. (Pointers keep Decision
+	// comparable.)
+	Call    *Call
+	Retried *Call
+	Err     error // why the platform gave no usable answer, when it did not
+	Took    time.Duration
 }
 
-// Verifier decides passages by the platform's answer and the venue policy.
+// Calls are every request made for the decision, in order: the retried attempt, if any,
+// then the last.
+func (d Decision) Calls() []Call {
+	var cs []Call
+	if d.Retried != nil {
+		cs = append(cs, *d.Retried)
+	}
+	if d.Call != nil {
+		cs = append(cs, *d.Call)
+	}
+	return cs
+}
+
+// Verifier decides passages by the platform's answer and the venue policy, and by the
+// offline policy when the platform does not answer within the budget.
 type Verifier struct {
 	platform    Platform
 	policy      Policy
 	policyHash  string
 	maxTokenLen int
+	budget      time.Duration
+	offline     string
+	cache       *passCache
+	breaker     *Breaker
 	now         func() time.Time
 }
 
@@ -48,6 +80,19 @@ type VerifierOptions struct {
 	Policy Policy
 	// MaxTokenLen is the longest QR token accepted; 0 means 512.
 	MaxTokenLen int
+	// Budget bounds the whole decision, a retry included; 0 means DefaultBudget.
+	Budget time.Duration
+	// Offline is the offline policy: OfflineDeny (the default), OfflineAllowCached or
+	// OfflineAllowAndFlag.
+	Offline string
+	// CacheTTL is how long an online pass counts for allow_cached; 0 means DefaultCacheTTL.
+	CacheTTL time.Duration
+	// ProbeInterval is how often an open breaker lets a probe through; 0 means
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
+	// BreakerThreshold is how many calls in a row without an answer open the breaker; 0
+	// means 1.
+	BreakerThreshold int
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -60,35 +105,112 @@ func NewVerifier(p Platform, opt VerifierOptions) *Verifier {
 	if opt.MaxTokenLen == 0 {
 		opt.MaxTokenLen = 512
 	}
-	return &Verifier{platform: p, policy: opt.Policy, policyHash: opt.Policy.Hash(), maxTokenLen: opt.MaxTokenLen, now: opt.Now}
+	if opt.Budget <= 0 {
+		opt.Budget = DefaultBudget
+	}
+	if opt.Offline == "" {
+		opt.Offline = OfflineDeny
+	}
+	if opt.CacheTTL <= 0 {
+		opt.CacheTTL = DefaultCacheTTL
+	}
+	return &Verifier{
+		platform: p, policy: opt.Policy, policyHash: opt.Policy.Hash(), maxTokenLen: opt.MaxTokenLen,
+		budget: opt.Budget, offline: opt.Offline, cache: newPassCache(opt.CacheTTL),
+		breaker: NewBreaker(opt.BreakerThreshold, opt.ProbeInterval), now: opt.Now,
+	}
 }
 
 // PolicyHash is the hash of the policy in force.
 func (v *Verifier) PolicyHash() string { return v.policyHash }
 
+// OfflinePolicy is the offline policy in force.
+func (v *Verifier) OfflinePolicy() string { return v.offline }
+
+// Online says whether the platform is taken to be up (the circuit breaker is closed).
+func (v *Verifier) Online() bool { return !v.breaker.Open() }
+
 // Decide verifies cred for the passage passageID. It always returns a decision: failures
-// become a deny with a reason code. It returns within the client's timeout.
+// become a deny with a reason code, or the offline policy's verdict. It returns within the
+// budget.
 func (v *Verifier) Decide(ctx context.Context, cred Credential, passageID string) Decision {
+	return v.decide(ctx, cred, passageID, true)
+}
+
+// Recheck verifies again a passage that allow_and_flag admitted: like Decide, but without an
+// offline fallback (when the platform does not answer, the decision is offline,
+// platform_unreachable, and the caller tries later).
+func (v *Verifier) Recheck(ctx context.Context, cred Credential, passageID string) Decision {
+	return v.decide(ctx, cred, passageID, false)
+}
+
+func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string, fallback bool) (d Decision) {
 	start := time.Now()
-	d := Decision{Verdict: Deny, Mode: ModeOnline, PolicyHash: v.policyHash}
+	d = Decision{Verdict: Deny, Mode: ModeOnline, PolicyHash: v.policyHash}
+	var calls []Call
+	defer func() {
+		d.Took = time.Since(start)
+		if n := len(calls); n > 0 {
+			d.Call = &calls[n-1]
+			if n > 1 {
+				d.Retried = &calls[0]
+			}
+		}
+	}()
+	if cred.IDNumber != "" {
+		cred.IDNumber = NormalizeIDNumber(cred.IDNumber)
+	}
 	if cred.Kind == KindIDCard {
 		d.Subject = Identity{IDNumber: cred.IDNumber, Name: cred.Name}
 	}
-	if !v.wellFormed(cred) {
-		d.Reason = ReasonMalformedScan
-		d.Took = time.Since(start)
+	if !v.policy.Accepts(cred.Kind) {
+		d.Reason = ReasonCredentialRefused
 		return d
 	}
-	res, call, err := v.platform.Verify(ctx, cred, passageID)
-	d.Call = &call
-	d.Took = time.Since(start)
+	if reason := v.localCheck(cred); reason != "" {
+		d.Reason = reason
+		return d
+	}
+	ctx, cancel := context.WithTimeout(ctx, v.budget)
+	defer cancel()
+	if !v.breaker.Allow(v.now()) {
+		v.offlineDecision(&d, nil, cred, fmt.Errorf("%w: circuit breaker open, no call made", ErrUnreachable), fallback)
+		return d
+	}
+	var (
+		res Result
+		err error
+	)
+	for attempt := 1; attempt <= 2; attempt++ {
+		var call Call
+		res, call, err = v.platform.Verify(ctx, cred, passageID)
+		call.Attempt = attempt
+		calls = append(calls, call)
+		if err == nil || attempt == 2 || !call.Retryable() {
+			break
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < minRetryBudget {
+			break
+		}
+		calls[len(calls)-1].Source = SourceRetried
+	}
+	last := &calls[len(calls)-1]
+	if errors.Is(err, ErrUnreachable) {
+		v.breaker.Failure(v.now())
+	} else {
+		v.breaker.Success()
+	}
+	last.Source = SourceLive
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrUnknownCredential):
 		d.Reason = ReasonUnknownCredential
 		return d
 	case errors.Is(err, ErrUnreachable):
-		d.Mode, d.Reason, d.Err = ModeOffline, ReasonPlatformUnreachable, err
+		v.offlineDecision(&d, last, cred, err, fallback)
+		return d
+	case errors.Is(err, ErrSignatureRejected):
+		d.Reason, d.Err = ReasonSignatureRejected, err
 		return d
 	case errors.Is(err, ErrPlatform):
 		d.Reason, d.Err = ReasonPlatformError, err
@@ -104,27 +226,84 @@ func (v *Verifier) Decide(ctx context.Context, cred Credential, passageID string
 	if res.NAT != nil {
 		d.NATSampledAt = res.NAT.SampledAt
 	}
-	d.Verdict, d.Reason = v.policy.Decide(res, v.now())
+	now := v.now()
+	d.Verdict, d.Reason = v.policy.Decide(res, now)
+	if d.Verdict == Pass {
+		v.cache.put(cred, res.Identity.IDNumber, now)
+	}
 	return d
 }
 
-// wellFormed is the local check made before any call: a QR token of printable ASCII without
-// spaces, within the length bound.
-func (v *Verifier) wellFormed(c Credential) bool {
+// offlineDecision applies the offline policy: the platform gave no answer.
+// last is the call that got no answer, nil when none was made; its Source is set.
+func (v *Verifier) offlineDecision(d *Decision, last *Call, cred Credential, err error, fallback bool) {
+	d.Mode, d.Err = ModeOffline, err
+	src := SourceOffline
+	defer func() {
+		if last != nil {
+			last.Source = src
+		}
+	}()
+	if !fallback {
+		d.Verdict, d.Reason = Deny, ReasonPlatformUnreachable
+		return
+	}
+	d.Fallback = v.offline
+	switch v.offline {
+	case OfflineAllowCached:
+		if v.cache.hit(cred, v.now()) {
+			d.Verdict, d.Reason, src = Pass, ReasonOfflineCached, SourceCache
+			return
+		}
+		d.Verdict, d.Reason = Deny, ReasonOfflineNotCached
+	case OfflineAllowAndFlag:
+		d.Verdict, d.Reason, d.Flagged = Pass, ReasonOfflineFlagged, true
+	default:
+		d.Verdict, d.Reason = Deny, ReasonPlatformUnreachable
+	}
+}
+
+// MaxFaceJPEG bounds a face image sent to the platform.
+const MaxFaceJPEG = 2 << 20
+
+// localCheck is the check made before any call; it returns a reason code, or "" when the
+// credential is well formed: a QR token of printable ASCII without spaces within the length
+// bound; an ID number that passes CheckIDNumber and a name without control characters; a
+// face that is a JPEG within MaxFaceJPEG.
+func (v *Verifier) localCheck(c Credential) string {
 	switch c.Kind {
 	case KindQR:
 		if len(c.QRToken) == 0 || len(c.QRToken) > v.maxTokenLen {
-			return false
+			return ReasonMalformedScan
 		}
 		for i := 0; i < len(c.QRToken); i++ {
 			if b := c.QRToken[i]; b < 0x21 || b > 0x7e {
-				return false
+				return ReasonMalformedScan
 			}
 		}
-		return true
+		return ""
 	case KindIDCard:
-		return c.IDNumber != ""
+		if CheckIDNumber(c.IDNumber, v.now()) != nil {
+			return ReasonInvalidIDNumber
+		}
+		if c.Name == "" || len(c.Name) > 128 {
+			return ReasonMalformedScan
+		}
+		for _, r := range c.Name {
+			if r < 0x20 || r == 0x7f || r == '\uFFFD' {
+				return ReasonMalformedScan
+			}
+		}
+		return ""
+	case KindFace:
+		if len(c.FaceJPEG) < 4 || len(c.FaceJPEG) > MaxFaceJPEG || c.FaceJPEG[0] != 0xFF || c.FaceJPEG[1] != 0xD8 {
+			return ReasonMalformedScan
+		}
+		if c.IDNumber != "" && CheckIDNumber(c.IDNumber, v.now()) != nil {
+			return ReasonInvalidIDNumber
+		}
+		return ""
 	default:
-		return false
+		return ReasonMalformedScan
 	}
 }

@@ -36,7 +36,15 @@ type Config struct {
 	Barrier  Barrier  `yaml:"barrier"`
 	Queue    Queue    `yaml:"queue"`
 	Uplink   Uplink   `yaml:"uplink"`
+	Camera   *Camera  `yaml:"camera"` // devices.go
+	Inputs   Inputs   `yaml:"inputs"` // devices.go
 	Log      Log      `yaml:"log"`
+	Screen   Screen   `yaml:"screen"`   // ops.go
+	Metrics  Metrics  `yaml:"metrics"`  // ops.go
+	Install  Install  `yaml:"install"`  // ops.go
+	Commands Commands `yaml:"commands"` // ops.go
+	Status   Status   `yaml:"status"`   // ops.go
+	Privacy  Privacy  `yaml:"privacy"`  // queue.go
 }
 
 // Device identifies the unit.
@@ -48,22 +56,36 @@ type Device struct {
 
 // Scanners lists the credential readers of the unit.
 type Scanners struct {
-	QR *QRScanner `yaml:"qr"`
+	QR     *QRScanner    `yaml:"qr"`
+	IDCard *IDCardReader `yaml:"idcard"` // devices.go
 }
 
 // QRScanner is a health-code QR scanner.
 type QRScanner struct {
-	Driver string `yaml:"driver"` // serial
+	Driver string `yaml:"driver"` // serial | evdev
 	Port   string `yaml:"port"`
 	Baud   int    `yaml:"baud"`
 	// MaxLength is the longest scan accepted, in bytes; longer lines are rejected and counted.
 	MaxLength int `yaml:"max_length"`
+	// Device is the input event device of an evdev (USB keyboard-wedge) scanner.
+	Device string `yaml:"device"`
+	// DuplicateWindow suppresses a repeat of the same scan within it (devices.go).
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 }
 
 // Platform is the city's verification platform.
 type Platform struct {
 	URL     string        `yaml:"url"`
 	Timeout time.Duration `yaml:"timeout"`
+	// The keys below are the Verify issue's (platform.go holds their defaults and checks).
+	Budget        time.Duration `yaml:"budget"`         // the whole decision, a retry included
+	OfflinePolicy string        `yaml:"offline_policy"` // deny | allow_cached | allow_and_flag
+	CacheTTL      time.Duration `yaml:"cache_ttl"`
+	ProbeInterval time.Duration `yaml:"probe_interval"` // circuit breaker
+	Signing       string        `yaml:"signing"`        // hmac-sha256 | sm3-hmac
+	AppKey        string        `yaml:"app_key"`
+	SecretFile    string        `yaml:"secret_file"` // signing is on when set
+	Mapping       string        `yaml:"mapping"`     // a mapping file; the reference mapping when empty
 }
 
 // Policy is the venue's admission policy.
@@ -71,6 +93,11 @@ type Policy struct {
 	HealthCodes []string `yaml:"health_codes"`
 	// NATMaxAge is the longest time since the nucleic-acid test's sampling; 0 disables the check.
 	NATMaxAge time.Duration `yaml:"nat_max_age"`
+	// The keys below are the Verify issue's (platform.go holds their defaults and checks).
+	Version              string              `yaml:"version"`     // the operator's label, part of the policy hash
+	Credentials          map[string][]string `yaml:"credentials"` // device style → accepted kinds; all when absent
+	MinVaccineDoses      int                 `yaml:"min_vaccine_doses"`
+	RequireIdentityMatch bool                `yaml:"require_identity_match"` // default true
 }
 
 // Barrier is the relay that opens the lane.
@@ -79,12 +106,19 @@ type Barrier struct {
 	Pin       string        `yaml:"pin"`
 	ActiveLow bool          `yaml:"active_low"`
 	Pulse     time.Duration `yaml:"pulse"`
+	Mode      string        `yaml:"mode"`      // pulse | hold (devices.go)
+	MaxPulse  time.Duration `yaml:"max_pulse"` // devices.go
 }
 
 // Queue is the durable outbox.
 type Queue struct {
 	Path        string `yaml:"path"`
 	Synchronous string `yaml:"synchronous"` // FULL | NORMAL
+	// Capacity (queue.go): bounds, retention of delivered records, policy when full.
+	MaxBytes   int64         `yaml:"max_bytes"`
+	MaxRecords int64         `yaml:"max_records"`
+	Retention  time.Duration `yaml:"retention"`
+	OnFull     string        `yaml:"on_full"` // reject_new | drop_oldest
 }
 
 // Uplink is the MQTT connection that carries records upstream.
@@ -92,6 +126,30 @@ type Uplink struct {
 	Brokers     []string `yaml:"brokers"`
 	TopicPrefix string   `yaml:"topic_prefix"`
 	ClientID    string   `yaml:"client_id"`
+	// Security, flow and reconnects (queue.go).
+	TLS            UplinkTLS     `yaml:"tls"`
+	UsernameFile   string        `yaml:"username_file"`
+	PasswordFile   string        `yaml:"password_file"`
+	MaxInflight    int           `yaml:"max_inflight"`
+	DrainRate      float64       `yaml:"drain_rate"`
+	DrainBytesPerS int64         `yaml:"drain_bytes_per_s"`
+	BackoffBase    time.Duration `yaml:"backoff_base"`
+	BackoffCap     time.Duration `yaml:"backoff_cap"`
+	BackoffReset   time.Duration `yaml:"backoff_reset"`
+}
+
+// UplinkTLS is the uplink's TLS: the CA that signs the broker's certificate and an optional
+// client certificate (queue.go).
+type UplinkTLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Privacy is how personal data is sealed at rest and in flight (queue.go).
+type Privacy struct {
+	PlatformKeyFile string `yaml:"platform_key_file"`
+	HashKeyFile     string `yaml:"hash_key_file"`
 }
 
 // Log sets the daemon's logging.

@@ -136,7 +136,7 @@ func (c *Config) validate() []Problem {
 	if q := c.Scanners.QR; q == nil {
 		add("scanners", "at least one scanner must be configured (scanners.qr)")
 	} else {
-		oneOf("scanners.qr.driver", q.Driver, []string{"serial"})
+		oneOf("scanners.qr.driver", q.Driver, []string{"serial", "evdev"})
 		if q.Driver == "serial" && q.Port == "" {
 			add("scanners.qr.port", "is required for driver serial (e.g. /dev/ttyS1)")
 		}

@@ -29,7 +29,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	opt := agent.Options{Log: log}
+	opt := agent.Options{Log: log, ConfigPath: *path}
 	if *console {
 		opt.Console = stdout
 	}

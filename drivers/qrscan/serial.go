@@ -49,7 +49,8 @@ var (
 	// idleGap drops a partial line that got no terminator within this time.
 	idleGap    = 500 * time.Millisecond
 	backoffMin = 100 * time.Millisecond
-	backoffMax = 2 * time.Second
+	// backoffMax keeps a returning scanner read again within ~1 s.
+	backoffMax = time.Second
 )
 
 // SerialConfig configures a serial scanner.
@@ -57,6 +58,9 @@ type SerialConfig struct {
 	Port      string
 	Baud      int
 	MaxLength int
+	// DuplicateWindow suppresses a scan equal to the one before it within this time (a
+	// code held in front of the scanner is read many times); 0 turns it off.
+	DuplicateWindow time.Duration
 }
 
 // Serial is a QR scanner on a serial line.
@@ -65,7 +69,20 @@ type Serial struct {
 	log *slog.Logger
 
 	scans, overlong, garbage, partial, reopens atomic.Int64
+	duplicates                                 atomic.Int64
 	up                                         atomic.Bool
+	onState                                    func(online bool, err error)
+	everUp                                     bool
+}
+
+// OnState sets f to be told when the port goes away (with why) and comes back (nil error).
+// Call it before Run; f runs on Run's goroutine and must be quick.
+func (s *Serial) OnState(f func(online bool, err error)) { s.onState = f }
+
+func (s *Serial) state(online bool, err error) {
+	if s.onState != nil {
+		s.onState(online, err)
+	}
 }
 
 // NewSerial returns a scanner on cfg.Port. It opens the port in Run.
@@ -91,12 +108,13 @@ func (s *Serial) Open() error {
 // Stats counts what the scanner read and dropped.
 type Stats struct {
 	Scans, Overlong, Garbage, Partial, Reopens int64
+	Duplicates                                 int64 // suppressed within the duplicate window
 	Online                                     bool
 }
 
 // Stats returns the counters.
 func (s *Serial) Stats() Stats {
-	return Stats{s.scans.Load(), s.overlong.Load(), s.garbage.Load(), s.partial.Load(), s.reopens.Load(), s.up.Load()}
+	return Stats{s.scans.Load(), s.overlong.Load(), s.garbage.Load(), s.partial.Load(), s.reopens.Load(), s.duplicates.Load(), s.up.Load()}
 }
 
 // Run reads scans and calls emit for each, until ctx ends. A port that fails or vanishes is
@@ -106,8 +124,10 @@ func (s *Serial) Run(ctx context.Context, emit func(Scan)) error {
 	for ctx.Err() == nil {
 		p, err := OpenPort(s.cfg.Port, s.cfg.Baud)
 		if err != nil {
-			if s.up.Swap(false) || s.reopens.Load() == 0 {
+			if s.up.Swap(false) || !s.everUp {
+				s.everUp = true
 				s.log.Warn("scanner port unavailable; retrying", "err", err)
+				s.state(false, err)
 			}
 			s.reopens.Add(1)
 			select {
@@ -118,7 +138,9 @@ func (s *Serial) Run(ctx context.Context, emit func(Scan)) error {
 			continue
 		}
 		if !s.up.Swap(true) {
+			s.everUp = true
 			s.log.Info("scanner online")
+			s.state(true, nil)
 		}
 		backoff = backoffMin
 		err = s.read(ctx, p, emit)
@@ -126,6 +148,7 @@ func (s *Serial) Run(ctx context.Context, emit func(Scan)) error {
 		if err != nil && ctx.Err() == nil {
 			s.up.Store(false)
 			s.log.Warn("scanner port failed; reopening", "err", err)
+			s.state(false, err)
 		}
 	}
 	return nil
@@ -138,6 +161,7 @@ func (s *Serial) read(ctx context.Context, p Port, emit func(Scan)) error {
 	stop := context.AfterFunc(ctx, func() { _ = p.Close() }) // unblocks a read
 	defer stop()
 	sp := Splitter{Max: s.cfg.MaxLength}
+	dup := Dedup{Window: s.cfg.DuplicateWindow}
 	buf := make([]byte, 256)
 	var last time.Time
 	var dropped int64 // garbage reports are logged once per burst, not per line
@@ -164,6 +188,10 @@ func (s *Serial) read(ctx context.Context, p Port, emit func(Scan)) error {
 		last = now
 		beforeO, beforeG := sp.Overlong, sp.Garbage
 		for _, line := range sp.Feed(buf[:n]) {
+			if !dup.Allow(line, now) {
+				s.duplicates.Add(1)
+				continue
+			}
 			s.scans.Add(1)
 			emit(Scan{Token: line, At: now})
 		}

@@ -28,7 +28,9 @@ type GPIO struct {
 	maxPulse  time.Duration
 
 	mu     sync.Mutex
-	timer  *time.Timer
+	timer  *time.Timer // set while a pulse runs
+	gen    uint64      // which pulse timer is current
+	held   int         // Holds in force (the fire alarm and the always-open mode may overlap)
 	halted bool
 	// Pulses counts the pulses begun.
 	pulses int64
@@ -100,23 +102,97 @@ func (r *GPIO) Pulse(_ context.Context, d time.Duration) error {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
-	r.timer = time.AfterFunc(d, r.release)
+	r.gen++
+	gen := r.gen
+	r.timer = time.AfterFunc(d, func() { r.pulseEnded(gen) })
 	return nil
 }
 
-func (r *GPIO) release() {
+// pulseEnded de-energises the relay when pulse gen is still the current one and no Hold is
+// in force.
+func (r *GPIO) pulseEnded(gen uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_ = r.set(false)
+	if r.gen != gen || r.timer == nil {
+		return // extended by a later pulse, or ended early
+	}
+	r.timer = nil
+	if r.held == 0 {
+		_ = r.set(false)
+	}
 }
 
-// Halt de-energises the relay and refuses further pulses.
+// EndPulse ends a running pulse early (hold mode: the door sensor saw the person through).
+// A Hold stays in force.
+func (r *GPIO) EndPulse() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	if r.held > 0 && !r.halted {
+		return nil
+	}
+	if err := r.set(false); err != nil {
+		return fmt.Errorf("relay: de-energise %s: %w", r.pin, err)
+	}
+	return nil
+}
+
+// Hold energises the relay until Release, with no time bound: the fire alarm and the
+// always-open mode. Holds are counted: each Hold needs its own Release, so the fire alarm
+// clearing does not drop an always-open mode, nor the reverse. Pulses during a Hold change
+// nothing. A Hold after Halt is refused.
+func (r *GPIO) Hold() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.halted {
+		return ErrHalted
+	}
+	if err := r.set(true); err != nil {
+		if r.held == 0 && r.timer == nil {
+			_ = r.set(false)
+		}
+		return fmt.Errorf("relay: energise %s: %w", r.pin, err)
+	}
+	r.held++
+	return nil
+}
+
+// Release ends one Hold. When none is left the relay de-energises, unless a pulse is still
+// running, which then ends on its own.
+func (r *GPIO) Release() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.held > 0 {
+		r.held--
+	}
+	if r.held > 0 || (r.timer != nil && !r.halted) {
+		return nil
+	}
+	if err := r.set(false); err != nil {
+		return fmt.Errorf("relay: de-energise %s: %w", r.pin, err)
+	}
+	return nil
+}
+
+// Held says whether a Hold is in force.
+func (r *GPIO) Held() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held > 0
+}
+
+// Halt de-energises the relay, ends any pulse or Hold, and refuses further pulses.
 func (r *GPIO) Halt() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.halted = true
+	r.held = 0
 	if r.timer != nil {
 		r.timer.Stop()
+		r.timer = nil
 	}
 	if err := r.set(false); err != nil {
 		return fmt.Errorf("relay: de-energise %s: %w", r.pin, err)

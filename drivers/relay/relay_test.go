@@ -73,3 +73,87 @@ func waitLevel(t *testing.T, p *gpiotest.Pin, want gpio.Level, within time.Durat
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestHold: a Hold outlasts pulses and EndPulse, Release drops the relay, Halt ends a Hold.
+func TestHold(t *testing.T) {
+	pin := &gpiotest.Pin{N: "GPIO22"}
+	r, err := New(pin, Options{ActiveLow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	on, off := gpio.Low, gpio.High
+	if err := r.Pulse(context.Background(), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	if level(pin) != on || !r.Held() {
+		t.Fatal("Hold did not energise the relay")
+	}
+	if err := r.Pulse(context.Background(), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.EndPulse(); err != nil {
+		t.Fatal(err)
+	}
+	// Let both short pulses run out: the Hold must keep the relay energised.
+	done := make(chan struct{})
+	time.AfterFunc(20*time.Millisecond, func() { close(done) })
+	<-done
+	if level(pin) != on {
+		t.Fatal("a pulse ending dropped a Hold")
+	}
+	// A second Hold (always-open mode during a fire alarm) needs its own Release.
+	if err := r.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if level(pin) != on || !r.Held() {
+		t.Fatal("one Release dropped two Holds")
+	}
+	if err := r.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if level(pin) != off || r.Held() {
+		t.Fatal("Release left the relay energised")
+	}
+	if err := r.Release(); err != nil || level(pin) != off {
+		t.Fatal("a Release without a Hold failed or energised the relay")
+	}
+
+	// A pulse running at Release ends on its own.
+	if err := r.Pulse(context.Background(), 30*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Hold()
+	_ = r.Release()
+	if level(pin) != on {
+		t.Fatal("Release cut a running pulse")
+	}
+	waitLevel(t, pin, off, 2*time.Second)
+
+	// EndPulse cuts a pulse short.
+	if err := r.Pulse(context.Background(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.EndPulse(); err != nil {
+		t.Fatal(err)
+	}
+	if level(pin) != off {
+		t.Fatal("EndPulse left the relay energised")
+	}
+
+	_ = r.Hold()
+	if err := r.Halt(); err != nil {
+		t.Fatal(err)
+	}
+	if level(pin) != off || r.Held() {
+		t.Fatal("Halt left a Hold in force")
+	}
+	if err := r.Hold(); !errors.Is(err, ErrHalted) {
+		t.Fatalf("Hold after Halt: %v, want ErrHalted", err)
+	}
+}

@@ -48,6 +48,7 @@ type Broker struct {
 	bin  string
 	dir  string
 	port int
+	opts Options
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -55,9 +56,36 @@ type Broker struct {
 	out  *syncBuffer   // output of all runs, oldest first
 }
 
+// Options change the broker's configuration; the zero value is Start's broker.
+type Options struct {
+	// Persistence keeps sessions and queued messages across Stop and Start (saved to a file
+	// in the broker's directory when it stops), so a persistent subscriber (see
+	// SubscribePersistent) misses nothing while the broker is down.
+	Persistence bool
+	// TLS, when set, makes the listener TLS-only with these PEM files; URL then starts with
+	// ssl://.
+	TLS *TLSFiles
+	// DenyAnonymous refuses every client that does not log in; with no password file, that
+	// is every client ("not authorised").
+	DenyAnonymous bool
+}
+
+// TLSFiles are the PEM files of a TLS listener.
+type TLSFiles struct {
+	CAFile, CertFile, KeyFile string
+	// RequireClientCert makes the broker ask for a client certificate signed by CAFile.
+	RequireClientCert bool
+}
+
 // Start starts a broker on a free loopback port and registers a cleanup that stops it. It
 // skips the test when mosquitto is not installed (see RequireEnv).
 func Start(t testing.TB) *Broker {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Broker {
 	t.Helper()
 	bin, err := lookPath()
 	if err != nil {
@@ -66,7 +94,7 @@ func Start(t testing.TB) *Broker {
 		}
 		t.Skipf("mqtttest: %v (install the Debian package mosquitto, or set %s=1 to make this fatal)", err, RequireEnv)
 	}
-	b := &Broker{t: t, bin: bin, dir: t.TempDir(), out: &syncBuffer{}}
+	b := &Broker{t: t, bin: bin, dir: t.TempDir(), out: &syncBuffer{}, opts: opts}
 	t.Cleanup(b.Stop)
 	const tries = 5
 	for i := 0; ; i++ {
@@ -86,8 +114,13 @@ func Start(t testing.TB) *Broker {
 	}
 }
 
-// URL returns the broker address as "tcp://127.0.0.1:PORT".
-func (b *Broker) URL() string { return "tcp://127.0.0.1:" + strconv.Itoa(b.port) }
+// URL returns the broker address as "tcp://127.0.0.1:PORT" ("ssl://..." with TLS).
+func (b *Broker) URL() string {
+	if b.opts.TLS != nil {
+		return "ssl://127.0.0.1:" + strconv.Itoa(b.port)
+	}
+	return "tcp://127.0.0.1:" + strconv.Itoa(b.port)
+}
 
 // Port returns the TCP port the broker listens on; it stays the same across restarts.
 func (b *Broker) Port() int { return b.port }
@@ -163,10 +196,28 @@ func (b *Broker) start() error {
 	conf := filepath.Join(b.dir, "mosquitto.conf")
 	var cfg bytes.Buffer
 	fmt.Fprintf(&cfg, "listener %d 127.0.0.1\n", b.port)
-	cfg.WriteString("allow_anonymous true\n")
-	cfg.WriteString("persistence false\n")
+	if b.opts.DenyAnonymous {
+		cfg.WriteString("allow_anonymous false\n")
+	} else {
+		cfg.WriteString("allow_anonymous true\n")
+	}
+	if t := b.opts.TLS; t != nil {
+		fmt.Fprintf(&cfg, "cafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n", t.CAFile, t.CertFile, t.KeyFile)
+		if t.RequireClientCert {
+			cfg.WriteString("require_certificate true\n")
+		}
+	}
+	if b.opts.Persistence {
+		fmt.Fprintf(&cfg, "persistence true\npersistence_location %s/\nautosave_interval 0\n", b.dir)
+		cfg.WriteString("persistent_client_expiration 1h\n")
+	} else {
+		cfg.WriteString("persistence false\n")
+	}
 	cfg.WriteString("max_queued_messages 100000\n")
 	cfg.WriteString("max_inflight_messages 0\n")
+	// Without it mosquitto's small PUBACKs wait for the client's delayed ACK (Nagle): rounds
+	// of ~40 ms that hide the uplink's own speed.
+	cfg.WriteString("set_tcp_nodelay true\n")
 	if os.Geteuid() == 0 {
 		// Started as root, mosquitto drops to user "mosquitto" unless told otherwise.
 		cfg.WriteString("user root\n")

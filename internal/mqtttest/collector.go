@@ -1,6 +1,7 @@
 package mqtttest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -35,15 +36,31 @@ type Collector struct {
 
 var collectorIDs atomic.Int64
 
+// SubOptions configure a Collector.
+type SubOptions struct {
+	// Persistent uses a persistent session (clean session off) under a fixed client id, so
+	// that on a broker with Options.Persistence nothing published while the collector was
+	// away (or the broker was down) is lost: the broker queues it and sends it on reconnect.
+	Persistent bool
+	// TLS is the client's TLS configuration for an ssl:// broker.
+	TLS *tls.Config
+}
+
 // Subscribe connects a subscriber to the broker, subscribes to topicFilter at QoS 1 and
 // waits for the SUBACK. t.Cleanup disconnects it.
 func (b *Broker) Subscribe(t testing.TB, topicFilter string) *Collector {
+	t.Helper()
+	return b.SubscribeWith(t, topicFilter, SubOptions{})
+}
+
+// SubscribeWith is Subscribe with options.
+func (b *Broker) SubscribeWith(t testing.TB, topicFilter string, so SubOptions) *Collector {
 	t.Helper()
 	c := &Collector{filter: topicFilter, changed: make(chan struct{})}
 	opts := mqtt.NewClientOptions().
 		AddBroker(b.URL()).
 		SetClientID(fmt.Sprintf("mqtttest-sub-%d-%d", b.port, collectorIDs.Add(1))).
-		SetCleanSession(true).
+		SetCleanSession(!so.Persistent).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetConnectTimeout(2 * time.Second).
@@ -52,6 +69,9 @@ func (b *Broker) Subscribe(t testing.TB, topicFilter string) *Collector {
 		SetDefaultPublishHandler(c.receive).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(func(mqtt.Client, error) { go c.reconnect() })
+	if so.TLS != nil {
+		opts.SetTLSConfig(so.TLS)
+	}
 	c.client = mqtt.NewClient(opts)
 	t.Cleanup(c.Close)
 	if tok := c.client.Connect(); !tok.WaitTimeout(StartTimeout) || tok.Error() != nil {

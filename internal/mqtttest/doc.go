@@ -6,6 +6,10 @@
 // to simulate an outage. Subscribe connects a QoS 1 subscriber that reconnects and
 // resubscribes by itself and collects what it receives.
 //
+// StartWith adds options: persistence (with SubscribeWith's persistent sessions, nothing is
+// lost while the broker is down), a TLS listener (NewCA makes a throw-away CA and issues
+// certificates for 127.0.0.1), and refusing anonymous clients.
+//
 // When mosquitto is not installed the test is skipped, unless SENTINEL_REQUIRE_MOSQUITTO=1 is
 // set, in which case it fails with a hint to install the Debian package "mosquitto".
 package mqtttest

@@ -12,25 +12,29 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/sentinel-edge/sentinel/sim/population"
 )
 
-// Paths of the docking interface, version 1.
+// Paths of the docking interface (reference dialect).
 const (
 	PathPing   = "/api/v1/ping"
 	PathQR     = "/api/v1/verify/qr"
 	PathIDCard = "/api/v1/verify/idcard"
+	PathFace   = "/api/v1/verify/face"
 )
 
-// Envelope codes.
+// Envelope codes (reference dialect).
 const (
 	CodeOK               = "ok"
 	CodeBadRequest       = "bad_request"
 	CodeNotFound         = "not_found"
 	CodeInternal         = "internal"
+	CodeBadSignature     = "bad_signature"      // the signature is missing or does not verify
+	CodeReplay           = "replay"             // the timestamp is stale or the nonce was used
 	CodeMethodNotAllowed = "method_not_allowed" // not in the spec: a wrong method on a known path
 )
 
@@ -43,8 +47,8 @@ const (
 	HeaderRequestID = "X-Request-Id"
 )
 
-// MaxBodyBytes bounds a request body; a larger one is a 400.
-const MaxBodyBytes = 64 << 10
+// MaxBodyBytes bounds a request body; a larger one is a 400. A face image fits.
+const MaxBodyBytes = 4 << 20
 
 // ErrInjected is what FailEvery's hook returns.
 var ErrInjected = errors.New("platform: injected failure")
@@ -106,6 +110,13 @@ type IDCardRequest struct {
 	Name     string `json:"name"`
 }
 
+// FaceRequest is the body of POST /api/v1/verify/face: a base64 JPEG and, when the unit
+// knows it, the ID number it claims to be.
+type FaceRequest struct {
+	ImageJPEG string `json:"image_jpeg"`
+	IDNumber  string `json:"id_number"`
+}
+
 // Options tune a Server. The zero value is a well-behaved platform.
 type Options struct {
 	// Logger receives the call log (one line per request, credentials
@@ -121,20 +132,32 @@ type Options struct {
 	// Delay holds every verification answer this long (or until the client
 	// goes away), to exercise a unit's timeout.
 	Delay time.Duration
+	// Dialect is the interface's shape: DialectReference (default) or DialectProvince.
+	Dialect string
+	// Signing, when set, makes the server check every request's signature and refuse
+	// replays; nil accepts unsigned requests.
+	Signing *Signing
+	// Faults, when set, says what to do to each verification request (see Fault).
+	Faults FaultSource
+	// RequestLog, when set, gets one JSON line (LogEntry) per request received.
+	RequestLog io.Writer
 }
 
 // Server is the reference platform. It is an http.Handler and safe for
 // concurrent use.
 type Server struct {
-	pop  *population.Population
-	opts Options
-	log  *slog.Logger
-	mux  *http.ServeMux
+	pop   *population.Population
+	opts  Options
+	log   *slog.Logger
+	d     dialect
+	ifs   map[string]string // path → interface
+	reqlg *requestLog
 }
 
 var _ http.Handler = (*Server)(nil)
 
-// NewServer returns a platform that answers from pop.
+// NewServer returns a platform that answers from pop. An unknown Options.Dialect panics:
+// check it with CheckDialect first.
 func NewServer(pop *population.Population, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -146,15 +169,21 @@ func NewServer(pop *population.Population, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{pop: pop, opts: opts, log: log, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET "+PathPing, s.ping)
-	s.mux.HandleFunc("POST "+PathQR, s.verifyQR)
-	s.mux.HandleFunc("POST "+PathIDCard, s.verifyIDCard)
-	for _, p := range []string{PathPing, PathQR, PathIDCard} {
-		s.mux.HandleFunc(p, s.methodNotAllowed)
+	d, err := newDialect(opts.Dialect)
+	if err != nil {
+		panic(err)
 	}
-	s.mux.HandleFunc("/", s.notFound)
+	s := &Server{pop: pop, opts: opts, log: log, d: d, ifs: map[string]string{}, reqlg: &requestLog{w: opts.RequestLog}}
+	for iface, p := range d.paths() {
+		s.ifs[p] = iface
+	}
 	return s
+}
+
+// CheckDialect says whether name is a dialect the server speaks.
+func CheckDialect(name string) error {
+	_, err := newDialect(name)
+	return err
 }
 
 // String describes the server without personal data.
@@ -170,10 +199,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(v)
 			}
 			s.log.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
-			s.writeJSON(w, http.StatusInternalServerError, Answer{Code: CodeInternal, Message: "internal error", RequestID: s.opts.NewRequestID()})
+			rid := s.opts.NewRequestID()
+			st, body := s.d.fail(failInternal, "internal error", rid)
+			s.writeJSON(w, st, body, rid)
 		}
 	}()
-	s.mux.ServeHTTP(w, r)
+	s.route(w, r)
 }
 
 // Serve answers on ln until ctx is done, then shuts down gracefully (five
@@ -228,129 +259,226 @@ func FailEvery(n int) func(*http.Request) error {
 	}
 }
 
-func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, http.StatusOK, Ping{Code: CodeOK, ServerTime: s.opts.Now().UTC().Format(time.RFC3339)})
-}
-
-func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	a := Answer{Code: CodeNotFound, Message: "no such endpoint", RequestID: s.opts.NewRequestID()}
-	s.logCall(r, a, http.StatusNotFound, "")
-	s.writeJSON(w, http.StatusNotFound, a)
-}
-
-func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	allow := http.MethodPost
-	if r.URL.Path == PathPing {
-		allow = "GET, HEAD"
+// route dispatches by path: the dialect's ping and verification endpoints.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	arrived := s.opts.Now()
+	start := time.Now()
+	dev, ven, pas := s.d.unitHeaders()
+	e := LogEntry{
+		Time: arrived.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Method: r.Method, Path: r.URL.Path,
+		Interface: s.ifs[r.URL.Path], Device: r.Header.Get(dev), Venue: r.Header.Get(ven), Passage: r.Header.Get(pas),
+		Signature: SigOff, Fault: FaultNone,
 	}
-	w.Header().Set("Allow", allow)
-	a := Answer{Code: CodeMethodNotAllowed, Message: "method not allowed, use " + allow, RequestID: s.opts.NewRequestID()}
-	s.logCall(r, a, http.StatusMethodNotAllowed, "")
-	s.writeJSON(w, http.StatusMethodNotAllowed, a)
+	defer func() {
+		e.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
+		s.reqlg.write(e)
+	}()
+	iface := e.Interface
+	switch {
+	case iface == "":
+		s.fail(w, r, &e, failNoEndpoint, "no such endpoint", "")
+	case iface == IfacePing && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		s.ping(w, &e)
+	case iface == IfacePing:
+		w.Header().Set("Allow", "GET, HEAD")
+		s.fail(w, r, &e, failMethod, "method not allowed, use GET, HEAD", "")
+	case r.Method != http.MethodPost:
+		w.Header().Set("Allow", http.MethodPost)
+		s.fail(w, r, &e, failMethod, "method not allowed, use POST", "")
+	default:
+		s.verify(w, r, &e)
+	}
 }
 
-func (s *Server) verifyQR(w http.ResponseWriter, r *http.Request) {
-	var req QRRequest
-	s.verify(w, r, &req, func() (string, error) {
-		if req.QRToken == "" {
-			return "", errors.New("qr_token is missing")
-		}
-		return req.QRToken, nil
-	}, func() (*Data, bool) {
-		p, ok := s.pop.ByToken(req.QRToken)
-		if !ok {
-			return nil, false
-		}
-		return s.data(p, Identity{IDNumber: p.IDNumber, Name: p.Name, Match: true}), true
-	})
+func (s *Server) ping(w http.ResponseWriter, e *LogEntry) {
+	now := s.opts.Now()
+	var body any = Ping{Code: CodeOK, ServerTime: now.UTC().Format(time.RFC3339)}
+	if _, ok := s.d.(province); ok {
+		body = map[string]string{"resultCode": ProvinceOK, "serverTime": now.In(cst).Format(ProvinceTimeLayout)}
+	}
+	e.Status, e.Code = http.StatusOK, CodeOK
+	s.writeJSON(w, http.StatusOK, body, "")
 }
 
-func (s *Server) verifyIDCard(w http.ResponseWriter, r *http.Request) {
-	var req IDCardRequest
-	s.verify(w, r, &req, func() (string, error) {
-		if req.IDNumber == "" || req.Name == "" {
-			return "", errors.New("id_number and name are required")
-		}
-		return req.IDNumber, nil
-	}, func() (*Data, bool) {
-		p, ok := s.pop.ByID(req.IDNumber)
-		if !ok {
-			return nil, false
-		}
-		// The name is echoed as sent, so a mismatch never reveals the name
-		// on record.
-		return s.data(p, Identity{IDNumber: p.IDNumber, Name: req.Name, Match: req.Name == p.Name}), true
-	})
+// fail answers an error, logs the call and fills the request log entry.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *LogEntry, f failure, msg, cred string) {
+	rid := s.opts.NewRequestID()
+	st, body := s.d.fail(f, msg, rid)
+	e.Status, e.Code, e.RequestID = st, s.d.code(body), rid
+	s.logCall(r, e, cred, nil)
+	s.writeJSON(w, st, body, rid)
 }
 
-// verify runs the common steps of a verification: decode the body into req,
-// check it (returning the credential, for the masked log), consult the fault
-// hook, wait the delay, and look up.
-func (s *Server) verify(w http.ResponseWriter, r *http.Request, req any, check func() (string, error), lookup func() (*Data, bool)) {
-	a := Answer{RequestID: s.opts.NewRequestID()}
-	status, cred := s.answer(w, r, req, check, lookup, &a)
-	if status == 0 {
-		s.logCall(r, Answer{Code: "client_gone", RequestID: a.RequestID}, 0, cred)
+// verify answers a verification: read the body, check the signature, decode and check the
+// request, inject the fault, wait the delay, and look the credential up.
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, e *LogEntry) {
+	raw, err := readBody(w, r)
+	if err != nil {
+		s.fail(w, r, e, failBadRequest, err.Error(), "")
 		return
 	}
-	s.logCall(r, a, status, cred)
-	s.writeJSON(w, status, a)
-}
-
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, req any, check func() (string, error), lookup func() (*Data, bool), a *Answer) (status int, cred string) {
-	if err := decodeBody(w, r, req); err != nil {
-		a.Code, a.Message = CodeBadRequest, err.Error()
-		return http.StatusBadRequest, ""
+	if sg := s.opts.Signing; sg != nil {
+		e.Signature = sg.check(s.d.signHeaders(), r.Header.Get, r.Method, r.URL.Path, raw, s.opts.Now())
+		switch e.Signature {
+		case SigMissing, SigBad:
+			s.fail(w, r, e, failBadSignature, "signature "+e.Signature, "")
+			return
+		case SigStale, SigReplay:
+			s.fail(w, r, e, failReplay, "replay refused: "+e.Signature, "")
+			return
+		}
 	}
-	cred, err := check()
+	req, err := s.d.decode(e.Interface, raw)
 	if err != nil {
-		a.Code, a.Message = CodeBadRequest, err.Error()
-		return http.StatusBadRequest, ""
+		s.fail(w, r, e, failBadRequest, err.Error(), "")
+		return
+	}
+	cred := req.token
+	if cred == "" {
+		cred = req.idNumber
 	}
 	if s.opts.Fault != nil {
 		if err := s.opts.Fault(r); err != nil {
-			a.Code, a.Message = CodeInternal, "platform failure, safe to retry"
-			return http.StatusInternalServerError, cred
+			s.fail(w, r, e, failInternal, "platform failure, safe to retry", cred)
+			return
 		}
 	}
-	if s.opts.Delay > 0 {
-		t := time.NewTimer(s.opts.Delay)
+	fault := Fault{Kind: FaultNone}
+	if s.opts.Faults != nil {
+		fault = s.opts.Faults.Next()
+	}
+	e.Fault = fault.String()
+	delay := s.opts.Delay
+	switch fault.Kind {
+	case FaultLatency:
+		delay += fault.Delay
+	case FaultHang:
+		<-r.Context().Done()
+		e.Code = "client_gone"
+		s.logCall(r, e, cred, nil)
+		return
+	case Fault5xx:
+		s.fail(w, r, e, failInternal, "injected failure, safe to retry", cred)
+		return
+	case FaultBadSignature:
+		s.fail(w, r, e, failBadSignature, "signature bad (injected)", cred)
+		return
+	case FaultMalformed:
+		rid := s.opts.NewRequestID()
+		e.Status, e.Code, e.RequestID = http.StatusOK, "malformed", rid
+		s.logCall(r, e, cred, nil)
+		w.Header().Set(s.d.requestIDHeader(), rid)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"code":"ok","data":{"identity":{"match":tr`))
+		return
+	case FaultDrop:
+		e.Code = "dropped"
+		s.logCall(r, e, cred, nil)
+		panic(http.ErrAbortHandler) // net/http closes the connection; route's defer logs it
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			return 0, cred
+			e.Code = "client_gone"
+			s.logCall(r, e, cred, nil)
+			return
 		}
 	}
-	data, ok := lookup()
+	data, ok := s.lookup(e.Interface, req)
 	if !ok {
-		a.Code, a.Message = CodeNotFound, "unknown credential"
-		return http.StatusNotFound, cred
+		s.fail(w, r, e, failNotFound, "unknown credential", cred)
+		return
 	}
-	a.Code, a.Data = CodeOK, data
-	return http.StatusOK, cred
+	rid := s.opts.NewRequestID()
+	st, body := s.d.ok(data, rid)
+	e.Status, e.Code, e.RequestID = st, s.d.code(body), rid
+	s.logCall(r, e, cred, data)
+	s.writeJSON(w, st, body, rid)
 }
 
-// decodeBody decodes exactly one JSON object into v. Its errors never quote
-// the body.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &mbe):
-			return fmt.Errorf("body is larger than %d bytes", MaxBodyBytes)
-		case errors.As(err, &te) && te.Field != "":
-			return fmt.Errorf("field %s has the wrong type", te.Field)
+func (s *Server) lookup(iface string, req credRequest) (*Data, bool) {
+	switch iface {
+	case IfaceQR:
+		p, ok := s.pop.ByToken(req.token)
+		if !ok {
+			return nil, false
 		}
-		return errors.New("body is not a JSON object")
+		return s.data(p, Identity{IDNumber: p.IDNumber, Name: p.Name, Match: true}), true
+	case IfaceIDCard:
+		p, ok := s.pop.ByID(req.idNumber)
+		if !ok {
+			return nil, false
+		}
+		// The name is echoed as sent, so a mismatch never reveals the name on record.
+		return s.data(p, Identity{IDNumber: p.IDNumber, Name: req.name, Match: req.name == p.Name}), true
+	case IfaceFace:
+		claimed := FaceID(req.face)
+		id := req.idNumber
+		if id == "" {
+			id = claimed
+		}
+		p, ok := s.pop.ByID(id)
+		if !ok {
+			return nil, false
+		}
+		match := claimed == "" || claimed == p.IDNumber
+		return s.data(p, Identity{IDNumber: p.IDNumber, Name: p.Name, Match: match}), true
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("body has data after the JSON object")
+	return nil, false
+}
+
+// FaceMarker prefixes the JPEG comment by which the simulator recognises a synthetic face.
+const FaceMarker = "sentinel-face:"
+
+// FaceJPEG returns a minimal synthetic JPEG (SOI, a comment, EOI) whose comment names the ID
+// number of the face it shows: the simulator's stand-in for face recognition.
+func FaceJPEG(idNumber string) []byte {
+	com := []byte(FaceMarker + idNumber)
+	n := len(com) + 2
+	b := []byte{0xFF, 0xD8, 0xFF, 0xFE, byte(n >> 8), byte(n)}
+	b = append(b, com...)
+	return append(b, 0xFF, 0xD9)
+}
+
+// FaceID returns the ID number a synthetic face's comment names, or "" when it has none.
+func FaceID(jpeg []byte) string {
+	for i := 2; i+4 <= len(jpeg); {
+		if jpeg[i] != 0xFF {
+			return ""
+		}
+		marker := jpeg[i+1]
+		if marker == 0xD9 || marker == 0xDA {
+			return ""
+		}
+		n := int(jpeg[i+2])<<8 | int(jpeg[i+3])
+		if n < 2 || i+2+n > len(jpeg) {
+			return ""
+		}
+		if marker == 0xFE {
+			if c := string(jpeg[i+4 : i+2+n]); strings.HasPrefix(c, FaceMarker) {
+				return strings.TrimPrefix(c, FaceMarker)
+			}
+		}
+		i += 2 + n
 	}
-	return nil
+	return ""
+}
+
+// readBody reads the request body, at most MaxBodyBytes. Its errors never quote the body.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("body is larger than %d bytes", MaxBodyBytes)
+		}
+		return nil, errors.New("body could not be read")
+	}
+	return b, nil
 }
 
 func (s *Server) data(p population.Person, id Identity) *Data {
@@ -385,14 +513,14 @@ func lastDoseDate(p population.Person) time.Time {
 	return time.Date(2021, 3, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 90*(p.VaccineDoses-1)+jitter)
 }
 
-func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any, rid string) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		body = []byte(`{"code":"internal","message":"encoding failed","request_id":""}`)
 	}
-	if a, ok := v.(Answer); ok {
-		w.Header().Set(HeaderRequestID, a.RequestID)
+	if rid != "" {
+		w.Header().Set(s.d.requestIDHeader(), rid)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -400,18 +528,23 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-func (s *Server) logCall(r *http.Request, a Answer, status int, cred string) {
+func (s *Server) logCall(r *http.Request, e *LogEntry, cred string, data *Data) {
 	attrs := []any{
-		"method", r.Method, "path", r.URL.Path, "status", status, "code", a.Code,
-		"request_id", a.RequestID,
-		"device", r.Header.Get(HeaderDevice), "venue", r.Header.Get(HeaderVenue),
-		"passage", r.Header.Get(HeaderPassage), "remote", r.RemoteAddr,
+		"method", r.Method, "path", r.URL.Path, "status", e.Status, "code", e.Code,
+		"request_id", e.RequestID, "device", e.Device, "venue", e.Venue,
+		"passage", e.Passage, "remote", r.RemoteAddr,
+	}
+	if e.Signature != SigOff {
+		attrs = append(attrs, "signature", e.Signature)
+	}
+	if e.Fault != FaultNone {
+		attrs = append(attrs, "fault", e.Fault)
 	}
 	if cred != "" {
 		attrs = append(attrs, "credential", population.MaskLen(cred))
 	}
-	if a.Data != nil {
-		attrs = append(attrs, "health_code", a.Data.HealthCode, "match", a.Data.Identity.Match)
+	if data != nil {
+		attrs = append(attrs, "health_code", data.HealthCode, "match", data.Identity.Match)
 	}
 	s.log.Info("call", attrs...)
 }

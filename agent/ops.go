@@ -1,0 +1,354 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/internal/buildinfo"
+	"github.com/sentinel-edge/sentinel/queue"
+	"github.com/sentinel-edge/sentinel/verify"
+)
+
+// Operations: what the unit tells people about itself (verdict screen, status, metrics) and
+// what it lets operators do remotely (commands). The state lives beside the Daemon, keyed by
+// it, so that parts and drivers reach it through methods on *Daemon:
+//
+//	d.SetReaderState("qr", false)   // a reader went offline
+//	d.SetFireAlarm(true)            // the fire-alarm input is active
+//	d.SetSelftest(ok, detail)       // a selftest finished
+//	d.GateMode().Set("locked")      // the remote mode switch
+
+// Fire-alarm states in the status message.
+const (
+	FireAlarmUnknown = "unknown" // no fire-alarm input reported yet
+	FireAlarmNormal  = "normal"
+	FireAlarmActive  = "alarm"
+)
+
+// Platform reachability in the status message and on the screen.
+const (
+	PlatformUnknown = "unknown" // no call yet
+	PlatformOnline  = "online"  // the last call got an answer
+	PlatformOffline = "offline" // the last call got none (timeout, refused)
+)
+
+// SelftestState is the last selftest's outcome.
+type SelftestState struct {
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+	At     string `json:"at"`
+}
+
+// Status is the retained message on <prefix>/<venue>/<device>/status. Its field names are a
+// contract (docs/operations.md): add fields, never rename them.
+type Status struct {
+	Online         bool              `json:"online"`
+	TS             string            `json:"ts"`        // when the unit wrote it (its own clock)
+	LastSeen       string            `json:"last_seen"` // for a will: when the control connection came up
+	Clock          string            `json:"clock"`     // synced | unsynced: how far ts can be trusted
+	Device         string            `json:"device"`
+	Venue          string            `json:"venue"`
+	Unit           string            `json:"unit"`
+	Location       string            `json:"location"`
+	Brand          string            `json:"brand"`
+	Style          string            `json:"style"`        // install.style_label
+	DeviceStyle    string            `json:"device_style"` // device.style
+	InstallStatus  string            `json:"install_status"`
+	Docked         bool              `json:"docked"`
+	Platform       string            `json:"platform"`
+	LastPlatformOK string            `json:"last_platform_ok,omitempty"`
+	Selftest       *SelftestState    `json:"selftest,omitempty"`
+	Version        string            `json:"version"`
+	QueuePending   int64             `json:"queue_pending"`
+	QueueOldestAge float64           `json:"queue_oldest_age_s"`
+	Uplink         bool              `json:"uplink"` // the record uplink is connected
+	Readers        map[string]string `json:"readers"`
+	FireAlarm      string            `json:"fire_alarm"`
+	Mode           string            `json:"mode"`
+	Will           bool              `json:"will,omitempty"` // published by the broker: the unit vanished
+}
+
+// opsState is the operations state of one Daemon.
+type opsState struct {
+	d       *Daemon
+	mode    *GateMode
+	metrics *opsMetrics
+	started time.Time
+	changed chan struct{} // a value means "status may have changed"
+	up      chan struct{} // closed once the pipeline is up: d.Uplink is set
+
+	mu             sync.Mutex
+	install        config.Install
+	heartbeat      time.Duration
+	commands       config.Commands
+	readers        map[string]bool
+	fireAlarm      string
+	platform       string
+	lastPlatformOK time.Time
+	selftest       *SelftestState
+	unitListeners  []func()
+}
+
+var opsStates sync.Map // *Daemon → *opsState
+
+// ops returns d's operations state, creating it on first use.
+func (d *Daemon) ops() *opsState {
+	if v, ok := opsStates.Load(d); ok {
+		return v.(*opsState)
+	}
+	st := &opsState{
+		d:         d,
+		started:   time.Now(),
+		changed:   make(chan struct{}, 1),
+		up:        make(chan struct{}),
+		readers:   map[string]bool{},
+		fireAlarm: FireAlarmUnknown,
+		platform:  PlatformUnknown,
+		metrics:   newOpsMetrics(),
+	}
+	if d.Cfg != nil {
+		st.install, st.heartbeat, st.commands = d.Cfg.Install, d.Cfg.Status.Heartbeat, d.Cfg.Commands
+	}
+	st.mode = NewGateMode(d.Relay, func(string) { st.touch() })
+	v, _ := opsStates.LoadOrStore(d, st)
+	return v.(*opsState)
+}
+
+// forget drops d's state when the daemon stops.
+func (d *Daemon) forgetOps() { opsStates.Delete(d) }
+
+// touch says that something the status or the screen shows has changed.
+func (st *opsState) touch() {
+	select {
+	case st.changed <- struct{}{}:
+	default:
+	}
+	st.mu.Lock()
+	ls := append([]func(){}, st.unitListeners...)
+	st.mu.Unlock()
+	for _, f := range ls {
+		f()
+	}
+}
+
+func (st *opsState) onUnitChange(f func()) {
+	st.mu.Lock()
+	st.unitListeners = append(st.unitListeners, f)
+	st.mu.Unlock()
+}
+
+// SetReaderState records whether the named credential reader is online; drivers call it
+// when a reader comes or goes. It updates the status, the screen and the metrics.
+func (d *Daemon) SetReaderState(name string, online bool) {
+	st := d.ops()
+	st.mu.Lock()
+	prev, known := st.readers[name]
+	st.readers[name] = online
+	st.mu.Unlock()
+	st.metrics.readerOnline.WithLabelValues(name).Set(b2f(online))
+	if !known || prev != online {
+		st.touch()
+	}
+}
+
+// SetFireAlarm records the fire-alarm input's state.
+func (d *Daemon) SetFireAlarm(active bool) {
+	st := d.ops()
+	s := FireAlarmNormal
+	if active {
+		s = FireAlarmActive
+	}
+	st.mu.Lock()
+	prev := st.fireAlarm
+	st.fireAlarm = s
+	st.mu.Unlock()
+	st.metrics.fireAlarm.Set(b2f(active))
+	if prev != s {
+		st.touch()
+	}
+}
+
+// SetSelftest records a selftest's outcome; it is part of the docking state.
+func (d *Daemon) SetSelftest(ok bool, detail string) {
+	st := d.ops()
+	st.mu.Lock()
+	st.selftest = &SelftestState{OK: ok, Detail: detail, At: time.Now().UTC().Format(time.RFC3339)}
+	st.mu.Unlock()
+	st.metrics.selftestOK.Set(b2f(ok))
+	st.touch()
+}
+
+// GateMode returns the remote mode switch of the unit.
+func (d *Daemon) GateMode() *GateMode { return d.ops().mode }
+
+// uplink returns the daemon's uplink once the pipeline is up (nil before: d.Uplink is
+// assigned after the parts start).
+func (st *opsState) uplink() *queue.Uplink {
+	select {
+	case <-st.up:
+		return st.d.Uplink
+	default:
+		return nil
+	}
+}
+
+// platformCall records what a decision learnt about the platform.
+func (st *opsState) platformCall(dec verify.Decision) {
+	if dec.Call == nil {
+		return // the platform was not asked (malformed scan)
+	}
+	st.metrics.platformCall(dec)
+	online := dec.Mode != verify.ModeOffline
+	st.setPlatform(online, dec.Reason != verify.ReasonPlatformError && dec.Reason != verify.ReasonBadResponse && online)
+}
+
+// setPlatform records reachability, and whether the call was a success (docking proven).
+func (st *opsState) setPlatform(online, ok bool) {
+	s := PlatformOffline
+	if online {
+		s = PlatformOnline
+	}
+	st.mu.Lock()
+	prev := st.platform
+	st.platform = s
+	wasDocked := !st.lastPlatformOK.IsZero()
+	if ok {
+		st.lastPlatformOK = time.Now()
+	}
+	st.mu.Unlock()
+	st.metrics.platformOnline.Set(b2f(online))
+	if prev != s || (ok && !wasDocked) {
+		st.touch()
+	}
+}
+
+// status builds the status message now. ctx bounds the queue query.
+func (st *opsState) status(ctx context.Context) Status {
+	d := st.d
+	now := time.Now()
+	s := Status{
+		Online:      true,
+		TS:          now.UTC().Format(tsLayout),
+		Clock:       ClockState(),
+		Device:      d.Cfg.Device.ID,
+		Venue:       d.Cfg.Device.Venue,
+		DeviceStyle: d.Cfg.Device.Style,
+		Version:     buildinfo.Get().Version,
+		Mode:        st.mode.Mode(),
+		Readers:     map[string]string{},
+	}
+	s.LastSeen = s.TS
+	if up := st.uplink(); up != nil {
+		s.Uplink = up.Connected()
+	}
+	if d.Outbox != nil {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if qs, err := d.Outbox.Stats(qctx); err == nil {
+			s.QueuePending = qs.Pending
+			s.QueueOldestAge = qs.OldestPendingAge().Round(time.Second).Seconds()
+		}
+		cancel()
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s.Unit, s.Location, s.Brand = st.install.Unit, st.install.Location, st.install.Brand
+	s.Style, s.InstallStatus = st.install.StyleLabel, st.install.Status
+	for n, on := range st.readers {
+		s.Readers[n] = map[bool]string{true: "online", false: "offline"}[on]
+	}
+	s.FireAlarm = st.fireAlarm
+	s.Platform = st.platform
+	if !st.lastPlatformOK.IsZero() {
+		s.LastPlatformOK = st.lastPlatformOK.UTC().Format(time.RFC3339)
+	}
+	if st.selftest != nil {
+		cp := *st.selftest
+		s.Selftest = &cp
+	}
+	s.Docked = !st.lastPlatformOK.IsZero() && (st.selftest == nil || st.selftest.OK)
+	return s
+}
+
+// significant is the part of a status whose change triggers a publication: everything but
+// the times and the queue's age.
+func (s Status) significant() string {
+	s.TS, s.LastSeen, s.QueueOldestAge, s.LastPlatformOK = "", "", 0, ""
+	if s.Selftest != nil {
+		cp := *s.Selftest
+		cp.At = ""
+		s.Selftest = &cp
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// readerNames lists the readers in a stable order.
+func (s Status) readerNames() []string {
+	ns := make([]string, 0, len(s.Readers))
+	for n := range s.Readers {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// opsDecider wraps the pipeline's decider to learn the platform's state and time decisions.
+type opsDecider struct {
+	inner Decider
+	st    *opsState
+}
+
+func (o opsDecider) Decide(ctx context.Context, cred verify.Credential, passageID string) verify.Decision {
+	dec := o.inner.Decide(ctx, cred, passageID)
+	o.st.metrics.decision.Observe(dec.Took.Seconds())
+	o.st.platformCall(dec)
+	return dec
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func init() {
+	RegisterPart(Part{Name: "ops", Order: 50, Setup: setupOps})
+}
+
+// setupOps wires the operations state into the core: the decider wrapper, the mode switch,
+// the passage observer, and the reader the core opened.
+func setupOps(_ context.Context, d *Daemon) (func(context.Context) error, error) {
+	st := d.ops()
+	if d.Pipeline != nil {
+		d.Pipeline.Decider = opsDecider{inner: d.Pipeline.Decider, st: st}
+		d.Pipeline.Gate = st.mode
+	}
+	// Ready is called after d.Uplink is assigned: from then on the parts may read it.
+	ready := d.Opt.Ready
+	d.Opt.Ready = func() {
+		close(st.up)
+		if ready != nil {
+			ready()
+		}
+	}
+	if d.Cfg.Scanners.QR != nil {
+		d.SetReaderState("qr", true) // its port opened, or the daemon would not be here
+	}
+	d.Observe(func(p Passage) {
+		st.metrics.passage(p)
+		st.touch()
+	})
+	return func(ctx context.Context) error {
+		<-ctx.Done()
+		if st.mode.Mode() == ModeAlwaysOpen {
+			_ = st.mode.Set(ModeNormal) // release the hold; the relay halts anyway
+		}
+		d.forgetOps()
+		return nil
+	}, nil
+}

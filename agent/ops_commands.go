@@ -1,0 +1,546 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/config"
+)
+
+// Remote commands arrive on <prefix>/<venue>/<device>/cmd/<name> as a SignedCommand: the
+// command's JSON and an Ed25519 signature over exactly those bytes by an operator key from
+// commands.operator_keys. Each is answered on .../cmd/<name>/reply and recorded as an event;
+// refused ones too. See docs/operations.md.
+
+// Command names.
+const (
+	CmdOpen     = "open"     // open the barrier once
+	CmdReload   = "reload"   // read the config file again and apply what can change live
+	CmdMode     = "mode"     // args.mode: normal | always_open | locked
+	CmdSelftest = "selftest" // run the selftest
+)
+
+// Command results.
+const (
+	ResultOK          = "ok"
+	ResultFailed      = "failed"
+	ResultUnsupported = "unsupported"
+	ResultRefused     = "refused"
+)
+
+// StreamEventOps is the outbox stream (and topic kind) of operational events.
+const StreamEventOps = "event"
+
+// Command is what an operator signs.
+type Command struct {
+	ID        string            `json:"id"` // unique; a nonce: an id is executed once
+	Name      string            `json:"name"`
+	Venue     string            `json:"venue"`
+	Device    string            `json:"device"`
+	IssuedAt  time.Time         `json:"issued_at"`
+	ExpiresAt time.Time         `json:"expires_at"`
+	Args      map[string]string `json:"args,omitempty"`
+}
+
+// SignedCommand is the payload on a command topic.
+type SignedCommand struct {
+	Cmd json.RawMessage `json:"cmd"`
+	Sig string          `json:"sig"` // base64 Ed25519 signature of Cmd's bytes
+}
+
+// CommandReply is published on <prefix>/<venue>/<device>/cmd/<name>/reply.
+type CommandReply struct {
+	ID     string `json:"id"` // empty when the command could not be read
+	Name   string `json:"name"`
+	Result string `json:"result"` // ok | failed | unsupported | refused
+	Detail string `json:"detail,omitempty"`
+	Key    string `json:"key,omitempty"` // fingerprint of the operator key that signed it
+	TS     string `json:"ts"`
+	Device string `json:"device"`
+	Venue  string `json:"venue"`
+	Clock  string `json:"clock"`
+}
+
+// SignCommand signs cmd with an operator's private key: what an operator tool (and the
+// tests) publish.
+func SignCommand(priv ed25519.PrivateKey, cmd Command) ([]byte, error) {
+	raw, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(SignedCommand{Cmd: raw, Sig: base64.StdEncoding.EncodeToString(ed25519.Sign(priv, raw))})
+}
+
+// KeyFingerprint names a public key in replies and events: the first 8 bytes of its
+// SHA-256, in hex.
+func KeyFingerprint(pub ed25519.PublicKey) string {
+	h := sha256.Sum256(pub)
+	return hex.EncodeToString(h[:8])
+}
+
+// SelftestCommand runs the selftest for the selftest command (ops_selftest.go); nil makes
+// the command answer unsupported.
+var SelftestCommand = liveSelftest
+
+// Command tunables; package variables so tests can shrink them.
+var (
+	// maxCommandBytes is the largest command payload read.
+	maxCommandBytes = 8 << 10
+	// commandSkew is how far in the future issued_at may lie (the operator's clock).
+	commandSkew = time.Minute
+	// refusalBurst and refusalEvery bound how many refusals are recorded as events: a flood
+	// of junk must not fill the outbox. Every refusal is counted in the metrics.
+	refusalBurst = 20
+	refusalEvery = 3 * time.Second
+	// cmdNow is the wall clock commands are checked against.
+	cmdNow = time.Now
+)
+
+var commandID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+
+// knownCommands are the names a unit executes.
+var knownCommands = map[string]bool{CmdOpen: true, CmdReload: true, CmdMode: true, CmdSelftest: true}
+
+type inbound struct {
+	topic    string
+	payload  []byte
+	retained bool
+}
+
+// commander verifies and runs commands, one at a time, on its own goroutine.
+type commander struct {
+	d       *Daemon
+	st      *opsState
+	publish func(topic string, retained bool, payload []byte) error
+	in      chan inbound
+	seen    *seenStore
+
+	mu         sync.Mutex
+	keys       []ed25519.PublicKey
+	maxAge     time.Duration
+	tokens     float64
+	refilledAt time.Time
+	suppressed int
+}
+
+func newCommander(d *Daemon, st *opsState, publish func(string, bool, []byte) error) (*commander, error) {
+	seen, err := openSeen(filepath.Join(filepath.Dir(d.Cfg.Queue.Path), "commands-seen.json"), d)
+	if err != nil {
+		return nil, err
+	}
+	c := &commander{d: d, st: st, publish: publish, in: make(chan inbound, 32), seen: seen,
+		tokens: float64(refusalBurst), refilledAt: time.Now()}
+	if err := c.setKeys(d.Cfg.Commands); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *commander) setKeys(cc config.Commands) error {
+	keys := make([]ed25519.PublicKey, 0, len(cc.OperatorKeys))
+	for i, k := range cc.OperatorKeys {
+		pk, err := config.ParseOperatorKey(k)
+		if err != nil {
+			return fmt.Errorf("commands.operator_keys[%d]: %w", i, err)
+		}
+		keys = append(keys, pk)
+	}
+	c.mu.Lock()
+	c.keys, c.maxAge = keys, cc.MaxAge
+	c.mu.Unlock()
+	return nil
+}
+
+// receive is paho's callback: it hands the message over and never blocks.
+func (c *commander) receive(topic string, payload []byte, retained bool) {
+	m := inbound{topic: topic, payload: append([]byte(nil), payload...), retained: retained}
+	select {
+	case c.in <- m:
+	default:
+		c.st.metrics.commands.WithLabelValues(metricName(cmdName(topic)), "refused:overloaded").Inc()
+	}
+}
+
+func (c *commander) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-c.in:
+			c.handle(ctx, m)
+		}
+	}
+}
+
+// handle verifies, runs, answers and records one command. A panic in a handler is a
+// failed command, not a dead daemon.
+func (c *commander) handle(ctx context.Context, m inbound) {
+	rep := CommandReply{Name: cmdName(m.topic), Device: c.d.Cfg.Device.ID, Venue: c.d.Cfg.Device.Venue}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				rep.Result, rep.Detail = ResultFailed, "internal error"
+				c.d.Log.Error("command handler panicked", "command", rep.Name, "panic", fmt.Sprint(r))
+			}
+		}()
+		cmd, key, why := c.verify(m)
+		rep.Key = key
+		if cmd != nil {
+			rep.ID = cmd.ID
+		}
+		if why != "" {
+			rep.Result, rep.Detail = ResultRefused, why
+			return
+		}
+		rep.Result, rep.Detail = c.execute(ctx, cmd)
+	}()
+	rep.TS, rep.Clock = cmdNow().UTC().Format(tsLayout), ClockState()
+	label := rep.Result
+	if rep.Result == ResultRefused {
+		label += ":" + rep.Detail
+	}
+	c.st.metrics.commands.WithLabelValues(metricName(rep.Name), label).Inc()
+	log := c.d.Log.With("command", safeName(rep.Name), "id", rep.ID, "result", rep.Result, "detail", rep.Detail, "key", rep.Key)
+	if rep.Result == ResultRefused {
+		log.Warn("command refused")
+	} else {
+		log.Info("command done")
+	}
+	b, _ := json.Marshal(rep)
+	if err := c.publish(m.topic+"/reply", false, b); err != nil {
+		c.d.Log.Warn("command reply not published", "command", safeName(rep.Name), "err", err)
+	}
+	c.record(ctx, rep)
+}
+
+// verify checks a command; it returns why it is refused ("" when it may run).
+func (c *commander) verify(m inbound) (*Command, string, string) {
+	name := cmdName(m.topic)
+	if len(m.payload) > maxCommandBytes {
+		return nil, "", "too_large"
+	}
+	var sc SignedCommand
+	dec := json.NewDecoder(strings.NewReader(string(m.payload)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sc); err != nil || len(sc.Cmd) == 0 {
+		return nil, "", "malformed"
+	}
+	var cmd Command
+	cdec := json.NewDecoder(strings.NewReader(string(sc.Cmd)))
+	cdec.DisallowUnknownFields()
+	cmdErr := cdec.Decode(&cmd)
+	var shown *Command
+	if cmdErr == nil && commandID.MatchString(cmd.ID) {
+		shown = &Command{ID: cmd.ID}
+	}
+	if sc.Sig == "" {
+		return shown, "", "unsigned"
+	}
+	sig, err := base64.StdEncoding.DecodeString(sc.Sig)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return shown, "", "bad_signature"
+	}
+	c.mu.Lock()
+	keys, maxAge := c.keys, c.maxAge
+	c.mu.Unlock()
+	if len(keys) == 0 {
+		return shown, "", "no_operator_keys"
+	}
+	key := ""
+	for _, k := range keys {
+		if ed25519.Verify(k, sc.Cmd, sig) {
+			key = KeyFingerprint(k)
+			break
+		}
+	}
+	if key == "" {
+		return shown, "", "bad_signature"
+	}
+	switch {
+	case cmdErr != nil || shown == nil:
+		return shown, key, "malformed"
+	case cmd.Venue != c.d.Cfg.Device.Venue || cmd.Device != c.d.Cfg.Device.ID:
+		return shown, key, "wrong_unit"
+	case cmd.Name != name:
+		return shown, key, "name_mismatch"
+	case cmdNow().Year() < minTrustedYear:
+		// A clock that reads before 2024 cannot check expiry: refuse rather than guess. A
+		// plausible clock that NTP has not confirmed (an RTC) is used; the reply says
+		// clock=unsynced.
+		return shown, key, "clock_unsynced"
+	}
+	now := cmdNow()
+	switch {
+	case cmd.IssuedAt.IsZero() || cmd.ExpiresAt.IsZero():
+		return shown, key, "malformed"
+	case !now.Before(cmd.ExpiresAt):
+		return shown, key, "expired"
+	case cmd.IssuedAt.After(now.Add(commandSkew)):
+		return shown, key, "not_yet_valid"
+	case cmd.ExpiresAt.Sub(cmd.IssuedAt) > maxAge:
+		return shown, key, "validity_too_long"
+	case c.seen.has(cmd.ID):
+		return shown, key, "replayed"
+	case !knownCommands[name]:
+		return shown, key, "unknown_command"
+	}
+	// Spend the nonce before acting: a crash mid-command must not allow a replay.
+	if err := c.seen.add(cmd.ID, cmd.ExpiresAt, now); err != nil {
+		c.d.Log.Error("command nonce not stored; refusing", "err", err)
+		return shown, key, "nonce_store_failed"
+	}
+	return &cmd, key, ""
+}
+
+// execute runs a verified command.
+func (c *commander) execute(ctx context.Context, cmd *Command) (string, string) {
+	d := c.d
+	switch cmd.Name {
+	case CmdOpen:
+		if d.Relay == nil {
+			return ResultUnsupported, "this unit has no barrier"
+		}
+		switch c.st.mode.Mode() {
+		case ModeLocked:
+			return ResultRefused, "locked"
+		case ModeAlwaysOpen:
+			return ResultOK, "already held open"
+		}
+		if err := d.Relay.Pulse(ctx, d.Cfg.Barrier.Pulse); err != nil {
+			return ResultFailed, err.Error()
+		}
+		return ResultOK, "opened for " + d.Cfg.Barrier.Pulse.String()
+	case CmdMode:
+		m := cmd.Args["mode"]
+		if err := c.st.mode.Set(m); err != nil {
+			return ResultFailed, err.Error()
+		}
+		return ResultOK, "mode " + m
+	case CmdReload:
+		return c.reload()
+	case CmdSelftest:
+		if SelftestCommand == nil {
+			return ResultUnsupported, "this build has no selftest"
+		}
+		ok, detail, err := SelftestCommand(ctx, d)
+		if err != nil {
+			return ResultFailed, err.Error()
+		}
+		d.SetSelftest(ok, detail)
+		if !ok {
+			return ResultFailed, detail
+		}
+		return ResultOK, detail
+	}
+	return ResultRefused, "unknown_command"
+}
+
+// reload reads the config file again. The installation facts, the operator keys and the
+// status heartbeat apply at once; other sections need a restart, and the reply says which.
+func (c *commander) reload() (string, string) {
+	d := c.d
+	path := d.Opt.ConfigPath
+	if path == "" {
+		return ResultUnsupported, "the daemon was started without a config file path"
+	}
+	nc, err := config.Load(path)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) && len(ce.Problems) > 0 {
+			return ResultFailed, fmt.Sprintf("config invalid (%d problems), first: %s", len(ce.Problems), ce.Problems[0])
+		}
+		return ResultFailed, err.Error()
+	}
+	if nc.Device.ID != d.Cfg.Device.ID || nc.Device.Venue != d.Cfg.Device.Venue {
+		return ResultFailed, "device.id and device.venue cannot change without a restart"
+	}
+	if err := c.setKeys(nc.Commands); err != nil {
+		return ResultFailed, err.Error()
+	}
+	c.st.mu.Lock()
+	c.st.install, c.st.heartbeat, c.st.commands = nc.Install, nc.Status.Heartbeat, nc.Commands
+	c.st.mu.Unlock()
+	c.st.touch()
+	var restart []string
+	ov, nv := reflect.ValueOf(*d.Cfg), reflect.ValueOf(*nc)
+	for i := 0; i < ov.NumField(); i++ {
+		name := strings.Split(ov.Type().Field(i).Tag.Get("yaml"), ",")[0]
+		switch name {
+		case "install", "commands", "status":
+			continue
+		}
+		if !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
+			restart = append(restart, name)
+		}
+	}
+	sort.Strings(restart)
+	detail := "applied install, commands, status"
+	if len(restart) > 0 {
+		detail += "; restart needed for: " + strings.Join(restart, ", ")
+	}
+	return ResultOK, detail
+}
+
+// opsEvent is an operational event record on <prefix>/<venue>/<device>/event.
+type opsEvent struct {
+	ID      string        `json:"id"`
+	Seq     int64         `json:"seq"`
+	TS      string        `json:"ts"`
+	Device  string        `json:"device"`
+	Venue   string        `json:"venue"`
+	Clock   string        `json:"clock"`
+	Type    string        `json:"type"`
+	Command *CommandReply `json:"command,omitempty"`
+	// Suppressed counts refusals not recorded since the last recorded one (rate limit).
+	Suppressed int `json:"suppressed,omitempty"`
+}
+
+// record appends the command's outcome to the outbox. Refusals are rate limited; the
+// suppressed ones are counted in the next recorded event.
+func (c *commander) record(ctx context.Context, rep CommandReply) {
+	suppressed := 0
+	if rep.Result == ResultRefused {
+		c.mu.Lock()
+		now := time.Now()
+		c.tokens += now.Sub(c.refilledAt).Seconds() / refusalEvery.Seconds()
+		c.refilledAt = now
+		if c.tokens > float64(refusalBurst) {
+			c.tokens = float64(refusalBurst)
+		}
+		if c.tokens < 1 {
+			c.suppressed++
+			c.mu.Unlock()
+			return
+		}
+		c.tokens--
+		suppressed, c.suppressed = c.suppressed, 0
+		c.mu.Unlock()
+	}
+	rep.Name = safeName(rep.Name)
+	ev := opsEvent{TS: rep.TS, Device: rep.Device, Venue: rep.Venue, Clock: rep.Clock, Type: "command", Command: &rep, Suppressed: suppressed}
+	if c.d.Outbox == nil {
+		return
+	}
+	_, err := c.d.Outbox.Append(context.WithoutCancel(ctx), StreamEventOps, Topic(c.d.Cfg, StreamEventOps), func(seq int64, id string) ([]byte, error) {
+		ev.ID, ev.Seq = id, seq
+		return json.Marshal(ev)
+	})
+	if err != nil {
+		c.d.Log.Error("command event NOT stored", "command", rep.Name, "id", rep.ID, "err", err)
+	}
+}
+
+// metricName keeps the metric's label set bounded: unknown names become "other".
+func metricName(n string) string {
+	if knownCommands[n] {
+		return n
+	}
+	return "other"
+}
+
+// safeName is a command name fit for logs and records.
+func safeName(n string) string {
+	if knownCommands[n] || commandID.MatchString(n) {
+		return n
+	}
+	return fmt.Sprintf("(invalid name, %d bytes)", len(n))
+}
+
+// seenStore remembers executed command ids until they expire, in a small file written
+// atomically, so that a command cannot be replayed, even across a restart.
+type seenStore struct {
+	path string
+	log  interface{ Warn(string, ...any) }
+
+	mu  sync.Mutex
+	ids map[string]time.Time // id → expires_at
+}
+
+// maxSeen bounds the store; past it new commands are refused (nonce_store_failed).
+var maxSeen = 10000
+
+func openSeen(path string, d *Daemon) (*seenStore, error) {
+	s := &seenStore{path: path, log: d.Log, ids: map[string]time.Time{}}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("commands: read %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, &s.ids); err != nil {
+		aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405")
+		_ = os.Rename(path, aside)
+		d.Log.Warn("command nonce file unreadable; moved aside, starting empty", "path", path, "aside", aside, "err", err)
+		s.ids = map[string]time.Time{}
+	}
+	return s, nil
+}
+
+func (s *seenStore) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ids[id]
+	return ok
+}
+
+// add stores id until exp, dropping expired ids, and writes the file (temp, fsync, rename).
+func (s *seenStore) add(id string, exp, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.ids {
+		if now.After(e) {
+			delete(s.ids, k)
+		}
+	}
+	if len(s.ids) >= maxSeen {
+		return fmt.Errorf("commands: %d unexpired command ids stored", len(s.ids))
+	}
+	s.ids[id] = exp
+	b, err := json.Marshal(s.ids)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(s.path, b); err != nil {
+		delete(s.ids, id)
+		return err
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("commands: write %s: %w", path, err)
+	}
+	return nil
+}

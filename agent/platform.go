@@ -1,0 +1,53 @@
+package agent
+
+import (
+	"fmt"
+
+	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/verify"
+)
+
+// newPlatformClient builds the platform client the config asks for: its mapping (the
+// reference one when platform.mapping is empty) and, when platform.secret_file is set, its
+// signer. Errors name the key to fix. onPing is told about every ping, for the audit.
+func newPlatformClient(cfg *config.Config, onPing func(verify.Call)) (*verify.Client, error) {
+	p := cfg.Platform
+	m, err := verify.LoadMapping(p.Mapping)
+	if err != nil {
+		return nil, fmt.Errorf("platform.mapping: %w", err)
+	}
+	var signer *verify.Signer
+	if p.SecretFile != "" {
+		secret, err := verify.ReadSecretFile(p.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("platform.secret_file: %w", err)
+		}
+		if signer, err = verify.NewSigner(p.Signing, p.AppKey, secret); err != nil {
+			return nil, fmt.Errorf("platform.signing: %w", err)
+		}
+	}
+	return verify.NewClient(verify.ClientOptions{
+		URL: p.URL, Device: cfg.Device.ID, Venue: cfg.Device.Venue, Timeout: p.Timeout,
+		Mapping: m, Signer: signer, OnPing: onPing,
+	}), nil
+}
+
+// verifierOptions are the venue policy and the offline policy of the config.
+func verifierOptions(cfg *config.Config, maxTokenLen int) verify.VerifierOptions {
+	pol := cfg.Policy
+	return verify.VerifierOptions{
+		Policy: verify.Policy{
+			Version:             pol.Version,
+			Credentials:         cfg.AcceptedCredentials(),
+			HealthCodes:         pol.HealthCodes,
+			NATMaxAge:           pol.NATMaxAge,
+			MinVaccineDoses:     pol.MinVaccineDoses,
+			IgnoreIdentityMatch: !pol.RequireIdentityMatch,
+		},
+		MaxTokenLen:   maxTokenLen,
+		Budget:        cfg.Platform.Budget,
+		Offline:       cfg.Platform.OfflinePolicy,
+		CacheTTL:      cfg.Platform.CacheTTL,
+		ProbeInterval: cfg.Platform.ProbeInterval,
+	}
+}

@@ -1,0 +1,355 @@
+package screen
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+//go:embed page.html
+var page []byte
+
+// Tunables; package variables so tests can shrink them.
+var (
+	// KeepAlive is how often an idle event stream gets a comment line, so that a browser or
+	// proxy does not time it out and a vanished client is noticed.
+	KeepAlive = 15 * time.Second
+	// ClientBuffer is how many events may wait for one browser; past it the browser is slow
+	// and is disconnected (it reconnects and gets the current state).
+	ClientBuffer = 8
+	// WriteTimeout bounds one write to a browser.
+	WriteTimeout = 5 * time.Second
+)
+
+// Verdict is one passage as the screen shows it. Subject fields are masked already.
+type Verdict struct {
+	N            int64  `json:"n"` // event number, increasing
+	Verdict      string `json:"verdict"`
+	Reason       string `json:"reason"`
+	Text         Text   `json:"text"`
+	SubjectID    string `json:"subject_id,omitempty"`
+	SubjectName  string `json:"subject_name,omitempty"`
+	HealthCode   string `json:"health_code,omitempty"`
+	NATSampledAt string `json:"nat_sampled_at,omitempty"`
+	Mode         string `json:"mode"` // online | offline
+	Gate         string `json:"gate"`
+	GateMode     string `json:"gate_mode,omitempty"`
+	TS           string `json:"ts"`
+	HoldMS       int64  `json:"hold_ms"`
+}
+
+// Unit is the unit's state as the idle screen shows it.
+type Unit struct {
+	Venue        string            `json:"venue"`
+	Device       string            `json:"device"`
+	Unit         string            `json:"unit,omitempty"`
+	Location     string            `json:"location,omitempty"`
+	Platform     string            `json:"platform"` // online | offline | unknown
+	Uplink       bool              `json:"uplink"`
+	QueuePending int64             `json:"queue_pending"`
+	Mode         string            `json:"mode"`
+	Clock        string            `json:"clock"`
+	Readers      map[string]string `json:"readers,omitempty"`
+	FireAlarm    string            `json:"fire_alarm,omitempty"`
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Clients           int
+	Closed, Slow      int64
+	Refused           int64 // requests refused (method, host or path)
+	EventsSent, Shown int64
+}
+
+// Options configure a Server.
+type Options struct {
+	// AllowedHosts are the Host header values accepted (host or host:port, lower case); empty
+	// accepts any. A loopback screen sets them to defeat DNS rebinding.
+	AllowedHosts []string
+	// OnDisconnect, when set, is told why a client went: "closed" or "slow".
+	OnDisconnect func(why string)
+	// OnClients, when set, is told the number of connected clients after each change.
+	OnClients func(n int)
+}
+
+type event struct {
+	name string
+	data []byte
+}
+
+type client struct {
+	ch   chan event
+	gone chan struct{} // closed when the server drops the client
+	once sync.Once
+}
+
+func (c *client) drop() { c.once.Do(func() { close(c.gone) }) }
+
+// Server is the verdict screen's HTTP server.
+type Server struct {
+	opt Options
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	unit    []byte // last Unit as JSON
+	verdict []byte // last Verdict as JSON, nil before the first
+	shownAt time.Time
+	hold    time.Duration
+	n       int64
+	stats   Stats
+}
+
+// New returns a server with an empty unit state.
+func New(opt Options) *Server {
+	s := &Server{opt: opt, clients: map[*client]struct{}{}}
+	s.unit, _ = json.Marshal(Unit{Platform: "unknown", Mode: "normal", Clock: "unsynced"})
+	return s
+}
+
+// SetAllowedHosts replaces Options.AllowedHosts (once the listener's port is known).
+func (s *Server) SetAllowedHosts(hosts []string) {
+	s.mu.Lock()
+	s.opt.AllowedHosts = append([]string(nil), hosts...)
+	s.mu.Unlock()
+}
+
+// Show pushes a verdict to every browser. It never blocks.
+func (s *Server) Show(v Verdict) {
+	s.mu.Lock()
+	s.n++
+	v.N = s.n
+	if v.Text == (Text{}) {
+		v.Text = ReasonText(v.Reason)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.verdict, s.shownAt, s.hold = b, time.Now(), time.Duration(v.HoldMS)*time.Millisecond
+	s.stats.Shown++
+	s.mu.Unlock()
+	s.broadcast(event{"verdict", b})
+}
+
+// SetUnit replaces the unit state and pushes it when it changed. It never blocks.
+func (s *Server) SetUnit(u Unit) {
+	b, err := json.Marshal(u)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	same := string(b) == string(s.unit)
+	s.unit = b
+	s.mu.Unlock()
+	if !same {
+		s.broadcast(event{"unit", b})
+	}
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Clients = len(s.clients)
+	return st
+}
+
+func (s *Server) broadcast(e event) {
+	s.mu.Lock()
+	var slow []*client
+	for c := range s.clients {
+		select {
+		case c.ch <- e:
+		default:
+			slow = append(slow, c)
+		}
+	}
+	for _, c := range slow {
+		s.removeLocked(c, "slow")
+	}
+	n := len(s.clients)
+	s.mu.Unlock()
+	if len(slow) > 0 && s.opt.OnClients != nil {
+		s.opt.OnClients(n)
+	}
+}
+
+// removeLocked forgets c; it reports whether c was still registered.
+func (s *Server) removeLocked(c *client, why string) bool {
+	if _, ok := s.clients[c]; !ok {
+		return false
+	}
+	delete(s.clients, c)
+	c.drop()
+	if why == "slow" {
+		s.stats.Slow++
+	} else {
+		s.stats.Closed++
+	}
+	if s.opt.OnDisconnect != nil {
+		go s.opt.OnDisconnect(why)
+	}
+	return true
+}
+
+// ServeHTTP answers GET /, /state and /events; anything else is refused.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	if !s.hostAllowed(r.Host) {
+		s.refuse(w, http.StatusMisdirectedRequest, "host not allowed")
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.Set("Allow", "GET, HEAD")
+		s.refuse(w, http.StatusMethodNotAllowed, "the screen is read-only")
+		return
+	}
+	switch r.URL.Path {
+	case "/":
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:")
+		_, _ = w.Write(page)
+	case "/state":
+		h.Set("Content-Type", "application/json")
+		s.mu.Lock()
+		unit, verdict := s.unit, s.currentVerdictLocked()
+		s.mu.Unlock()
+		if verdict == nil {
+			verdict = []byte("null")
+		}
+		fmt.Fprintf(w, `{"unit":%s,"verdict":%s}`, unit, verdict)
+	case "/events":
+		s.events(w, r)
+	default:
+		s.refuse(w, http.StatusNotFound, "not found")
+	}
+}
+
+func (s *Server) refuse(w http.ResponseWriter, code int, msg string) {
+	s.mu.Lock()
+	s.stats.Refused++
+	s.mu.Unlock()
+	http.Error(w, msg, code)
+}
+
+// currentVerdictLocked returns the last verdict while it is still held on screen.
+func (s *Server) currentVerdictLocked() []byte {
+	if s.verdict == nil || time.Since(s.shownAt) > s.hold {
+		return nil
+	}
+	return s.verdict
+}
+
+func (s *Server) hostAllowed(host string) bool {
+	s.mu.Lock()
+	allowed := s.opt.AllowedHosts
+	s.mu.Unlock()
+	if len(allowed) == 0 {
+		return true
+	}
+	host = strings.ToLower(host)
+	for _, a := range allowed {
+		if a == host {
+			return true
+		}
+	}
+	return false
+}
+
+// events streams Server-Sent Events to one browser until it leaves or is dropped.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no")
+	c := &client{ch: make(chan event, ClientBuffer), gone: make(chan struct{})}
+	s.mu.Lock()
+	first := []event{{"unit", s.unit}}
+	if v := s.currentVerdictLocked(); v != nil {
+		first = append(first, event{"verdict", v})
+	}
+	s.clients[c] = struct{}{}
+	n := len(s.clients)
+	s.mu.Unlock()
+	if s.opt.OnClients != nil {
+		s.opt.OnClients(n)
+	}
+	defer func() {
+		s.mu.Lock()
+		s.removeLocked(c, "closed")
+		n := len(s.clients)
+		s.mu.Unlock()
+		if s.opt.OnClients != nil {
+			s.opt.OnClients(n)
+		}
+	}()
+
+	write := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !write([]byte("retry: 2000\n\n")) {
+		return
+	}
+	for _, e := range first {
+		if !write(frame(e)) {
+			return
+		}
+	}
+	ka := time.NewTicker(KeepAlive)
+	defer ka.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-c.gone:
+			return
+		case e := <-c.ch:
+			if !write(frame(e)) {
+				return
+			}
+			s.mu.Lock()
+			s.stats.EventsSent++
+			s.mu.Unlock()
+		case <-ka.C:
+			if !write([]byte(": keep-alive\n\n")) {
+				return
+			}
+		}
+	}
+}
+
+// frame encodes one SSE event; data is single-line JSON.
+func frame(e event) []byte {
+	return []byte("event: " + e.name + "\ndata: " + string(e.data) + "\n\n")
+}
+
+// LoopbackHosts returns the Host values a browser on the unit uses for a listener on addr.
+func LoopbackHosts(addr string) []string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	var hs []string
+	for _, h := range []string{"127.0.0.1", "localhost", "[::1]"} {
+		hs = append(hs, h+":"+port)
+		if port == "80" {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}

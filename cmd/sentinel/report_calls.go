@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sentinel-edge/sentinel/agent"
+)
+
+func init() {
+	registerReport("calls", "the call-audit self-check: calls per interface per day, failures, gaps, retention", reportCalls)
+}
+
+// reportNow is the clock of relative times; tests swap it.
+var reportNow = time.Now
+
+func reportCalls(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("report calls", "report calls --config FILE [--since T] [--until T] [--json]", stdout, stderr)
+	path := fs.String("config", "", "config `FILE` (its queue.path is read, read-only)")
+	since := fs.String("since", "24h", "start `T`: RFC 3339, a date YYYY-MM-DD (local midnight), or a duration back from now (24h)")
+	until := fs.String("until", "", "end `T` (exclusive), same forms; default now")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code := parse(fs, args, stdout); code >= 0 {
+		return code
+	}
+	cfg, code := loadConfig(fs, *path, stderr)
+	if cfg == nil {
+		return code
+	}
+	now := reportNow()
+	from, err := parseReportTime(*since, now)
+	if err != nil {
+		fmt.Fprintf(stderr, "sentinel report calls: --since: %v\n", err)
+		return exitUsage
+	}
+	to := now
+	if *until != "" {
+		if to, err = parseReportTime(*until, now); err != nil {
+			fmt.Fprintf(stderr, "sentinel report calls: --until: %v\n", err)
+			return exitUsage
+		}
+	}
+	if !from.Before(to) {
+		fmt.Fprintf(stderr, "sentinel report calls: --since (%s) must be before --until (%s)\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
+		return exitUsage
+	}
+	r, err := agent.ReportCalls(context.Background(), cfg.Queue.Path, from, to, time.Local)
+	if err != nil {
+		fmt.Fprintf(stderr, "sentinel report calls: %v\n", err)
+		return exitFailure
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(struct {
+			agent.CallsReport
+			Problems []string `json:"problems"`
+		}{r, r.Problems()})
+		return exitOK
+	}
+	printCallsReport(stdout, cfg.Device.ID, cfg.Device.Venue, r)
+	return exitOK
+}
+
+// parseReportTime reads RFC 3339, a local date, or a duration back from now.
+func parseReportTime(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, s, time.Local); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not RFC 3339 (2026-11-25T08:00:00+08:00), a date (2026-11-25) or a positive duration (24h)", s)
+}
+
+func printCallsReport(w io.Writer, device, venue string, r agent.CallsReport) {
+	tf := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.In(time.Local).Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "Call audit self-check — device %s, venue %s\n", device, venue)
+	fmt.Fprintf(w, "Range: %s to %s (days in %s)\n\n", tf(r.Since), tf(r.Until), r.Zone)
+	fmt.Fprintf(w, "Calls per interface per day:\n")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  day\tinterface\tcalls\tfailures\n")
+	for _, d := range r.PerDay {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\n", d.Day, d.Interface, d.Calls, d.Failures)
+	}
+	if len(r.PerDay) == 0 {
+		fmt.Fprintf(tw, "  (none)\t\t\t\n")
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nCalls: %d (pings %d), failures: %d", r.Calls, r.Pings, r.Failures)
+	if len(r.FailuresByResult) > 0 {
+		keys := make([]string, 0, len(r.FailuresByResult))
+		for k := range r.FailuresByResult {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.FailuresByResult[k]))
+		}
+		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(w, "\nPassages: %d\n", r.Passages)
+	fmt.Fprintf(w, "Calls without a passage: %d\n", len(r.WithoutPassage))
+	for _, id := range first(r.WithoutPassage, 10) {
+		fmt.Fprintf(w, "  audit row %s\n", id)
+	}
+	fmt.Fprintf(w, "Passages decided online without a call: %d\n", len(r.OnlineWithoutCall))
+	for _, id := range first(r.OnlineWithoutCall, 10) {
+		fmt.Fprintf(w, "  passage %s\n", id)
+	}
+	ret := r.Retention
+	fmt.Fprintf(w, "\nRetention (whole outbox):\n")
+	fmt.Fprintf(w, "  audit rows: %d held, %d not yet delivered, oldest %s, newest %s\n", ret.AuditRows, ret.AuditPending, tf(ret.OldestAudit), tf(ret.NewestAudit))
+	fmt.Fprintf(w, "  passages:   %d held, %d not yet delivered, oldest %s\n", ret.PassageRows, ret.PassagePending, tf(ret.OldestPassage))
+	if len(ret.Lost) > 0 {
+		keys := make([]string, 0, len(ret.Lost))
+		for k := range ret.Lost {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  lost for good (%s): %d\n", k, ret.Lost[k])
+		}
+	}
+	if r.Undecodable > 0 {
+		fmt.Fprintf(w, "  unreadable rows: %d\n", r.Undecodable)
+	}
+	if ps := r.Problems(); len(ps) > 0 {
+		fmt.Fprintf(w, "\nSelf-check: %d problem(s): %s\n", len(ps), strings.Join(ps, "; "))
+	} else {
+		fmt.Fprintf(w, "\nSelf-check: ok\n")
+	}
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
