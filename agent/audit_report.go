@@ -1,19 +1,13 @@
 package agent
 
 import (
-	"bytes"
-	"compress/flate"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/url"
-	"os"
 	"sort"
 	"time"
 
+	"github.com/sentinel-edge/sentinel/queue"
 	"github.com/sentinel-edge/sentinel/verify"
 )
 
@@ -96,29 +90,11 @@ var localReasons = map[string]bool{
 // Days are counted in loc.
 func ReportCalls(ctx context.Context, path string, since, until time.Time, loc *time.Location) (CallsReport, error) {
 	r := CallsReport{Since: since, Until: until, Zone: loc.String(), FailuresByResult: map[string]int{}}
-	if _, err := os.Stat(path); err != nil {
-		return r, fmt.Errorf("audit: queue file %s: %w", path, unwrapPath(err))
-	}
-	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_busy_timeout=5000")
+	qr, err := queue.OpenReader(path)
 	if err != nil {
-		return r, fmt.Errorf("audit: open %s: %w", path, err)
+		return r, fmt.Errorf("audit: %w", err)
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	hasEnc, err := hasColumn(ctx, db, "outbox", "enc")
-	if err != nil {
-		return r, fmt.Errorf("audit: %s is not a Sentinel queue: %w", path, err)
-	}
-	encCol := "0"
-	if hasEnc {
-		encCol = "enc"
-	}
-	q := `SELECT id, stream, payload, ` + encCol + `, created_at, delivered_at FROM outbox WHERE stream IN ('audit', 'passage') ORDER BY n`
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return r, fmt.Errorf("audit: read %s: %w", path, err)
-	}
-	defer rows.Close()
+	defer qr.Close()
 
 	type passageRec struct {
 		mode, reason string
@@ -128,27 +104,12 @@ func ReportCalls(ctx context.Context, path string, since, until time.Time, loc *
 	var audits []AuditRow
 	called := map[string]bool{}
 	ret := &r.Retention
-	for rows.Next() {
-		var (
-			id, stream string
-			stored     []byte
-			enc        int
-			created    int64
-			delivered  sql.NullInt64
-		)
-		if err := rows.Scan(&id, &stream, &stored, &enc, &created, &delivered); err != nil {
-			return r, fmt.Errorf("audit: read %s: %w", path, err)
-		}
-		at := time.UnixMilli(created)
-		payload, err := decodeStored(stored, enc)
-		if err != nil {
-			r.Undecodable++
-			continue
-		}
+	err = qr.Entries(ctx, func(e queue.Entry) error {
+		id, stream, payload, at, delivered := e.ID, e.Stream, e.Payload, e.CreatedAt, !e.DeliveredAt.IsZero()
 		switch stream {
 		case StreamAudit:
 			ret.AuditRows++
-			if !delivered.Valid {
+			if !delivered {
 				ret.AuditPending++
 			}
 			if ret.OldestAudit.IsZero() || at.Before(ret.OldestAudit) {
@@ -160,7 +121,7 @@ func ReportCalls(ctx context.Context, path string, since, until time.Time, loc *
 			var a AuditRow
 			if json.Unmarshal(payload, &a) != nil {
 				r.Undecodable++
-				continue
+				return nil
 			}
 			a.ID = id // the outbox's id is the row's identity
 			if a.Passage != "" {
@@ -171,7 +132,7 @@ func ReportCalls(ctx context.Context, path string, since, until time.Time, loc *
 			}
 		case StreamPassage:
 			ret.PassageRows++
-			if !delivered.Valid {
+			if !delivered {
 				ret.PassagePending++
 			}
 			if ret.OldestPassage.IsZero() || at.Before(ret.OldestPassage) {
@@ -183,15 +144,18 @@ func ReportCalls(ctx context.Context, path string, since, until time.Time, loc *
 			}
 			if json.Unmarshal(payload, &p) != nil {
 				r.Undecodable++
-				continue
+				return nil
 			}
 			passages[id] = passageRec{p.Mode, p.Reason, at}
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return r, fmt.Errorf("audit: read %s: %w", path, err)
 	}
-	ret.Lost = readLossCounters(ctx, db)
+	if st, err := qr.Stats(ctx); err == nil {
+		ret.Lost = map[string]int64{"dropped_oldest": st.DroppedOldest, "rejected_full": st.RejectedFull, "failed_writes": st.FailedWrites}
+	}
 
 	days := map[[2]string]*DayCalls{}
 	for _, a := range audits {
@@ -241,79 +205,3 @@ func ReportCalls(ctx context.Context, path string, since, until time.Time, loc *
 	sort.Strings(r.OnlineWithoutCall)
 	return r, nil
 }
-
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
-func hasColumn(ctx context.Context, db *sql.DB, table, col string) (bool, error) {
-	rows, err := db.QueryContext(ctx, "SELECT name FROM pragma_table_info(?)", table)
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	found, seen := false, false
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return false, err
-		}
-		seen = true
-		found = found || name == col
-	}
-	if err := rows.Err(); err != nil {
-		return false, err
-	}
-	if !seen {
-		return false, fmt.Errorf("no table %s", table)
-	}
-	return found, nil
-}
-
-// readLossCounters reads the queue's loss counters when the schema has them.
-func readLossCounters(ctx context.Context, db *sql.DB) map[string]int64 {
-	rows, err := db.QueryContext(ctx, `SELECT name, value FROM counters WHERE name IN ('dropped_oldest', 'rejected_full', 'failed_writes')`)
-	if err != nil {
-		return nil
-	}
-	defer rows.Close()
-	m := map[string]int64{}
-	for rows.Next() {
-		var k string
-		var v int64
-		if rows.Scan(&k, &v) == nil {
-			m[k] = v
-		}
-	}
-	return m
-}
-
-// decodeStored returns the payload of a stored outbox row. It mirrors the queue's payload
-// encodings (queue/compress.go: 0 raw, 1 DEFLATE with a fixed preset dictionary), which never
-// change once released; TestReportReadsQueuePayloads checks the two agree.
-// TODO(lead): replace with an exported queue decoder once queue/ offers one.
-func decodeStored(stored []byte, enc int) ([]byte, error) {
-	switch enc {
-	case 0:
-		return stored, nil
-	case 1:
-		r := flate.NewReaderDict(bytes.NewReader(stored), queueDictDeflate1)
-		defer r.Close()
-		return io.ReadAll(r)
-	}
-	return nil, fmt.Errorf("audit: payload encoding %d is unknown", enc)
-}
-
-// queueDictDeflate1 is a copy of queue/compress.go's dictDeflate1.
-var queueDictDeflate1 = []byte(`{"kind":"queue_loss","stream":"event","topic":"sentinel/v1/","first_seq":` +
-	`"dropped_oldest":"rejected_full":"failed_writes":"alarm","input":"fire","state":"active","cleared",` +
-	`{"id":"","seq":,"ts":"2026-11-25T08:00:00.000Z","device":"","venue":"","credential":"idcard","face",` +
-	`"subject":{"id":"**********","name":"*","sealed":"","hash":""},"verdict":"deny","reason":"health_code_red",` +
-	`"health_code_yellow","nat_expired","nat_missing","nat_positive","unknown_credential","malformed_scan",` +
-	`"platform_unreachable","mode":"offline","gate":"not_opened","no_barrier",` +
-	`"verdict":"pass","reason":"ok","mode":"online","gate":"opened","policy":"sha256:","health_code":"green",` +
-	`"nat_sampled_at":"Z","platform_request_id":"p-","decision_ms":`)

@@ -60,6 +60,9 @@ type Daemon struct {
 	UplinkConfig queue.UplinkConfig
 	Uplink       *queue.Uplink
 
+	opsOnce  sync.Once
+	opsState *opsState // status, screen, metrics and commands; see ops()
+
 	observers  []func(Passage)
 	deliveries []func(queue.Entry)
 	auditLost  atomic.Int64 // audit rows that could not be stored (audit.go)

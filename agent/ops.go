@@ -93,13 +93,13 @@ type opsState struct {
 	unitListeners  []func()
 }
 
-var opsStates sync.Map // *Daemon → *opsState
-
 // ops returns d's operations state, creating it on first use.
 func (d *Daemon) ops() *opsState {
-	if v, ok := opsStates.Load(d); ok {
-		return v.(*opsState)
-	}
+	d.opsOnce.Do(func() { d.opsState = newOpsState(d) })
+	return d.opsState
+}
+
+func newOpsState(d *Daemon) *opsState {
 	st := &opsState{
 		d:         d,
 		started:   time.Now(),
@@ -114,12 +114,8 @@ func (d *Daemon) ops() *opsState {
 		st.install, st.heartbeat, st.commands = d.Cfg.Install, d.Cfg.Status.Heartbeat, d.Cfg.Commands
 	}
 	st.mode = NewGateMode(d.Relay, func(string) { st.touch() })
-	v, _ := opsStates.LoadOrStore(d, st)
-	return v.(*opsState)
+	return st
 }
-
-// forget drops d's state when the daemon stops.
-func (d *Daemon) forgetOps() { opsStates.Delete(d) }
 
 // touch says that something the status or the screen shows has changed.
 func (st *opsState) touch() {
@@ -348,7 +344,6 @@ func setupOps(_ context.Context, d *Daemon) (func(context.Context) error, error)
 		if st.mode.Mode() == ModeAlwaysOpen {
 			_ = st.mode.Set(ModeNormal) // release the hold; the relay halts anyway
 		}
-		d.forgetOps()
 		return nil
 	}, nil
 }

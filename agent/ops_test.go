@@ -201,7 +201,6 @@ func newCmdFixture(t *testing.T, dir string, priv ed25519.PrivateKey) *cmdFixtur
 	t.Cleanup(func() { ob.Close() })
 	f := &cmdFixture{rel: &opsRelay{}, priv: priv, replies: map[string][]CommandReply{}}
 	f.d = &Daemon{Cfg: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Opt: Options{ConfigPath: path}, Relay: f.rel, Outbox: ob}
-	t.Cleanup(f.d.forgetOps)
 	f.st = f.d.ops()
 	f.c, err = newCommander(f.d, f.st, func(topic string, retained bool, b []byte) error {
 		if retained || !strings.HasSuffix(topic, "/reply") {
