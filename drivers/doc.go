@@ -3,10 +3,6 @@
 // (inputs use periph's gpiotest.Pin), and, for serial devices, a simulator in sentinel-sim
 // that speaks the device's real byte protocol. docs/drivers.md describes wiring and events.
 //
-// This package holds what the drivers share: the errors that map third-party failures.
+// This package holds what the drivers share: opening a serial port, finding a GPIO line, and
+// the errors that map third-party failures.
 package drivers
-
-import "errors"
-
-// ErrDisconnected is returned when a device went away (unplugged, port closed).
-var ErrDisconnected = errors.New("drivers: device disconnected")

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.bug.st/serial"
-
 	"github.com/sentinel-edge/sentinel/drivers"
 )
 
@@ -24,21 +22,7 @@ type Port interface {
 }
 
 // OpenPort opens a serial port; tests swap it.
-var OpenPort = func(path string, baud int) (Port, error) {
-	p, err := serial.Open(path, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
-	if err != nil {
-		return nil, mapSerialErr(err)
-	}
-	return p, nil
-}
-
-func mapSerialErr(err error) error {
-	var pe *serial.PortError
-	if errors.As(err, &pe) && (pe.Code() == serial.PortNotFound || pe.Code() == serial.PortClosed) {
-		return fmt.Errorf("%w: %v", drivers.ErrDisconnected, err)
-	}
-	return err
-}
+var OpenPort = func(path string, baud int) (Port, error) { return drivers.OpenSerial(path, baud) }
 
 // ErrTimeout is a command the reader did not answer in time.
 var ErrTimeout = errors.New("idcard: no reply")
@@ -314,7 +298,7 @@ func (s *SAM) do(ctx context.Context, c *conn, cmd [2]byte) (Response, error) {
 		s.noise.Add(int64(n)) // the rest of a reply that came too late
 	}
 	if _, err := c.p.Write(EncodeCommand(cmd, nil)); err != nil {
-		return Response{}, ioError{mapSerialErr(err)}
+		return Response{}, ioError{drivers.MapSerialErr(err)}
 	}
 	deadline := time.Now().Add(cmdTimeout)
 	for {
@@ -323,7 +307,7 @@ func (s *SAM) do(ctx context.Context, c *conn, cmd [2]byte) (Response, error) {
 			return Response{}, ctx.Err()
 		}
 		if err != nil {
-			return Response{}, ioError{mapSerialErr(err)}
+			return Response{}, ioError{drivers.MapSerialErr(err)}
 		}
 		if n > 0 {
 			noise, chk, ln := c.dec.Noise, c.dec.BadChecksum, c.dec.BadLength

@@ -2,21 +2,18 @@ package inputs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/host/v3"
+
+	"github.com/sentinel-edge/sentinel/drivers"
 )
 
 // ErrNoPin is returned by Lookup for a line this machine does not have.
-var ErrNoPin = errors.New("inputs: no such GPIO line")
+var ErrNoPin = drivers.ErrNoPin
 
 // Timing; tests shrink them.
 var (
@@ -66,26 +63,8 @@ func New(name string, pin gpio.PinIn, opt Options, log *slog.Logger) (*Input, er
 	return in, nil
 }
 
-// Lookup initialises periph's host drivers and finds the GPIO line called name.
-func Lookup(name string) (gpio.PinIO, error) {
-	if _, err := host.Init(); err != nil {
-		return nil, fmt.Errorf("inputs: init GPIO host drivers: %w", err)
-	}
-	p := gpioreg.ByName(name)
-	if p == nil {
-		var names []string
-		for _, q := range gpioreg.All() {
-			names = append(names, q.Name())
-		}
-		sort.Strings(names)
-		avail := "none: this machine has no GPIO lines"
-		if len(names) > 0 {
-			avail = strings.Join(names, ", ")
-		}
-		return nil, fmt.Errorf("%w %q (available: %s)", ErrNoPin, name, avail)
-	}
-	return p, nil
-}
+// Lookup finds the GPIO line called name (e.g. GPIO17); see drivers.LookupPin.
+func Lookup(name string) (gpio.PinIO, error) { return drivers.LookupPin(name) }
 
 func (in *Input) String() string { return in.name + " on " + in.pin.String() }
 

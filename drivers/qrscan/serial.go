@@ -2,14 +2,11 @@ package qrscan
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
-
-	"go.bug.st/serial"
 
 	"github.com/sentinel-edge/sentinel/drivers"
 )
@@ -27,21 +24,7 @@ type Port interface {
 }
 
 // OpenPort opens a serial port; tests swap it.
-var OpenPort = func(path string, baud int) (Port, error) {
-	p, err := serial.Open(path, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
-	if err != nil {
-		return nil, mapSerialErr(err)
-	}
-	return p, nil
-}
-
-func mapSerialErr(err error) error {
-	var pe *serial.PortError
-	if errors.As(err, &pe) && (pe.Code() == serial.PortNotFound || pe.Code() == serial.PortClosed) {
-		return fmt.Errorf("%w: %v", drivers.ErrDisconnected, err)
-	}
-	return err
-}
+var OpenPort = func(path string, baud int) (Port, error) { return drivers.OpenSerial(path, baud) }
 
 // Timing of the read loop; tests shrink them.
 var (
@@ -171,7 +154,7 @@ func (s *Serial) read(ctx context.Context, p Port, emit func(Scan)) error {
 			return nil
 		}
 		if err != nil {
-			return mapSerialErr(err)
+			return drivers.MapSerialErr(err)
 		}
 		now := time.Now()
 		if n == 0 {

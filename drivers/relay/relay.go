@@ -4,19 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/host/v3"
+
+	"github.com/sentinel-edge/sentinel/drivers"
 )
 
 // Errors.
 var (
-	ErrNoPin    = errors.New("relay: no such GPIO line")
+	ErrNoPin    = drivers.ErrNoPin
 	ErrMaxPulse = errors.New("relay: pulse longer than the maximum")
 	ErrHalted   = errors.New("relay: halted")
 )
@@ -54,26 +52,8 @@ func New(pin gpio.PinOut, opt Options) (*GPIO, error) {
 	return r, nil
 }
 
-// Lookup initialises periph's host drivers and finds the GPIO line called name (e.g. GPIO17).
-func Lookup(name string) (gpio.PinIO, error) {
-	if _, err := host.Init(); err != nil {
-		return nil, fmt.Errorf("relay: init GPIO host drivers: %w", err)
-	}
-	p := gpioreg.ByName(name)
-	if p == nil {
-		var names []string
-		for _, q := range gpioreg.All() {
-			names = append(names, q.Name())
-		}
-		sort.Strings(names)
-		avail := "none: this machine has no GPIO lines"
-		if len(names) > 0 {
-			avail = strings.Join(names, ", ")
-		}
-		return nil, fmt.Errorf("%w %q (available: %s)", ErrNoPin, name, avail)
-	}
-	return p, nil
-}
+// Lookup finds the GPIO line called name (e.g. GPIO17); see drivers.LookupPin.
+func Lookup(name string) (gpio.PinIO, error) { return drivers.LookupPin(name) }
 
 func (r *GPIO) String() string { return "relay on " + r.pin.String() }
 
