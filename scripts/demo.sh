@@ -37,6 +37,7 @@ done
 [ -e "$dir/ttyQR" ] || { echo "demo: the simulator did not come up; see $dir/*.log" >&2; cat "$dir"/*.log >&2; exit 1; }
 
 echo "Sentinel demo: platform 127.0.0.1:18700, broker 127.0.0.1:18831, scanner $dir/ttyQR."
+echo "Verdict screen: http://127.0.0.1:8080/  Metrics: http://127.0.0.1:9464/metrics"
 echo "One line per passage (masked subject, verdict, reason, gate, delivered). Agent log: $dir/agent.log. Ctrl-C stops."
 "$bin/sentinel" run --config configs/demo.yaml --console 2>"$dir/agent.log" & agent=$!; pids+=($agent)
 if [ -n "${DEMO_SECONDS:-}" ]; then
