@@ -406,6 +406,57 @@ func TestE2EQueueTLS(t *testing.T) {
 	ag.stop(t)
 }
 
+// TestE2EQueueCredentialFiles: a broker with a Mosquitto password file and no anonymous
+// access. With a wrong password in uplink.password_file the agent says the broker refused the
+// credentials (naming the keys, never the password) and keeps retrying while passages are
+// stored; with the right one it connects and delivers them.
+func TestE2EQueueCredentialFiles(t *testing.T) {
+	w := newQueueWorld(t)
+	const user, pass, wrong = "q-gate-01", "Right-Pa55word", "Wrong-Pa55word"
+	broker := mqtttest.StartWith(t, mqtttest.Options{DenyAnonymous: true, Users: map[string]string{user: pass, "platform": "platform-pw"}})
+	sub := broker.SubscribeWith(t, qTopic, mqtttest.SubOptions{Username: "platform", Password: "platform-pw"})
+	userFile, passFile := filepath.Join(w.Dir, "mqtt-user"), filepath.Join(w.Dir, "mqtt-pass")
+	if err := os.WriteFile(userFile, []byte(user+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds := fmt.Sprintf(", username_file: %s, password_file: %s", userFile, passFile)
+
+	if err := os.WriteFile(passFile, []byte(wrong+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ag := w.agent(t, queueConfig(w, []string{broker.URL()}, "", creds))
+	line := ag.waitFor(t, regexp.MustCompile(`uplink: no broker reachable`), 10*time.Second)
+	if !strings.Contains(line, "refused the credentials (uplink.username_file, uplink.password_file)") {
+		t.Fatalf("the refusal does not say why: %s", line)
+	}
+	fmt.Fprintln(w.Scan, "HC-GREEN-FRESH")
+	ag.waitFor(t, regexp.MustCompile(`msg=passage `), 10*time.Second)
+	// Retried with backoff (DEBUG per attempt is below the agent's log level): the broker
+	// sees more than one refused login.
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(broker.Output(), "not authorised") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the login was not retried; broker output:\n%s", broker.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ag.stop(t)
+	if strings.Contains(ag.output(), wrong) || strings.Contains(ag.output(), pass) {
+		t.Fatal("a password appears in the agent's log")
+	}
+
+	if err := os.WriteFile(passFile, []byte(pass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ag = w.agent(t, queueConfig(w, []string{broker.URL()}, "", creds))
+	ag.waitFor(t, regexp.MustCompile(`uplink: connected`), 10*time.Second)
+	if got := sub.WaitN(1, 10*time.Second); len(got) != 1 {
+		t.Fatalf("the stored record did not arrive (%d messages)", len(got))
+	}
+	waitDrained(t, w, 10*time.Second)
+	ag.stop(t)
+}
+
 // TestE2EQueueForeignFile: a file at queue.path that is not a Sentinel queue stops the agent
 // with exit 1 and a message naming the file and what to do; the file is kept as it was.
 func TestE2EQueueForeignFile(t *testing.T) {

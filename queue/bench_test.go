@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"sync"
@@ -80,9 +81,9 @@ func fill(tb testing.TB, o *Outbox, n int) {
 	wg.Wait()
 }
 
-// BenchmarkDrain drains a 100,000-record backlog to Mosquitto (a subscriber attached) and,
-// meanwhile, appends a live record every 20 ms and measures its latency from Append's
-// return to its PUBACK being marked.
+// BenchmarkDrain drains a 100,000-record backlog of passages to Mosquitto (a subscriber
+// attached) and, meanwhile, every 20 ms appends a live event (a priority stream) and a live
+// passage and measures their latency from Append's return to their PUBACK being marked.
 func BenchmarkDrain(b *testing.B) {
 	for _, window := range []int{32, 256} {
 		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
@@ -101,27 +102,28 @@ func benchDrain(b *testing.B, window int) {
 	b.StopTimer()
 	broker := mqtttest.Start(b)
 	col := broker.Subscribe(b, "sentinel/#")
-	o, _ := openTemp(b, Options{})
+	o, _ := openTemp(b, Options{Logger: slog.New(slog.DiscardHandler)})
 	fill(b, o, backlog)
 
 	var mu sync.Mutex
 	delivered := 0
-	liveSent := map[string]time.Time{}
-	var lat []time.Duration
+	appendedAt := map[string]time.Time{} // live records
+	deliveredAt := map[string]time.Time{}
+	streamOf := map[string]string{}
 	done := make(chan struct{})
 	log, _ := testLogger(b)
 	u := NewUplink(o, UplinkConfig{Brokers: []string{broker.URL()}, Window: window, Logger: log, OnDelivered: func(e Entry) {
+		at := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
-		if t0, ok := liveSent[e.ID]; ok {
-			lat = append(lat, time.Since(t0))
-			delete(liveSent, e.ID)
+		if e.Stream == "passage" && e.Seq <= int64(backlog) { // fill appended the backlog first
+			delivered++
+			if delivered == backlog {
+				close(done)
+			}
 			return
 		}
-		delivered++
-		if delivered == backlog {
-			close(done)
-		}
+		deliveredAt[e.ID] = at
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -130,20 +132,25 @@ func benchDrain(b *testing.B, window int) {
 	go func() { _ = u.Run(ctx) }()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	timeout := time.After(5 * time.Minute)
 loop:
 	for {
 		select {
 		case <-done:
 			break loop
 		case <-tick.C:
-			mu.Lock() // held across the append so OnDelivered cannot see the id first
-			e, err := o.Append(context.Background(), "event", "sentinel/v1/350582-0001/gate-01/event", passagePayload)
-			if err != nil {
-				b.Fatal(err)
+			// A live event (a priority stream) and a live passage.
+			for _, stream := range []string{"event", "passage"} {
+				e, err := o.Append(context.Background(), stream, "sentinel/v1/350582-0001/gate-01/"+stream, passagePayload)
+				if err != nil {
+					b.Fatal(err)
+				}
+				at := time.Now()
+				mu.Lock()
+				appendedAt[e.ID], streamOf[e.ID] = at, stream
+				mu.Unlock()
 			}
-			liveSent[e.ID] = time.Now()
-			mu.Unlock()
-		case <-time.After(5 * time.Minute):
+		case <-timeout:
 			b.Fatal("drain did not finish in 5 minutes")
 		}
 	}
@@ -152,12 +159,20 @@ loop:
 	cancel()
 	defer b.StartTimer()
 	col.WaitN(backlog, 30*time.Second)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(backlog)/took.Seconds(), "msgs/s")
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "live-p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "live-p99-ms")
-		b.ReportMetric(float64(len(lat)), "live-records")
+	mu.Lock()
+	defer mu.Unlock()
+	lat := map[string][]time.Duration{}
+	for id, t0 := range appendedAt {
+		if t1, ok := deliveredAt[id]; ok { // the last few may still be on their way
+			lat[streamOf[id]] = append(lat[streamOf[id]], max(0, t1.Sub(t0)))
+		}
+	}
+	for stream, l := range lat {
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		b.ReportMetric(float64(l[len(l)/2].Microseconds())/1000, "live-"+stream+"-p50-ms")
+		b.ReportMetric(float64(l[len(l)*99/100].Microseconds())/1000, "live-"+stream+"-p99-ms")
+		b.ReportMetric(float64(len(l)), "live-"+stream+"-records")
 	}
 }
 
@@ -169,7 +184,7 @@ func BenchmarkFootprint(b *testing.B) {
 	}
 	for b.Loop() {
 		n := footprintN
-		o, path := openTemp(b, Options{Synchronous: "NORMAL"})
+		o, path := openTemp(b, Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)})
 		fill(b, o, n)
 		if _, err := o.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 			b.Fatal(err)

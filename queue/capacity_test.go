@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -218,17 +219,78 @@ func TestFailedWritesCounted(t *testing.T) {
 func TestCompressRoundTrip(t *testing.T) {
 	rec := []byte(`{"id":"0b5d1f3e-4c2a-4a8e-9f1d-2b7c9e8a6d51","seq":4242,"ts":"2026-11-25T08:00:01.123Z","device":"gate-01","venue":"350582-0001","credential":"qr","subject":{"id":"3505**********1231","name":"张*"},"verdict":"pass","reason":"ok","mode":"online","gate":"opened","policy":"sha256:f6849c7b9a81e61a","health_code":"green","decision_ms":3}`)
 	for _, p := range [][]byte{nil, []byte("short"), rec, bytes.Repeat([]byte{0xff, 0x00, 0x13}, 500)} {
-		stored, enc := encode(p)
-		got, err := decode(stored, enc)
+		stored, enc := encode(p, "")
+		got, err := decode(stored, enc, "")
 		if err != nil || !bytes.Equal(got, p) {
 			t.Fatalf("round trip of %d bytes (enc %d): %v", len(p), enc, err)
 		}
 	}
-	if stored, enc := encode(rec); enc != encDeflate || len(stored) > len(rec)*6/10 {
+	if stored, enc := encode(rec, ""); enc != encSplit || len(stored) > len(rec)*6/10 {
 		t.Fatalf("a %d-byte record stored in %d bytes (enc %d)", len(rec), len(stored), enc)
 	}
-	if _, err := decode([]byte("x"), 99); !errors.Is(err, ErrSchemaTooNew) {
+	if _, err := decode([]byte("x"), 99, ""); !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("unknown encoding: %v", err)
+	}
+}
+
+// TestSplitEncoding: records keep their random strings apart in binary (encSplit) and come
+// back byte for byte, whatever the payload; damaged rows are an error, never a panic.
+func TestSplitEncoding(t *testing.T) {
+	const id = "0b5d1f3e-4c2a-4a8e-9f1d-2b7c9e8a6d51"
+	sealed := base64.StdEncoding.EncodeToString(noise(1, 89))
+	rec := []byte(`{"id":"` + id + `","seq":7,"subject":{"id":"3505**********1231","sealed":"` + sealed +
+		`","hash":"0123456789abcdef0123456789abcdef"},"note":"` + id + `","x":"0123456789ABCDEF0123"}`)
+	stored, enc := encode(rec, id)
+	if enc != encSplit || len(stored) >= len(rec)-len(sealed)/4-len(id)/2 {
+		t.Fatalf("a %d-byte record stored in %d bytes (enc %d): the random strings were not kept in binary", len(rec), len(stored), enc)
+	}
+	if bytes.Contains(stored, []byte(sealed[:16])) || bytes.Contains(stored, []byte(id[:13])) {
+		t.Fatal("the sealed box or the id is still stored as text")
+	}
+	cases := [][]byte{
+		rec,
+		[]byte(`{"a":"QUJDREVGR0hJSktMTU5PUA==","b":"QUJDREVGR0hJSktMTU5PUB==","c":"with \"escaped\" quotes 0123456789abcdef"}`), // non-canonical base64 stays text
+		[]byte(`"unterminated 0123456789abcdef0123456789abcdef`),
+		[]byte(`""""""0123456789abcdef0123456789abcdef""` + id + `"`),
+		bytes.Repeat([]byte(`{"k":"`+id+`"}`), 20),
+		noise(2, 700),
+	}
+	for i := range 200 { // random JSON-ish records
+		r := rand.New(rand.NewPCG(uint64(i), 7))
+		var b strings.Builder
+		for range r.IntN(20) {
+			switch r.IntN(5) {
+			case 0:
+				b.WriteString(`"` + id + `"`)
+			case 1:
+				b.WriteString(`"` + base64.StdEncoding.EncodeToString(noise(int64(i), 12+r.IntN(40))) + `"`)
+			case 2:
+				b.WriteString(`"` + fmt.Sprintf("%x", noise(int64(i), 8+r.IntN(20))) + `"`)
+			case 3:
+				b.WriteString(`{"seq":` + fmt.Sprint(r.IntN(1e6)) + `,`)
+			default:
+				b.WriteString(string([]byte{'"', '\\', byte(r.IntN(256)), ':'}))
+			}
+		}
+		cases = append(cases, []byte(b.String()))
+	}
+	for i, p := range cases {
+		stored, enc := encode(p, id)
+		got, err := decode(stored, enc, id)
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("case %d: round trip of %d bytes (enc %d): %v\n got %q\nwant %q", i, len(p), enc, err, got, p)
+		}
+		if enc == encSplit {
+			for cut := range len(stored) { // truncated: an error or other bytes, never a panic
+				_, _ = decode(stored[:cut], enc, id)
+			}
+		}
+	}
+	if _, err := decode([]byte{1, 5, holeID, 0, 'x'}, encSplit, id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a hole past the end: %v, want ErrCorrupt", err)
+	}
+	if _, err := decode([]byte{1, 0, 9, 0}, encSplit, id); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("an unknown hole kind: %v, want ErrCorrupt", err)
 	}
 }
 
@@ -385,6 +447,13 @@ func TestMigrateV1WithData(t *testing.T) {
 	if err != nil || len(p) != 2 || p[0].Topic != "a/s" || p[0].Seq != 2 || p[1].Topic != "a/e" || string(p[0].Payload) != `{"seq":2}` {
 		t.Fatalf("pending after migration: %+v, %v", p, err)
 	}
+	if p[0].ID != "22222222-2222-4222-8222-222222222222" || p[1].ID != "33333333-3333-4333-8333-333333333333" {
+		t.Fatalf("ids after migration: %s, %s", p[0].ID, p[1].ID)
+	}
+	var textID string
+	if err := o.db.QueryRow(`SELECT id FROM outbox WHERE n = 1`).Scan(&textID); err != nil || textID != "11111111-1111-4111-8111-111111111111" {
+		t.Fatalf("the id column reads %q, %v", textID, err)
+	}
 	if e := mustAppend(t, o, "s"); e.Seq != 3 {
 		t.Fatalf("next seq %d, want 3", e.Seq)
 	}
@@ -401,21 +470,32 @@ func TestPendingQueryPlan(t *testing.T) {
 	for range 20 {
 		mustAppend(t, o, "s")
 	}
-	rows, err := o.db.Query(`EXPLAIN QUERY PLAN `+pendingSQL, 0, 1000, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan strings.Builder
-	for rows.Next() {
-		var a, b, c int
-		var d string
-		if err := rows.Scan(&a, &b, &c, &d); err != nil {
+	for q, index := range map[string]string{pendingSQL: "outbox_pending", pendingRoutineSQL: "outbox_pending", pendingPrioSQL: "outbox_priority"} {
+		rows, err := o.db.Query(`EXPLAIN QUERY PLAN `+q, 0, 1000, 32)
+		if err != nil {
 			t.Fatal(err)
 		}
-		plan.WriteString(d + "\n")
+		var plan strings.Builder
+		for rows.Next() {
+			var a, b, c int
+			var d string
+			if err := rows.Scan(&a, &b, &c, &d); err != nil {
+				t.Fatal(err)
+			}
+			plan.WriteString(d + "\n")
+		}
+		rows.Close()
+		if !strings.Contains(plan.String(), "USING INDEX "+index) {
+			t.Fatalf("pending read does not use %s:\n%s\n%s", index, q, plan.String())
+		}
 	}
-	if !strings.Contains(plan.String(), "USING INDEX outbox_pending") {
-		t.Fatalf("pending read does not use outbox_pending:\n%s", plan.String())
+	// The priority index and query name the same streams as priorityStreams.
+	var sqlText string
+	if err := o.db.QueryRow(`SELECT sql FROM sqlite_schema WHERE name = 'outbox_priority'`).Scan(&sqlText); err != nil {
+		t.Fatal(err)
+	}
+	list := "('" + strings.Join(priorityStreams, "', '") + "')"
+	if !strings.Contains(sqlText, list) || !strings.Contains(pendingPrioSQL, list) || !strings.Contains(pendingRoutineSQL, list) {
+		t.Fatalf("priority streams %v: index %s", priorityStreams, sqlText)
 	}
 }

@@ -243,3 +243,67 @@ func TestUplinkMosquittoRestart(t *testing.T) {
 	}
 	t.Logf("%d records (%d during or after the outage), %d duplicates at the subscriber", total, total-first, dups)
 }
+
+// TestUplinkMosquittoPriority: with a real Mosquitto, a backlog of passages (and an event
+// stored with it), drained at a paced rate: the stored event is published first, and an
+// event appended while the backlog drains arrives before the rest of the backlog. Each
+// stream arrives in seq order.
+func TestUplinkMosquittoPriority(t *testing.T) {
+	broker := mqtttest.Start(t)
+	col := broker.Subscribe(t, "sentinel/#")
+	o, _ := openTemp(t, Options{})
+	const backlog = 300
+	for range backlog {
+		mustAppend(t, o, "passage")
+	}
+	mustAppend(t, o, "event") // the fire alarm of the outage
+	d := newDeliveries()
+	log, _ := testLogger(t)
+	u := NewUplink(o, UplinkConfig{Brokers: []string{broker.URL()}, Window: 8, DrainRate: 600, OnDelivered: d.add, Logger: log})
+	stop := runUplink(t, u)
+	d.wait(t, 30, 10*time.Second) // the drain is under way
+	live := mustAppend(t, o, "event")
+	msgs := col.WaitN(backlog+2, 20*time.Second)
+	stop()
+	if len(msgs) < backlog+2 {
+		t.Fatalf("subscriber got %d of %d", len(msgs), backlog+2)
+	}
+
+	var passageSeqs []int64
+	liveAt, passagesAfter := -1, 0
+	for i, m := range msgs {
+		var p struct {
+			Seq int64  `json:"seq"`
+			ID  string `json:"id"`
+		}
+		if err := json.Unmarshal(m.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		switch m.Topic {
+		case "sentinel/test/event":
+			if p.Seq == 1 && i != 0 {
+				t.Errorf("the stored event arrived %dth, want first (ahead of the backlog of passages)", i+1)
+			}
+			if p.ID == live.ID {
+				liveAt = i
+			}
+		case "sentinel/test/passage":
+			passageSeqs = append(passageSeqs, p.Seq)
+			if liveAt >= 0 {
+				passagesAfter++
+			}
+		}
+	}
+	for i, s := range passageSeqs {
+		if s != int64(i+1) {
+			t.Fatalf("passages arrived out of seq order at %d: %v", i, passageSeqs)
+		}
+	}
+	// Appended after 30 deliveries of a 300-record backlog paced at 600/s, the live event
+	// must not wait for the rest: most of the backlog arrives after it.
+	if liveAt < 0 || passagesAfter < backlog/2 {
+		t.Fatalf("the live event arrived %dth, with %d of %d passages after it; want it ahead of the remaining backlog",
+			liveAt+1, passagesAfter, backlog)
+	}
+	t.Logf("live event arrived %dth; %d backlog passages after it", liveAt+1, passagesAfter)
+}

@@ -28,6 +28,10 @@ var (
 	busyTimeout = 5 * time.Second
 	// now is the clock for created_at and delivered_at.
 	now = time.Now
+	// pageSize is the SQLite page size of a new database: larger pages waste less space at
+	// their ends (a stored record is ~250 bytes) but each commit writes whole pages
+	// (docs/BENCHMARKS.md, "Queue").
+	pageSize = 32768
 )
 
 // Options configure Open.
@@ -66,8 +70,13 @@ type Outbox struct {
 
 	changed chan struct{}
 	txCount atomic.Int64 // committed write transactions, for tests and debugging
+	// appendGen counts commits that added rows; the uplink compares it to know whether
+	// something new may be pending.
+	appendGen atomic.Int64
 
 	wc            *sql.Conn // the writer's own connection
+	syncFull      bool      // synchronous=FULL configured
+	relaxed       bool      // writer goroutine only: wc is at synchronous=NORMAL for now
 	capMu         sync.Mutex
 	capacity      Capacity
 	capSet        bool              // SetCapacity was called: purging is on
@@ -120,6 +129,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 		return nil, fileError(path, err)
 	}
 	o := &Outbox{
+		syncFull:  syncMode == "FULL",
 		path:      path,
 		db:        db,
 		wc:        wc,
@@ -295,7 +305,7 @@ func (o *Outbox) Pending(ctx context.Context, limit int) ([]Entry, error) {
 
 // pendingSQL reads pending entries through the partial index: without INDEXED BY, SQLite
 // prefers the rowid range and walks every delivered row before the first pending one.
-const pendingSQL = `SELECT o.n, o.id, o.stream, o.seq,
+const pendingSQL = `SELECT o.n, o.uid, o.stream, o.seq,
 		CASE WHEN o.topic = '' THEN s.topic ELSE o.topic END, o.payload, o.enc, o.created_at
 	FROM outbox o INDEXED BY outbox_pending JOIN streams s ON s.stream = o.stream
 	WHERE o.delivered_at IS NULL AND o.n > ? AND o.n <= ? ORDER BY o.n LIMIT ?`
@@ -303,6 +313,10 @@ const pendingSQL = `SELECT o.n, o.id, o.stream, o.seq,
 // pendingRange returns up to limit undelivered entries with after < n and, when upTo >= 0,
 // n <= upTo, in insertion order.
 func (o *Outbox) pendingRange(ctx context.Context, after, upTo int64, limit int) ([]Entry, error) {
+	return o.pendingQuery(ctx, pendingSQL, after, upTo, limit)
+}
+
+func (o *Outbox) pendingQuery(ctx context.Context, query string, after, upTo int64, limit int) ([]Entry, error) {
 	if o.isClosed() {
 		return nil, ErrClosed
 	}
@@ -312,7 +326,7 @@ func (o *Outbox) pendingRange(ctx context.Context, after, upTo int64, limit int)
 	if upTo < 0 {
 		upTo = math.MaxInt64
 	}
-	rows, err := o.db.QueryContext(ctx, pendingSQL, after, upTo, limit)
+	rows, err := o.db.QueryContext(ctx, query, after, upTo, limit)
 	if err != nil {
 		return nil, o.readErr("pending", err)
 	}
@@ -322,10 +336,16 @@ func (o *Outbox) pendingRange(ctx context.Context, after, upTo int64, limit int)
 		var e Entry
 		var created int64
 		var enc int
-		if err := rows.Scan(&e.n, &e.ID, &e.Stream, &e.Seq, &e.Topic, &e.Payload, &enc, &created); err != nil {
+		var uid []byte
+		if err := rows.Scan(&e.n, &uid, &e.Stream, &e.Seq, &e.Topic, &e.Payload, &enc, &created); err != nil {
 			return nil, o.readErr("pending", err)
 		}
-		if e.Payload, err = decode(e.Payload, enc); err != nil {
+		u, err := uuid.FromBytes(uid)
+		if err != nil {
+			return nil, fmt.Errorf("queue: pending %s seq %d: id: %w: %w", e.Stream, e.Seq, err, ErrCorrupt)
+		}
+		e.ID = u.String()
+		if e.Payload, err = decode(e.Payload, enc, e.ID); err != nil {
 			return nil, fmt.Errorf("queue: pending %s seq %d: %w", e.Stream, e.Seq, err)
 		}
 		e.CreatedAt = time.UnixMilli(created)
@@ -335,6 +355,31 @@ func (o *Outbox) pendingRange(ctx context.Context, after, upTo int64, limit int)
 		return nil, o.readErr("pending", err)
 	}
 	return out, nil
+}
+
+// priorityStreams are published ahead of the others (docs/queue.md): the agent's event
+// stream (fire alarms, tamper, device events, command results) and its alert stream. The
+// schema's partial index outbox_priority names the same streams.
+var priorityStreams = []string{"event", "alert"}
+
+const (
+	pendingPrioSQL = `SELECT o.n, o.uid, o.stream, o.seq,
+		CASE WHEN o.topic = '' THEN s.topic ELSE o.topic END, o.payload, o.enc, o.created_at
+	FROM outbox o INDEXED BY outbox_priority JOIN streams s ON s.stream = o.stream
+	WHERE o.delivered_at IS NULL AND o.stream IN ('event', 'alert') AND o.n > ? AND o.n <= ? ORDER BY o.n LIMIT ?`
+	pendingRoutineSQL = `SELECT o.n, o.uid, o.stream, o.seq,
+		CASE WHEN o.topic = '' THEN s.topic ELSE o.topic END, o.payload, o.enc, o.created_at
+	FROM outbox o INDEXED BY outbox_pending JOIN streams s ON s.stream = o.stream
+	WHERE o.delivered_at IS NULL AND o.stream NOT IN ('event', 'alert') AND o.n > ? AND o.n <= ? ORDER BY o.n LIMIT ?`
+)
+
+// pendingClass is pendingRange restricted to the priority streams (prio) or to the others.
+func (o *Outbox) pendingClass(ctx context.Context, prio bool, after, upTo int64, limit int) ([]Entry, error) {
+	q := pendingRoutineSQL
+	if prio {
+		q = pendingPrioSQL
+	}
+	return o.pendingQuery(ctx, q, after, upTo, limit)
 }
 
 // lastPendingN returns the insertion number of the newest pending entry, 0 if none.
@@ -357,19 +402,24 @@ func (o *Outbox) readErr(op string, err error) error {
 // payload and commits the row durably before it returns. Concurrent appends share
 // transactions (group commit). build runs on the writer goroutine while other appends wait,
 // so it must be quick and must not call the Outbox; if it fails, only this append fails and
-// the seq is not used. If ctx ends before the append was taken up, Append returns ctx.Err()
-// and nothing is written; once taken up, it waits for the commit.
+// the seq is not used. build may be called again with another seq (when an earlier append of
+// the same transaction and stream was not stored); only the payload stored counts. If ctx
+// ends before the append was taken up, Append returns ctx.Err() and nothing is written; once
+// taken up, it waits for the commit.
 func (o *Outbox) Append(ctx context.Context, stream, topic string, build func(seq int64, id string) ([]byte, error)) (Entry, error) {
 	return o.AppendID(ctx, stream, topic, "", build)
 }
 
 // AppendID is Append with an id chosen by the caller, for a record whose id had to be known
-// before it was stored (a passage's id travels with its platform call). id must be a UUID
-// that was never used; empty means a new one.
+// before it was stored (a passage's id travels with its platform call). id must be a UUID in
+// canonical form (lower case, with hyphens, as uuid.NewString makes it) that was never used;
+// empty means a new one.
 func (o *Outbox) AppendID(ctx context.Context, stream, topic, id string, build func(seq int64, id string) ([]byte, error)) (Entry, error) {
+	var uid uuid.UUID
 	if id != "" {
-		if _, err := uuid.Parse(id); err != nil {
-			return Entry{}, fmt.Errorf("queue: append to %s: id %q is not a UUID: %w", stream, id, ErrInvalid)
+		var err error
+		if uid, err = uuid.Parse(id); err != nil || uid.String() != id || uid == (uuid.UUID{}) {
+			return Entry{}, fmt.Errorf("queue: append to %s: id %q is not a UUID in canonical form (lower case, with hyphens): %w", stream, id, ErrInvalid)
 		}
 	}
 	switch {
@@ -380,7 +430,7 @@ func (o *Outbox) AppendID(ctx context.Context, stream, topic, id string, build f
 	case build == nil:
 		return Entry{}, fmt.Errorf("queue: append to %s: nil build func: %w", stream, ErrInvalid)
 	}
-	r := &writeReq{kind: opAppend, ctx: ctx, stream: stream, topic: topic, id: id, build: build, done: make(chan struct{})}
+	r := &writeReq{kind: opAppend, ctx: ctx, stream: stream, topic: topic, uid: uid, build: build, done: make(chan struct{})}
 	if err := o.submit(ctx, r); err != nil {
 		return Entry{}, err
 	}

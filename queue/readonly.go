@@ -98,7 +98,7 @@ func (r *Reader) Entries(ctx context.Context, f func(Entry) error) error {
 		if err := rows.Scan(&e.n, &e.ID, &e.Stream, &e.Seq, &e.Topic, &e.Payload, &enc, &created, &delivered); err != nil {
 			return fileError(r.path, err)
 		}
-		if e.Payload, err = decode(e.Payload, enc); err != nil {
+		if e.Payload, err = decode(e.Payload, enc, e.ID); err != nil {
 			return fmt.Errorf("queue: %s: %s seq %d: %w", r.path, e.Stream, e.Seq, err)
 		}
 		e.CreatedAt = time.UnixMilli(created)

@@ -69,3 +69,34 @@ INSERT OR IGNORE INTO counters (name, value) VALUES
 UPDATE counters SET value = (SELECT COUNT(*) FROM outbox) WHERE name = 'rows';
 UPDATE counters SET value = (SELECT COALESCE(SUM(length(payload) + length(CAST(topic AS BLOB)) + 140), 0) FROM outbox)
     WHERE name = 'bytes';
+
+-- version 3
+-- Footprint (docs/BENCHMARKS.md): the id is stored as its 16 bytes (uid) and read as text
+-- through a virtual column (id, no storage); payloads may use encoding 2 (compress.go);
+-- the accounted size is recomputed with the new per-record overhead (capacity.go).
+CREATE TABLE IF NOT EXISTS outbox_v3 (
+    n            INTEGER PRIMARY KEY,            -- insertion order
+    uid          BLOB NOT NULL,                  -- UUID v4, 16 bytes
+    stream       TEXT NOT NULL REFERENCES streams (stream),
+    seq          INTEGER NOT NULL CHECK (seq > 0),
+    topic        TEXT NOT NULL DEFAULT '',       -- '' = streams.topic
+    payload      BLOB NOT NULL,
+    enc          INTEGER NOT NULL DEFAULT 0,     -- payload encoding
+    created_at   INTEGER NOT NULL,               -- Unix milliseconds
+    delivered_at INTEGER,                        -- Unix milliseconds, NULL while pending
+    attempts     INTEGER NOT NULL DEFAULT 0,     -- publishes so far
+    id           TEXT GENERATED ALWAYS AS (lower(hex(substr(uid, 1, 4)) || '-' || hex(substr(uid, 5, 2)) || '-' ||
+                     hex(substr(uid, 7, 2)) || '-' || hex(substr(uid, 9, 2)) || '-' || hex(substr(uid, 11, 6)))) VIRTUAL,
+    UNIQUE (stream, seq)
+);
+INSERT INTO outbox_v3 (n, uid, stream, seq, topic, payload, enc, created_at, delivered_at, attempts)
+    SELECT n, unhex(replace(id, '-', '')), stream, seq, topic, payload, enc, created_at, delivered_at, attempts
+    FROM outbox ORDER BY n;
+DROP TABLE outbox;
+ALTER TABLE outbox_v3 RENAME TO outbox;
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (n) WHERE delivered_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered_at) WHERE delivered_at IS NOT NULL;
+-- The streams the uplink publishes first (outbox.go, priorityStreams; docs/queue.md).
+CREATE INDEX IF NOT EXISTS outbox_priority ON outbox (n) WHERE delivered_at IS NULL AND stream IN ('event', 'alert');
+UPDATE counters SET value = (SELECT COALESCE(SUM(length(payload) + length(CAST(topic AS BLOB)) + 100), 0) FROM outbox)
+    WHERE name = 'bytes';

@@ -19,12 +19,14 @@ var (
 	// pollInterval is how often a connected uplink looks for pending entries when
 	// Outbox.Changed has not fired (e.g. entries written by another Outbox value).
 	pollInterval = time.Second
-	// ackTimeout bounds the wait for the PUBACKs of one window.
+	// ackTimeout bounds the wait for the PUBACK of a publish.
 	ackTimeout = 15 * time.Second
 	// stableAfter is how long a connection must last for the backoff to start over.
 	stableAfter = 10 * time.Second
 	// markTimeout bounds marking acknowledged entries after Run's ctx has ended.
 	markTimeout = 5 * time.Second
+	// backlogReadAhead is how many backlog records one read takes at least.
+	backlogReadAhead = 64
 )
 
 var (
@@ -58,8 +60,9 @@ type UplinkConfig struct {
 	// Username and Password, when Username is set, are sent in CONNECT. They are never
 	// logged.
 	Username, Password string
-	// OnDelivered, if set, is called on Run's goroutine after an entry is marked delivered.
-	// DeliveredAt is set to the time of marking. It must not block.
+	// OnDelivered, if set, is called after an entry is marked delivered, on one goroutine
+	// at a time, in the order of marking. DeliveredAt is set to the time of marking. It must
+	// not block.
 	OnDelivered func(Entry)
 	// Logger receives connection state changes; nil means slog.Default(). Payloads are never
 	// logged.
@@ -73,6 +76,7 @@ type Uplink struct {
 	log       *slog.Logger
 	dial      dialFunc
 	connected atomic.Bool
+	lastErr   atomic.Pointer[error] // why the last connection attempt failed or was lost
 	lim       *drainLimiter
 }
 
@@ -116,6 +120,24 @@ func NewUplink(ob *Outbox, cfg UplinkConfig) *Uplink {
 // Connected reports whether the uplink currently has a broker connection.
 func (u *Uplink) Connected() bool { return u.connected.Load() }
 
+// LastError returns, while the uplink is not connected, why the last connection attempt
+// failed or the last connection was lost (for status lines; it never holds credentials);
+// nil while connected or before the first attempt.
+func (u *Uplink) LastError() error {
+	if p := u.lastErr.Load(); p != nil && !u.connected.Load() {
+		return *p
+	}
+	return nil
+}
+
+func (u *Uplink) setLastError(err error) {
+	if err == nil {
+		u.lastErr.Store(nil)
+		return
+	}
+	u.lastErr.Store(&err)
+}
+
 // Run connects, publishes and reconnects until ctx ends, then returns nil. An unreachable
 // broker is not an error: Run logs once per outage and keeps trying. It returns an error
 // only for a configuration without brokers or when the outbox is closed under it.
@@ -135,6 +157,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
+			u.setLastError(err)
 			failures++
 			if !outage {
 				outage, outageSince = true, time.Now()
@@ -151,6 +174,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		}
 
 		connectedAt := time.Now()
+		u.setLastError(nil)
 		u.connected.Store(true)
 		if outage {
 			u.log.Info("uplink: connected", "broker", broker,
@@ -169,6 +193,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			return fmt.Errorf("queue: uplink: %w", err)
 		}
 		outage, outageSince = true, time.Now()
+		u.setLastError(err)
 		u.log.Warn("uplink: connection lost, reconnecting", "broker", broker, "err", err)
 		if time.Since(connectedAt) >= u.cfg.BackoffReset {
 			attempt = 0
@@ -213,14 +238,22 @@ func (u *Uplink) backoff(attempt int) time.Duration {
 
 // serve publishes pending entries over c until ctx ends (nil) or something fails (error).
 //
-// Live first: what was pending when the connection came up is the backlog (insertion number
-// n <= horizon); what is appended afterwards is live. Each round takes up to Window live
-// entries in insertion order, then fills the rest of the window with backlog entries in
-// insertion order, as far as the drain limiter allows. It publishes them all, waits for
-// their PUBACKs in order, and marks the acknowledged prefix delivered in one transaction.
-// Anything after the first failure is resent on the next connection (where it is backlog).
-// So each stream's live records and its backlog each arrive, the first time, in seq order;
-// a live record overtakes the backlog.
+// A sliding window: up to Window publishes are outstanding at once. As PUBACKs arrive, the
+// acknowledged leading run (in publish order) is handed to the marker goroutine, which marks
+// it delivered (whatever is waiting, in one transaction), and the freed slots are filled at
+// once.
+//
+// What fills a slot, in this order (docs/queue.md):
+//  1. live records of the priority streams (event, alert),
+//  2. other live records (passage, audit, queue, ...),
+//  3. backlog records of the priority streams,
+//  4. other backlog records;
+//
+// where the backlog is what was pending when the connection came up (insertion number n <=
+// horizon) and is paced by the drain limiter; live records never are. Within a class records
+// go in insertion order, and a stream belongs to one class of each pair, so each stream's
+// backlog and its live records each arrive, the first time, in seq order. After a failure
+// everything not marked delivered is resent on the next connection, where it is backlog.
 func (u *Uplink) serve(ctx context.Context, c conn) error {
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
@@ -231,120 +264,255 @@ func (u *Uplink) serve(ctx context.Context, c conn) error {
 		}
 		return err
 	}
-	drainStart, drained := time.Now(), 0
+	classes := []*sendClass{
+		{prio: true, after: horizon, upTo: -1},
+		{after: horizon, upTo: -1},
+		{prio: true, backlog: true, upTo: horizon, done: horizon == 0},
+		{backlog: true, upTo: horizon, done: horizon == 0},
+	}
+	drainStart, drained, backlogInFlight := time.Now(), 0, 0
 	if horizon > 0 {
 		u.log.Info("uplink: draining the backlog; live records go first", "drain_rate", u.cfg.DrainRate, "drain_bytes_per_s", u.cfg.DrainBytesPerSec)
 	}
-	for {
-		entries, err := u.ob.pendingRange(ctx, horizon, -1, u.cfg.Window)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		var wait time.Duration
-		nLive := len(entries)
-		if horizon > 0 && nLive < u.cfg.Window {
-			backlog, err := u.ob.pendingRange(ctx, 0, horizon, u.cfg.Window-nLive)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			if len(backlog) == 0 {
-				u.log.Info("uplink: backlog drained", "records", drained, "took", time.Since(drainStart).Round(time.Millisecond))
-				horizon = 0 // from now on everything pending is live
-				continue
-			}
-			var k int
-			k, wait = u.lim.admit(time.Now(), backlog)
-			entries = append(entries, backlog[:k]...)
-		}
-		if len(entries) == 0 {
-			var waitC <-chan time.Time
-			var t *time.Timer
-			if wait > 0 {
-				t = time.NewTimer(wait)
-				waitC = t.C
-			}
-			var err error
-			select {
-			case <-ctx.Done():
-			case <-c.Lost():
-				err = lostError(c)
-			case <-u.ob.Changed():
-			case <-poll.C:
-			case <-waitC:
-			}
-			if t != nil {
-				t.Stop()
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			continue
-		}
 
-		acks := make([]ack, len(entries))
-		for i, e := range entries {
-			acks[i] = c.Publish(e.Topic, e.Payload)
+	m := u.startMarker(ctx)
+	var window []inFlight
+	// finish stops the marker after it marked what was handed to it, counts a failed
+	// attempt for what is still outstanding, and returns err.
+	finish := func(err error) error {
+		u.ob.addAttempts(entriesOf(window))
+		if merr := m.stop(); merr != nil && err == nil {
+			err = merr
 		}
-		n, werr := waitAcks(ctx, c, acks)
-		if n < len(entries) {
-			u.ob.addAttempts(entries[n:])
+		if ctx.Err() != nil && !errors.Is(err, ErrClosed) {
+			return nil
+		}
+		return err
+	}
+	// collect hands the acknowledged leading run of the window to the marker. It returns an
+	// error when an ack failed.
+	collect := func() error {
+		n := 0
+		var aerr error
+	scan:
+		for ; n < len(window); n++ {
+			select {
+			case <-window[n].a.Done():
+			default:
+				break scan
+			}
+			if err := window[n].a.Error(); err != nil {
+				aerr = fmt.Errorf("publish %s seq %d: %w", window[n].e.Stream, window[n].e.Seq, err)
+				break
+			}
 		}
 		if n > 0 {
-			if err := u.markDelivered(ctx, entries[:n]); err != nil {
+			run := entriesOf(window[:n])
+			for _, f := range window[:n] {
+				if f.backlog {
+					drained++
+					backlogInFlight--
+				}
+			}
+			window = window[n:]
+			if err := m.send(run); err != nil {
 				return err
 			}
-			if n > nLive {
-				drained += n - nLive
+		}
+		return aerr
+	}
+
+	var limitWait time.Duration
+	fill := func() error {
+		limitWait = 0
+		for len(window) < u.cfg.Window {
+			cl, err := u.nextClass(ctx, classes)
+			if err != nil || cl == nil {
+				return err
 			}
+			take := cl.buf[:min(len(cl.buf), u.cfg.Window-len(window))]
+			if cl.backlog {
+				var k int
+				k, limitWait = u.lim.admit(time.Now(), take)
+				take = take[:k]
+				if k == 0 {
+					return nil // the backlog waits for the limiter; live classes were empty
+				}
+			}
+			at := time.Now()
+			for _, e := range take {
+				window = append(window, inFlight{e: e, a: c.Publish(e.Topic, e.Payload), at: at, backlog: cl.backlog})
+				if cl.backlog {
+					backlogInFlight++
+				}
+			}
+			cl.buf = cl.buf[len(take):]
 		}
-		if werr != nil {
-			e := entries[n]
-			return fmt.Errorf("publish %s seq %d: %w", e.Stream, e.Seq, werr)
+		return nil
+	}
+
+	ackTimer := time.NewTimer(ackTimeout)
+	defer ackTimer.Stop()
+	for {
+		if err := fill(); err != nil {
+			return finish(err)
 		}
-		if ctx.Err() != nil {
-			return nil
+		if horizon > 0 && classes[2].done && classes[3].done && backlogInFlight == 0 {
+			u.log.Info("uplink: backlog drained", "records", drained, "took", time.Since(drainStart).Round(time.Millisecond))
+			horizon = 0
+		}
+		var headDone <-chan struct{}
+		var timeoutC <-chan time.Time
+		if len(window) > 0 {
+			headDone = window[0].a.Done()
+			ackTimer.Reset(time.Until(window[0].at.Add(ackTimeout)))
+			timeoutC = ackTimer.C
+		}
+		var limitC <-chan time.Time
+		var lt *time.Timer
+		if limitWait > 0 {
+			lt = time.NewTimer(limitWait)
+			limitC = lt.C
+		}
+		var err error
+		select {
+		case <-headDone:
+			err = collect()
+		case <-c.Lost():
+			if err = collect(); err == nil { // a PUBACK may have raced the loss
+				err = lostError(c)
+			}
+		case <-timeoutC:
+			if err = collect(); err == nil && len(window) > 0 && !time.Now().Before(window[0].at.Add(ackTimeout)) {
+				err = errAckTimeout
+			}
+		case <-ctx.Done():
+			err = collect()
+		case <-u.ob.Changed(): // nextClass sees the new records (appendGen)
+		case <-poll.C: // records another Outbox value wrote are seen only here
+			classes[0].done, classes[1].done = false, false
+		case <-limitC:
+		case err = <-m.errc:
+		}
+		if lt != nil {
+			lt.Stop()
+		}
+		if err != nil || ctx.Err() != nil {
+			return finish(err)
 		}
 	}
 }
 
-// waitAcks waits for acks in order and returns how many in a row succeeded. The error is nil
-// if all succeeded or ctx ended.
-func waitAcks(ctx context.Context, c conn, acks []ack) (int, error) {
-	timer := time.NewTimer(ackTimeout)
-	defer timer.Stop()
-	for i, a := range acks {
-		select {
-		case <-a.Done():
-		default:
-			select {
-			case <-a.Done():
-			case <-c.Lost():
-				// The PUBACK may have raced the loss; a completed ack still counts.
-				select {
-				case <-a.Done():
-				default:
-					return i, lostError(c)
-				}
-			case <-timer.C:
-				return i, errAckTimeout
-			case <-ctx.Done():
-				return i, nil
-			}
+// inFlight is a publish waiting for its PUBACK.
+type inFlight struct {
+	e       Entry
+	a       ack
+	at      time.Time // published
+	backlog bool
+}
+
+func entriesOf(w []inFlight) []Entry {
+	es := make([]Entry, len(w))
+	for i, f := range w {
+		es[i] = f.e
+	}
+	return es
+}
+
+// sendClass is one class of pending records (see serve) and what was read of it.
+type sendClass struct {
+	prio, backlog bool
+	after, upTo   int64   // insertion numbers after < n <= upTo (upTo < 0: no bound)
+	buf           []Entry // read, not yet published
+	done          bool    // nothing more pending: for good (backlog), or until the next commit (live)
+	doneGen       int64   // Outbox.appendGen when a live class was found empty
+}
+
+// nextClass returns the first class, in priority order, that has records to publish,
+// reading more of a class when its buffer is empty; nil when all are empty.
+func (u *Uplink) nextClass(ctx context.Context, classes []*sendClass) (*sendClass, error) {
+	for _, cl := range classes {
+		if cl.done && !cl.backlog && u.ob.appendGen.Load() != cl.doneGen {
+			cl.done = false // records were committed since it was found empty
 		}
-		if err := a.Error(); err != nil {
-			return i, err
+		if len(cl.buf) == 0 && !cl.done {
+			gen := u.ob.appendGen.Load()
+			limit := u.cfg.Window
+			if cl.backlog {
+				limit = max(limit, backlogReadAhead) // fewer reads on the drain's path
+			}
+			es, err := u.ob.pendingClass(ctx, cl.prio, cl.after, cl.upTo, limit)
+			if err != nil {
+				return nil, err
+			}
+			if len(es) == 0 {
+				cl.done, cl.doneGen = true, gen
+				continue
+			}
+			cl.buf = es
+			cl.after = es[len(es)-1].n
+		}
+		if len(cl.buf) > 0 {
+			return cl, nil
 		}
 	}
-	return len(acks), nil
+	return nil, nil
+}
+
+// marker marks acknowledged runs delivered on its own goroutine, so the window refills
+// while the transaction commits. What waits when it finishes one is marked in the next
+// transaction together.
+type marker struct {
+	in   chan []Entry
+	errc chan error // receives the first error; marking stops there
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+func (u *Uplink) startMarker(ctx context.Context) *marker {
+	m := &marker{in: make(chan []Entry, u.cfg.Window), errc: make(chan error, 1), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		for run := range m.in {
+			if m.err != nil {
+				continue // drain: these stay pending and are sent again
+			}
+		more:
+			for {
+				select {
+				case r, ok := <-m.in:
+					if !ok {
+						break more
+					}
+					run = append(run, r...)
+				default:
+					break more
+				}
+			}
+			if err := u.markDelivered(ctx, run); err != nil {
+				m.err = err
+				m.errc <- err
+			}
+		}
+	}()
+	return m
+}
+
+// send hands a run to the marker, waiting while it is behind (that bounds the window).
+func (m *marker) send(run []Entry) error {
+	select {
+	case m.in <- run:
+		return nil
+	case err := <-m.errc:
+		return err
+	}
+}
+
+// stop waits until everything sent was marked (or marking failed) and returns the error.
+func (m *marker) stop() error {
+	close(m.in)
+	<-m.done
+	return m.err
 }
 
 // markDelivered marks entries delivered in one transaction and reports them to OnDelivered.

@@ -57,6 +57,9 @@ type fakeBroker struct {
 	failAt    map[int]int // conn number -> index of the publish whose ack fails
 	conns     []*fakeConn
 	published []published
+	// hold, if set, is called by Publish (without the lock) before it returns; a test blocks
+	// in it to stop the uplink mid-publish.
+	hold func(i int)
 }
 
 func (f *fakeBroker) dial(_ context.Context, broker string, _ UplinkConfig) (conn, error) {
@@ -98,7 +101,11 @@ func (c *fakeConn) Publish(topic string, payload []byte) ack {
 	c.f.published = append(c.f.published, published{conn: c.n, topic: topic, seq: seq})
 	i := c.sent
 	c.sent++
+	hold := c.f.hold
 	c.f.mu.Unlock()
+	if hold != nil {
+		hold(i)
+	}
 	a := &fakeAck{done: make(chan struct{})}
 	if i == c.failAt {
 		a.err = errors.New("fake: publish failed")
@@ -353,5 +360,56 @@ func TestBackoffFullJitter(t *testing.T) {
 				t.Fatalf("backoff(%d) never above %v: not spread over [0, %v]", tt.attempt, maxSeen, tt.limit)
 			}
 		})
+	}
+}
+
+// TestUplinkPriorityStreams: records of the event and alert streams go ahead of the others,
+// live and backlog alike, and each stream stays in seq order.
+func TestUplinkPriorityStreams(t *testing.T) {
+	o, _ := openTemp(t, Options{})
+	// The backlog: passages, then an event and an alert.
+	for range 5 {
+		mustAppend(t, o, "passage")
+	}
+	mustAppend(t, o, "event")
+	mustAppend(t, o, "alert")
+
+	inHold, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fb := &fakeBroker{}
+	fb.hold = func(i int) {
+		if i == 7 { // the first live record: hold the uplink while more are committed
+			once.Do(func() { close(inHold) })
+			<-release
+		}
+	}
+	d := newDeliveries()
+	log, _ := testLogger(t)
+	u := NewUplink(o, fastBackoff(UplinkConfig{Brokers: []string{"tcp://fake:1883"}, Window: 4, OnDelivered: d.add, Logger: log}))
+	u.dial = fb.dial
+	stop := runUplink(t, u)
+	d.wait(t, 7, 10*time.Second) // the backlog
+	mustAppend(t, o, "audit")    // live; its publish is held
+	<-inHold
+	// Committed while the uplink is held: live routine records, then live priority ones.
+	for range 3 {
+		mustAppend(t, o, "passage")
+	}
+	mustAppend(t, o, "audit")
+	mustAppend(t, o, "event")
+	mustAppend(t, o, "alert")
+	close(release)
+	d.wait(t, 14, 10*time.Second)
+	stop()
+
+	var got []string
+	for _, p := range fb.snapshot() {
+		got = append(got, fmt.Sprintf("%s:%d", strings.TrimPrefix(p.topic, "sentinel/test/"), p.seq))
+	}
+	want := "[event:1 alert:1 passage:1 passage:2 passage:3 passage:4 passage:5 " + // backlog: priority first
+		"audit:1 " + // live, published before the others were committed
+		"event:2 alert:2 passage:6 passage:7 passage:8 audit:2]" // live: priority first
+	if fmt.Sprint(got) != want {
+		t.Fatalf("published %v\nwant      %s", got, want)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +38,7 @@ type writeReq struct {
 
 	// opAppend
 	stream, topic string
-	id            string // chosen by the caller; empty for a new UUID
+	uid           uuid.UUID // chosen by the caller; zero for a new UUID
 	build         func(seq int64, id string) ([]byte, error)
 	entry         Entry
 
@@ -60,26 +63,54 @@ func (r *writeReq) finish(err error) {
 
 // writer is the single goroutine that writes. It takes whatever requests are waiting (up to
 // maxBatch) and commits them in one transaction, so concurrent callers share one fsync.
+//
+// Gathering: the callers a commit has just released come back a moment later with their
+// next request; taking only those already back would split them into alternate halves (two
+// commits where one would do). So while fewer requests are waiting than the last commit
+// held, the writer yields (runtime.Gosched, no timer) and takes what arrived, as long as each
+// yield brings more. A single caller (last commit 1) never waits.
 func (o *Outbox) writer() {
 	defer close(o.done)
 	batch := make([]*writeReq, 0, maxBatch)
+	lastBatch := 0
 	for first := range o.reqs {
 		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case r, ok := <-o.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
+		open := o.take(&batch)
+		for idle, yields := 0, 0; open && yields < maxYields && len(batch) < min(lastBatch, maxBatch); yields++ {
+			runtime.Gosched()
+			n := len(batch)
+			open = o.take(&batch)
+			if len(batch) > n {
+				idle = 0
+			} else if idle++; idle >= maxIdleYields {
+				break // nobody else is coming
 			}
 		}
 		o.commit(batch)
+		lastBatch = len(batch)
 		clear(batch)
 	}
+}
+
+// maxYields bounds the yields of one gathering; maxIdleYields in a row that bring nothing
+// end it.
+const maxYields, maxIdleYields = 64, 2
+
+// take appends the waiting requests to batch, up to maxBatch; it reports false when reqs is
+// closed.
+func (o *Outbox) take(batch *[]*writeReq) bool {
+	for len(*batch) < maxBatch {
+		select {
+		case r, ok := <-o.reqs:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, r)
+		default:
+			return true
+		}
+	}
+	return true
 }
 
 // commit runs batch in one transaction and completes every request in it.
@@ -103,7 +134,10 @@ func (o *Outbox) commit(batch []*writeReq) {
 		return
 	}
 
-	appended, err := o.runTx(live, make(map[string]int64))
+	appended, err := false, o.setRelaxed(appends == 0)
+	if err == nil {
+		appended, err = o.runTx(live, make(map[string]int64))
+	}
 	if err != nil {
 		if appends > 0 {
 			// A failed write (disk full, I/O error): the records are lost for good. Count
@@ -127,6 +161,7 @@ func (o *Outbox) commit(batch []*writeReq) {
 	}
 	o.txCount.Add(1)
 	if appended { // before finishing, so Changed has fired by the time Append returns
+		o.appendGen.Add(1)
 		select {
 		case o.changed <- struct{}{}:
 		default:
@@ -135,6 +170,30 @@ func (o *Outbox) commit(batch []*writeReq) {
 	for _, r := range live {
 		r.finish(nil)
 	}
+}
+
+// setRelaxed switches the writer's connection between the configured synchronous=FULL and
+// NORMAL. A transaction without appends (delivery marks, attempt counts, purges) needs no
+// fsync of its own: lost on power loss, its records are sent again (at least once, the
+// platform de-duplicates on id) or purged again. Every later FULL commit syncs the WAL, and
+// with it these transactions too. Appends are always committed at the configured level.
+// It fails only when FULL cannot be restored; then the transaction must not run.
+func (o *Outbox) setRelaxed(relax bool) error {
+	if !o.syncFull || relax == o.relaxed {
+		return nil
+	}
+	mode := "FULL"
+	if relax {
+		mode = "NORMAL"
+	}
+	if _, err := o.wc.ExecContext(context.Background(), "PRAGMA synchronous = "+mode); err != nil {
+		if relax {
+			return nil // stays FULL: slower, never less durable
+		}
+		return fmt.Errorf("queue: restore synchronous=FULL: %w", err)
+	}
+	o.relaxed = relax
+	return nil
 }
 
 // runTx executes live in one transaction. Per-request failures (a build error, a full
@@ -152,8 +211,8 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 		}
 	}()
 	var (
-		upsertStream, insertRow, markRow, attemptRow *sql.Stmt
-		prep                                         = func(s **sql.Stmt, q string) error {
+		upsertStream, insertRow, markRow, attemptRow, setLastSeq *sql.Stmt
+		prep                                                     = func(s **sql.Stmt, q string) error {
 			if *s != nil {
 				return nil
 			}
@@ -189,25 +248,30 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 		}
 		return topic, nil
 	}
-	insert := func(stream, topic, id string, seq int64, payload []byte) error {
-		stored, enc := encode(payload)
+	streamRow := map[string]bool{} // streams whose row this transaction has upserted
+	insert := func(stream, topic string, id uuid.UUID, seq int64, stored []byte, enc int) error {
 		rowTopic, err := storedTopic(stream, topic)
 		if err != nil {
 			return err
 		}
-		if err := prep(&upsertStream, `INSERT INTO streams (stream, last_seq, topic) VALUES (?, ?, ?)
-			ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq,
-				topic = CASE WHEN streams.topic = '' THEN excluded.topic ELSE streams.topic END`); err != nil {
-			return err
+		if !streamRow[stream] {
+			// Once per stream and transaction: create the row the outbox row refers to and
+			// fix the stream's topic; last_seq is written at the end.
+			if err := prep(&upsertStream, `INSERT INTO streams (stream, last_seq, topic) VALUES (?, ?, ?)
+				ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq,
+					topic = CASE WHEN streams.topic = '' THEN excluded.topic ELSE streams.topic END`); err != nil {
+				return err
+			}
+			if _, err := upsertStream.ExecContext(ctx, stream, seq, topic); err != nil {
+				return fmt.Errorf("queue: append to %s: %w", stream, err)
+			}
+			streamRow[stream] = true
 		}
-		if err := prep(&insertRow, `INSERT INTO outbox (id, stream, seq, topic, payload, enc, created_at)
+		if err := prep(&insertRow, `INSERT INTO outbox (uid, stream, seq, topic, payload, enc, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`); err != nil {
 			return err
 		}
-		if _, err := upsertStream.ExecContext(ctx, stream, seq, topic); err != nil {
-			return fmt.Errorf("queue: append to %s: %w", stream, err)
-		}
-		if _, err := insertRow.ExecContext(ctx, id, stream, seq, rowTopic, stored, enc, ts); err != nil {
+		if _, err := insertRow.ExecContext(ctx, id[:], stream, seq, rowTopic, stored, enc, ts); err != nil {
 			return fmt.Errorf("queue: append to %s: %w", stream, err)
 		}
 		seqs[stream] = seq
@@ -217,7 +281,11 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 		return nil
 	}
 
-	for _, r := range live {
+	pre, err := o.prepare(ctx, tx, live)
+	if err != nil {
+		return false, err
+	}
+	for i, r := range live {
 		switch r.kind {
 		case opAppend:
 			if err := st.load(ctx); err != nil {
@@ -227,31 +295,22 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 			if err != nil {
 				return false, err
 			}
-			seq := last + 1
-			id := r.id
-			if id == "" {
-				u, err := uuid.NewRandom()
-				if err != nil {
-					r.err = fmt.Errorf("queue: append to %s: new id: %w", r.stream, err)
-					continue
-				}
-				id = u.String()
+			p := &pre[i]
+			if p.seq != last+1 {
+				// An earlier record of this stream in the transaction was not stored: build
+				// again with the seq it leaves free.
+				*p = o.prepareOne(r, last+1, p.uid)
 			}
-			payload, err := safeBuild(r.build, seq, id)
-			if err != nil {
-				r.err = fmt.Errorf("queue: append to %s: build seq %d: %w", r.stream, seq, err)
+			if p.err != nil {
+				r.err = p.err
 				continue
 			}
-			if payload == nil {
-				payload = []byte{}
-			}
 			if st.capped() {
-				stored, _ := encode(payload) // sized as stored; encoding again below is cheap
 				rowTopic, err := storedTopic(r.stream, r.topic)
 				if err != nil {
 					return false, err
 				}
-				fits, err := st.makeRoom(ctx, rowSize(len(stored), len(rowTopic)))
+				fits, err := st.makeRoom(ctx, rowSize(len(p.stored), len(rowTopic)))
 				if err != nil {
 					return false, err
 				}
@@ -264,24 +323,32 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 					continue
 				}
 			}
-			if err := insert(r.stream, r.topic, id, seq, payload); err != nil {
+			if err := insert(r.stream, r.topic, p.uid, p.seq, p.stored, p.enc); err != nil {
 				return false, err
 			}
-			r.entry = Entry{ID: id, Stream: r.stream, Topic: r.topic, Seq: seq, Payload: payload, CreatedAt: time.UnixMilli(ts)}
+			r.entry = Entry{ID: p.id, Stream: r.stream, Topic: r.topic, Seq: p.seq, Payload: p.payload, CreatedAt: time.UnixMilli(ts)}
 			appended = true
 		case opMark:
 			if err := prep(&markRow, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1
-				WHERE n = ? AND delivered_at IS NULL`); err != nil {
+				WHERE n BETWEEN ? AND ? AND delivered_at IS NULL`); err != nil {
 				return false, err
 			}
 			ns, err := o.resolveIDs(ctx, tx, r)
 			if err != nil {
 				return false, err
 			}
-			for _, n := range ns {
-				if _, err := markRow.ExecContext(ctx, ts, n); err != nil {
+			// One statement per run of consecutive insertion numbers (a drained backlog is
+			// one long run).
+			slices.Sort(ns)
+			for i := 0; i < len(ns); {
+				j := i
+				for j+1 < len(ns) && ns[j+1] <= ns[j]+1 {
+					j++
+				}
+				if _, err := markRow.ExecContext(ctx, ts, ns[i], ns[j]); err != nil {
 					return false, fmt.Errorf("queue: mark delivered: %w", err)
 				}
+				i = j + 1
 			}
 		case opAttempt:
 			if err := prep(&attemptRow, `UPDATE outbox SET attempts = attempts + 1
@@ -322,20 +389,33 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 		if err != nil {
 			return false, err
 		}
-		id := uuid.NewString()
-		payload, err := noticePayload(last+1, id, time.UnixMilli(ts), st.c)
+		uid, err := uuid.NewRandom()
+		if err != nil {
+			return false, fmt.Errorf("queue: notice: new id: %w", err)
+		}
+		payload, err := noticePayload(last+1, uid.String(), time.UnixMilli(ts), st.c)
 		if err != nil {
 			return false, fmt.Errorf("queue: notice: %w", err)
 		}
-		stored, _ := encode(payload)
+		stored, enc := encode(payload, uid.String())
 		if fits, err := st.makeRoom(ctx, rowSize(len(stored), len(st.cap.NoticeTopic))); err != nil {
 			return false, err
 		} else if fits {
-			if err := insert(NoticeStream, st.cap.NoticeTopic, id, last+1, payload); err != nil {
+			if err := insert(NoticeStream, st.cap.NoticeTopic, uid, last+1, stored, enc); err != nil {
 				return false, err
 			}
 			st.c.Reported = st.c.lost()
 			appended = true
+		}
+	}
+	if len(seqs) > 0 {
+		if err := prep(&setLastSeq, `UPDATE streams SET last_seq = ? WHERE stream = ?`); err != nil {
+			return false, err
+		}
+		for stream, seq := range seqs {
+			if _, err := setLastSeq.ExecContext(ctx, seq, stream); err != nil {
+				return false, fmt.Errorf("queue: append to %s: %w", stream, err)
+			}
 		}
 	}
 	if st.changed {
@@ -380,7 +460,11 @@ func (o *Outbox) resolveIDs(ctx context.Context, tx *sql.Tx, r *writeReq) ([]int
 	}
 	ns := append([]int64(nil), r.ns...)
 	for _, id := range r.ids {
-		rows, err := tx.QueryContext(ctx, `SELECT n FROM outbox WHERE delivered_at IS NULL AND n > 0 AND id = ?`, id)
+		u, err := uuid.Parse(id)
+		if err != nil {
+			continue // not a UUID: no record has it
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT n FROM outbox WHERE delivered_at IS NULL AND n > 0 AND uid = ?`, u[:])
 		if err != nil {
 			return nil, fmt.Errorf("queue: find %s: %w", id, err)
 		}
@@ -428,3 +512,112 @@ func safeBuild(build func(int64, string) ([]byte, error), seq int64, id string) 
 	}()
 	return build(seq, id)
 }
+
+// prepared is an append made ready outside the insert loop: its seq (as it will be if every
+// earlier append of the transaction is stored), id, payload and stored form.
+type prepared struct {
+	seq     int64
+	uid     uuid.UUID
+	id      string
+	payload []byte
+	stored  []byte
+	enc     int
+	err     error // the build failed; the append fails, its seq stays free
+}
+
+// prepare builds the payloads of the appends in live (on this goroutine, in order, as build
+// requires) and encodes them, in parallel when there are several: compressing a record costs
+// more than inserting it, and it is what bounds group commit on one core.
+func (o *Outbox) prepare(ctx context.Context, tx *sql.Tx, live []*writeReq) ([]prepared, error) {
+	pre := make([]prepared, len(live))
+	next := map[string]int64{}
+	var work []int
+	for i, r := range live {
+		if r.kind != opAppend {
+			continue
+		}
+		seq, ok := next[r.stream]
+		if !ok {
+			last, err := o.lastSeq(ctx, tx, nil, r.stream)
+			if err != nil {
+				return nil, err
+			}
+			seq = last + 1
+		}
+		uid := r.uid
+		if uid == (uuid.UUID{}) {
+			u, err := uuid.NewRandom()
+			if err != nil {
+				pre[i] = prepared{seq: seq, err: fmt.Errorf("queue: append to %s: new id: %w", r.stream, err)}
+				continue
+			}
+			uid = u
+		}
+		pre[i] = o.buildOne(r, seq, uid)
+		if pre[i].err == nil {
+			next[r.stream] = seq + 1
+			work = append(work, i)
+		}
+	}
+	encodeAll(pre, work)
+	return pre, nil
+}
+
+// prepareOne builds and encodes one append with the given seq.
+func (o *Outbox) prepareOne(r *writeReq, seq int64, uid uuid.UUID) prepared {
+	if uid == (uuid.UUID{}) {
+		u, err := uuid.NewRandom()
+		if err != nil {
+			return prepared{seq: seq, err: fmt.Errorf("queue: append to %s: new id: %w", r.stream, err)}
+		}
+		uid = u
+	}
+	p := o.buildOne(r, seq, uid)
+	if p.err == nil {
+		p.stored, p.enc = encode(p.payload, p.id)
+	}
+	return p
+}
+
+func (o *Outbox) buildOne(r *writeReq, seq int64, uid uuid.UUID) prepared {
+	p := prepared{seq: seq, uid: uid, id: uid.String()}
+	payload, err := safeBuild(r.build, seq, p.id)
+	if err != nil {
+		p.err = fmt.Errorf("queue: append to %s: build seq %d: %w", r.stream, seq, err)
+		return p
+	}
+	if payload == nil {
+		payload = []byte{}
+	}
+	p.payload = payload
+	return p
+}
+
+// encodeAll encodes pre[i] for every i in work, on up to GOMAXPROCS goroutines.
+func encodeAll(pre []prepared, work []int) {
+	workers := min(runtime.GOMAXPROCS(0), len(work)/minPerEncoder)
+	if workers <= 1 {
+		for _, i := range work {
+			pre[i].stored, pre[i].enc = encode(pre[i].payload, pre[i].id)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(work) {
+					return
+				}
+				i := work[k]
+				pre[i].stored, pre[i].enc = encode(pre[i].payload, pre[i].id)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// minPerEncoder is how many records one more encoding goroutine must have to be worth it.
+const minPerEncoder = 4

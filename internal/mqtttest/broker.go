@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"syscall"
@@ -68,6 +69,10 @@ type Options struct {
 	// DenyAnonymous refuses every client that does not log in; with no password file, that
 	// is every client ("not authorised").
 	DenyAnonymous bool
+	// Users, when set, are written (user name → password) to a Mosquitto password file with
+	// mosquitto_passwd (hashed, as in the field) that the broker checks logins against;
+	// with DenyAnonymous only they connect. Subscribers log in with SubOptions.Username.
+	Users map[string]string
 }
 
 // TLSFiles are the PEM files of a TLS listener.
@@ -95,6 +100,11 @@ func StartWith(t testing.TB, opts Options) *Broker {
 		t.Skipf("mqtttest: %v (install the Debian package mosquitto, or set %s=1 to make this fatal)", err, RequireEnv)
 	}
 	b := &Broker{t: t, bin: bin, dir: t.TempDir(), out: &syncBuffer{}, opts: opts}
+	if len(opts.Users) > 0 {
+		if err := b.writePasswords(); err != nil {
+			t.Fatalf("mqtttest: %v", err)
+		}
+	}
 	t.Cleanup(b.Stop)
 	const tries = 5
 	for i := 0; ; i++ {
@@ -201,6 +211,9 @@ func (b *Broker) start() error {
 	} else {
 		cfg.WriteString("allow_anonymous true\n")
 	}
+	if len(b.opts.Users) > 0 {
+		fmt.Fprintf(&cfg, "password_file %s\n", b.passwordFile())
+	}
 	if t := b.opts.TLS; t != nil {
 		fmt.Fprintf(&cfg, "cafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n", t.CAFile, t.CertFile, t.KeyFile)
 		if t.RequireClientCert {
@@ -265,6 +278,35 @@ func (b *Broker) start() error {
 	b.mu.Lock()
 	b.cmd, b.done = cmd, done
 	b.mu.Unlock()
+	return nil
+}
+
+func (b *Broker) passwordFile() string { return filepath.Join(b.dir, "passwd") }
+
+// writePasswords writes opts.Users to the broker's password file with mosquitto_passwd
+// (from the same Debian package as mosquitto).
+func (b *Broker) writePasswords() error {
+	bin, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		bin = "/usr/bin/mosquitto_passwd"
+		if _, serr := os.Stat(bin); serr != nil {
+			return fmt.Errorf("mosquitto_passwd not found (Debian package mosquitto): %w", err)
+		}
+	}
+	users := make([]string, 0, len(b.opts.Users))
+	for u := range b.opts.Users {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	for i, u := range users {
+		args := []string{"-b", b.passwordFile(), u, b.opts.Users[u]}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("mosquitto_passwd for user %q: %v: %s", u, err, out)
+		}
+	}
 	return nil
 }
 

@@ -44,6 +44,8 @@ type SubOptions struct {
 	Persistent bool
 	// TLS is the client's TLS configuration for an ssl:// broker.
 	TLS *tls.Config
+	// Username and Password log the subscriber in (see Options.Users).
+	Username, Password string
 }
 
 // Subscribe connects a subscriber to the broker, subscribes to topicFilter at QoS 1 and
@@ -71,6 +73,10 @@ func (b *Broker) SubscribeWith(t testing.TB, topicFilter string, so SubOptions) 
 		SetConnectionLostHandler(func(mqtt.Client, error) { go c.reconnect() })
 	if so.TLS != nil {
 		opts.SetTLSConfig(so.TLS)
+	}
+	if so.Username != "" {
+		opts.SetUsername(so.Username)
+		opts.SetPassword(so.Password)
 	}
 	c.client = mqtt.NewClient(opts)
 	t.Cleanup(c.Close)
