@@ -88,8 +88,12 @@ func init() {
 }
 
 // setupAudit audits every decision's calls and, under allow_and_flag, re-verifies flagged
-// passages when the platform returns (reverify.go).
-func setupAudit(_ context.Context, d *Daemon) (func(context.Context) error, error) {
+// passages when the platform returns (reverify.go); at start it alerts the flagged passages a
+// previous run left without a re-check.
+func setupAudit(ctx context.Context, d *Daemon) (func(context.Context) error, error) {
+	// Flagged passages a previous run left without a re-check: alerted, whatever the offline
+	// policy is now (the scan goes on in the background).
+	scanned := alertUnsettled(ctx, d)
 	var rc *rechecker
 	if d.Cfg.Platform.OfflinePolicy == verify.OfflineAllowAndFlag {
 		rc = newRechecker(d)
@@ -100,8 +104,14 @@ func setupAudit(_ context.Context, d *Daemon) (func(context.Context) error, erro
 			rc.add(cred, passageID, dec)
 		}
 	}
-	if rc == nil {
-		return nil, nil
-	}
-	return rc.run, nil
+	return func(ctx context.Context) error {
+		var err error
+		if rc != nil {
+			err = rc.run(ctx)
+		} else {
+			<-ctx.Done()
+		}
+		<-scanned // the outbox stays open until the scan ended
+		return err
+	}, nil
 }

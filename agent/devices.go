@@ -20,8 +20,8 @@ import (
 )
 
 // The devices part builds the readers and inputs the core does not: the ID-card reader, an
-// evdev QR scanner, the camera and the lane's GPIO inputs (exit button, door sensor, fire
-// alarm, tamper), and records what they do as device events.
+// evdev QR scanner, the camera (and face verification, face.go) and the lane's GPIO inputs
+// (exit button, door sensor, fire alarm, tamper), and records what they do as device events.
 func init() {
 	RegisterPart(Part{Name: "devices", Order: 10, Setup: setupDevices})
 }
@@ -98,12 +98,14 @@ type lane struct {
 
 func setupDevices(ctx context.Context, d *Daemon) (func(context.Context) error, error) {
 	cfg, log := d.Cfg, d.Log.With("part", "devices")
-	ev := newEventRecorder(d.Outbox, Topic(cfg, streamDeviceEvent), cfg.Device.ID, cfg.Device.Venue, log)
+	// Events go through the daemon's one recorder, which never blocks the relay.
+	ev, evDone := d.eventEmitter()
 	var halts []func() error
 	fail := func(err error) (func(context.Context) error, error) {
 		for _, h := range halts {
 			_ = h()
 		}
+		evDone()
 		return nil, err
 	}
 	readerState := func(source string) func(bool, error) {
@@ -144,8 +146,8 @@ func setupDevices(ctx context.Context, d *Daemon) (func(context.Context) error, 
 		d.Sources = append(d.Sources, IDCardSource{sam})
 	}
 
-	// The camera: built and checked here; docking interface v1 has no face verification, so
-	// no snapshot is taken yet, and none is ever stored.
+	// The camera: built and checked here; face.go puts it in front of the verifier when
+	// camera.verify asks for it. A snapshot is stored only with camera.keep sealed.
 	var cam camera.Camera
 	if c := cfg.Camera; c != nil {
 		switch c.Driver {
@@ -163,8 +165,8 @@ func setupDevices(ctx context.Context, d *Daemon) (func(context.Context) error, 
 			cam = v
 			halts = append(halts, v.Halt)
 		}
-		if cam != nil {
-			log.Info("camera ready; snapshots are not taken (docking interface v1 has no face verification) and never stored", "camera", cam.String())
+		if err := setupFace(d, cam, readerState("camera"), log); err != nil {
+			return fail(err)
 		}
 	}
 
@@ -196,9 +198,7 @@ func setupDevices(ctx context.Context, d *Daemon) (func(context.Context) error, 
 
 	return func(ctx context.Context) error {
 		var wg sync.WaitGroup
-		evCtx, evCancel := context.WithCancel(context.WithoutCancel(ctx))
-		evDone := make(chan struct{})
-		go func() { defer close(evDone); _ = ev.Run(evCtx) }()
+		defer evDone() // the recorder stores what is queued once every emitter is done
 		for _, in := range l.inputs {
 			wg.Add(1)
 			go func() {
@@ -214,8 +214,6 @@ func setupDevices(ctx context.Context, d *Daemon) (func(context.Context) error, 
 				log.Warn("halting a device", "err", err)
 			}
 		}
-		evCancel() // store what is queued, then stop
-		<-evDone
 		return nil
 	}, nil
 }

@@ -409,6 +409,11 @@ func TestSetupDevicesIDCard(t *testing.T) {
 	out := &gotestPin{N: "RELAY"}
 	rel, _ := relay.New(out, relay.Options{})
 	d := &Daemon{Cfg: cfg, Log: quietLog(), Outbox: ob, Relay: rel, Pipeline: &Pipeline{Pulse: cfg.Barrier.Pulse}}
+	// The daemon's event recorder runs in the ops part; here it runs alone.
+	recCtx, recCancel := context.WithCancel(context.Background())
+	recDone := make(chan struct{})
+	go func() { defer close(recDone); _ = d.ops().events.Run(recCtx) }()
+	defer func() { recCancel(); <-recDone }()
 	ctx, cancel := context.WithCancel(context.Background())
 	run, err := setupDevices(ctx, d)
 	if err != nil {

@@ -3,8 +3,9 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"sort"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
@@ -21,6 +22,7 @@ import (
 //	d.SetFireAlarm(true)            // the fire-alarm input is active
 //	d.SetSelftest(ok, detail)       // a selftest finished
 //	d.GateMode().Set("locked")      // the remote mode switch
+//	d.RecordEvent(Event{...})       // an event on the event stream (events.go)
 
 // Fire-alarm states in the status message.
 const (
@@ -77,14 +79,23 @@ type opsState struct {
 	d       *Daemon
 	mode    *GateMode
 	metrics *opsMetrics
-	started time.Time
-	changed chan struct{} // a value means "status may have changed"
-	up      chan struct{} // closed once the pipeline is up: d.Uplink is set
+	events  *eventRecorder // the daemon's one path to the event stream
+	// emitters are the parts that record events from their own goroutines (the commander);
+	// the recorder drains only after they stopped.
+	emitters   sync.WaitGroup
+	changed    chan struct{} // a value means "status may have changed"
+	laterArmed atomic.Bool   // a touchLater timer is pending
+	up         chan struct{} // closed once the pipeline is up: d.Uplink is set
+
+	qsMu     sync.Mutex // one queue-stats query at a time, shared by status and metrics
+	qs       queue.Stats
+	qsErr    error
+	qsAt     time.Time
+	qsCached bool
 
 	mu             sync.Mutex
 	install        config.Install
 	heartbeat      time.Duration
-	commands       config.Commands
 	readers        map[string]bool
 	fireAlarm      string
 	platform       string
@@ -99,10 +110,10 @@ func (d *Daemon) ops() *opsState {
 	return d.opsState
 }
 
+// newOpsState builds the state; d.Outbox must be open already (the parts run after it).
 func newOpsState(d *Daemon) *opsState {
 	st := &opsState{
 		d:         d,
-		started:   time.Now(),
 		changed:   make(chan struct{}, 1),
 		up:        make(chan struct{}),
 		readers:   map[string]bool{},
@@ -110,10 +121,22 @@ func newOpsState(d *Daemon) *opsState {
 		platform:  PlatformUnknown,
 		metrics:   newOpsMetrics(),
 	}
-	if d.Cfg != nil {
-		st.install, st.heartbeat, st.commands = d.Cfg.Install, d.Cfg.Status.Heartbeat, d.Cfg.Commands
+	var ob Outbox
+	if d.Outbox != nil {
+		ob = d.Outbox // a nil *queue.Outbox must stay a nil Outbox
 	}
+	topic, device, venue := "", "", ""
+	if d.Cfg != nil {
+		st.install, st.heartbeat = d.Cfg.Install, d.Cfg.Status.Heartbeat
+		topic, device, venue = Topic(d.Cfg, StreamEvent), d.Cfg.Device.ID, d.Cfg.Device.Venue
+	}
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	st.events = newEventRecorder(ob, topic, device, venue, log.With("part", "events"))
 	st.mode = NewGateMode(d.Relay, func(string) { st.touch() })
+	st.metrics.eventCollectors(st.events)
 	return st
 }
 
@@ -192,6 +215,28 @@ func (st *opsState) uplink() *queue.Uplink {
 	}
 }
 
+// queueStatsTTL is how long one read of the outbox's stats serves the status, the screen
+// and the metrics (a busy lane asks on every passage).
+var queueStatsTTL = 500 * time.Millisecond
+
+// queueStats returns the outbox's stats, read at most once per queueStatsTTL; concurrent
+// callers share one query. ctx bounds the query (at most 2s).
+func (st *opsState) queueStats(ctx context.Context) (queue.Stats, error) {
+	if st.d.Outbox == nil {
+		return queue.Stats{}, errNoOutbox
+	}
+	st.qsMu.Lock()
+	defer st.qsMu.Unlock()
+	if st.qsCached && time.Since(st.qsAt) < queueStatsTTL {
+		return st.qs, st.qsErr
+	}
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st.qs, st.qsErr = st.d.Outbox.Stats(qctx)
+	st.qsAt, st.qsCached = time.Now(), true
+	return st.qs, st.qsErr
+}
+
 // platformCall records what a decision learnt about the platform.
 func (st *opsState) platformCall(dec verify.Decision) {
 	if dec.Call == nil {
@@ -241,20 +286,19 @@ func (st *opsState) status(ctx context.Context) Status {
 	if up := st.uplink(); up != nil {
 		s.Uplink = up.Connected()
 	}
-	if d.Outbox != nil {
-		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if qs, err := d.Outbox.Stats(qctx); err == nil {
-			s.QueuePending = qs.Pending
-			s.QueueOldestAge = qs.OldestPendingAge().Round(time.Second).Seconds()
-		}
-		cancel()
+	if qs, err := st.queueStats(ctx); err == nil {
+		s.QueuePending = qs.Pending
+		s.QueueOldestAge = qs.OldestPendingAge().Round(time.Second).Seconds()
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	s.Unit, s.Location, s.Brand = st.install.Unit, st.install.Location, st.install.Brand
 	s.Style, s.InstallStatus = st.install.StyleLabel, st.install.Status
 	for n, on := range st.readers {
-		s.Readers[n] = map[bool]string{true: "online", false: "offline"}[on]
+		s.Readers[n] = "offline"
+		if on {
+			s.Readers[n] = "online"
+		}
 	}
 	s.FireAlarm = st.fireAlarm
 	s.Platform = st.platform
@@ -282,16 +326,6 @@ func (s Status) significant() string {
 	return string(b)
 }
 
-// readerNames lists the readers in a stable order.
-func (s Status) readerNames() []string {
-	ns := make([]string, 0, len(s.Readers))
-	for n := range s.Readers {
-		ns = append(ns, n)
-	}
-	sort.Strings(ns)
-	return ns
-}
-
 // opsDecider wraps the pipeline's decider to learn the platform's state and time decisions.
 type opsDecider struct {
 	inner Decider
@@ -316,18 +350,28 @@ func init() {
 	RegisterPart(Part{Name: "ops", Order: 50, Setup: setupOps})
 }
 
-// setupOps wires the operations state into the core: the decider wrapper, the mode switch,
-// the passage observer, and the reader the core opened.
+// setupOps wires the operations state into the core: the decider wrapper, the mode switch
+// (restored from its state file), the passage observer, and the reader the core opened. Its
+// run stores the events until every part that records them stopped.
 func setupOps(_ context.Context, d *Daemon) (func(context.Context) error, error) {
 	st := d.ops()
+	if st.events.ob == nil && d.Outbox != nil {
+		st.events.ob = d.Outbox // ops() was first called before the outbox opened
+	}
 	if d.Pipeline != nil {
 		d.Pipeline.Decider = opsDecider{inner: d.Pipeline.Decider, st: st}
 		d.Pipeline.Gate = st.mode
 	}
-	// Ready is called after d.Uplink is assigned: from then on the parts may read it.
+	restoreGateMode(d, st)
+	// Ready is called after d.Uplink is assigned and before the first passage: from then on
+	// the parts may read the uplink, and a restored always_open holds the barrier.
 	ready := d.Opt.Ready
 	d.Opt.Ready = func() {
 		close(st.up)
+		if ev := st.mode.assertRestored(); ev.Type != "" {
+			logRestore(d, ev)
+			st.events.Emit(ev)
+		}
 		if ready != nil {
 			ready()
 		}
@@ -340,10 +384,45 @@ func setupOps(_ context.Context, d *Daemon) (func(context.Context) error, error)
 		st.touch()
 	})
 	return func(ctx context.Context) error {
+		evCtx, evCancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer evCancel()
+		evDone := make(chan struct{})
+		go func() { defer close(evDone); _ = st.events.Run(evCtx) }()
 		<-ctx.Done()
-		if st.mode.Mode() == ModeAlwaysOpen {
-			_ = st.mode.Set(ModeNormal) // release the hold; the relay halts anyway
+		// The daemon halted the relay already; end the mode's hold too, without changing the
+		// mode or its file: a restart restores always_open.
+		if err := st.mode.releaseHold(); err != nil {
+			d.Log.Warn("gate mode: releasing the hold at shutdown", "err", err)
 		}
+		if !st.waitEmitters() {
+			d.Log.Warn("a part that records events did not stop in time; storing the queued events now", "waited", emitterWait)
+		}
+		evCancel() // store what is queued, then stop
+		<-evDone
 		return nil
 	}, nil
+}
+
+// restoreGateMode puts the mode written before the last stop back in force, before the
+// pipeline runs (ops_mode.go), and records it.
+func restoreGateMode(d *Daemon, st *opsState) {
+	if d.Cfg == nil || d.Cfg.Queue.Path == "" {
+		return
+	}
+	mode, ev := st.mode.restore(stateFile(d.Cfg, modeFileName))
+	if mode != ModeNormal {
+		st.touch()
+	}
+	if ev.Type != "" {
+		logRestore(d, ev)
+		st.events.Emit(ev)
+	}
+}
+
+func logRestore(d *Daemon, ev Event) {
+	if ev.Detail != "" {
+		d.Log.Error("gate mode not restored as written", "mode", ev.Mode, "detail", ev.Detail)
+		return
+	}
+	d.Log.Warn("gate mode restored", "mode", ev.Mode, "gate", ev.Gate)
 }

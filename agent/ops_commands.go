@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -9,8 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -41,9 +42,6 @@ const (
 	ResultUnsupported = "unsupported"
 	ResultRefused     = "refused"
 )
-
-// StreamEventOps is the outbox stream (and topic kind) of operational events.
-const StreamEventOps = "event"
 
 // Command is what an operator signs.
 type Command struct {
@@ -116,9 +114,8 @@ var commandID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
 var knownCommands = map[string]bool{CmdOpen: true, CmdReload: true, CmdMode: true, CmdSelftest: true}
 
 type inbound struct {
-	topic    string
-	payload  []byte
-	retained bool
+	topic   string
+	payload []byte
 }
 
 // commander verifies and runs commands, one at a time, on its own goroutine.
@@ -138,11 +135,7 @@ type commander struct {
 }
 
 func newCommander(d *Daemon, st *opsState, publish func(string, bool, []byte) error) (*commander, error) {
-	seen, err := openSeen(filepath.Join(filepath.Dir(d.Cfg.Queue.Path), "commands-seen.json"), d)
-	if err != nil {
-		return nil, err
-	}
-	c := &commander{d: d, st: st, publish: publish, in: make(chan inbound, 32), seen: seen,
+	c := &commander{d: d, st: st, publish: publish, in: make(chan inbound, 32), seen: openSeen(stateFile(d.Cfg, "commands-seen.json"), d),
 		tokens: float64(refusalBurst), refilledAt: time.Now()}
 	if err := c.setKeys(d.Cfg.Commands); err != nil {
 		return nil, err
@@ -165,13 +158,18 @@ func (c *commander) setKeys(cc config.Commands) error {
 	return nil
 }
 
-// receive is paho's callback: it hands the message over and never blocks.
-func (c *commander) receive(topic string, payload []byte, retained bool) {
-	m := inbound{topic: topic, payload: append([]byte(nil), payload...), retained: retained}
+// receive is paho's callback: it hands the message over and never blocks. A command that
+// finds the queue full is dropped unanswered (a flood): it is counted in the metrics and in
+// the next recorded event's suppressed.
+func (c *commander) receive(topic string, payload []byte) {
+	m := inbound{topic: topic, payload: append([]byte(nil), payload...)}
 	select {
 	case c.in <- m:
 	default:
 		c.st.metrics.commands.WithLabelValues(metricName(cmdName(topic)), "refused:overloaded").Inc()
+		c.mu.Lock()
+		c.suppressed++
+		c.mu.Unlock()
 	}
 }
 
@@ -194,7 +192,7 @@ func (c *commander) handle(ctx context.Context, m inbound) {
 		defer func() {
 			if r := recover(); r != nil {
 				rep.Result, rep.Detail = ResultFailed, "internal error"
-				c.d.Log.Error("command handler panicked", "command", rep.Name, "panic", fmt.Sprint(r))
+				c.d.Log.Error("command handler panicked", "command", safeName(rep.Name), "panic", fmt.Sprint(r))
 			}
 		}()
 		cmd, key, why := c.verify(m)
@@ -224,7 +222,7 @@ func (c *commander) handle(ctx context.Context, m inbound) {
 	if err := c.publish(m.topic+"/reply", false, b); err != nil {
 		c.d.Log.Warn("command reply not published", "command", safeName(rep.Name), "err", err)
 	}
-	c.record(ctx, rep)
+	c.record(rep)
 }
 
 // verify checks a command; it returns why it is refused ("" when it may run).
@@ -234,15 +232,11 @@ func (c *commander) verify(m inbound) (*Command, string, string) {
 		return nil, "", "too_large"
 	}
 	var sc SignedCommand
-	dec := json.NewDecoder(strings.NewReader(string(m.payload)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sc); err != nil || len(sc.Cmd) == 0 {
+	if err := decodeStrict(m.payload, &sc); err != nil || len(sc.Cmd) == 0 {
 		return nil, "", "malformed"
 	}
 	var cmd Command
-	cdec := json.NewDecoder(strings.NewReader(string(sc.Cmd)))
-	cdec.DisallowUnknownFields()
-	cmdErr := cdec.Decode(&cmd)
+	cmdErr := decodeStrict(sc.Cmd, &cmd)
 	var shown *Command
 	if cmdErr == nil && commandID.MatchString(cmd.ID) {
 		shown = &Command{ID: cmd.ID}
@@ -277,14 +271,14 @@ func (c *commander) verify(m inbound) (*Command, string, string) {
 		return shown, key, "wrong_unit"
 	case cmd.Name != name:
 		return shown, key, "name_mismatch"
-	case cmdNow().Year() < minTrustedYear:
+	}
+	now := cmdNow()
+	switch {
+	case now.Year() < minTrustedYear:
 		// A clock that reads before 2024 cannot check expiry: refuse rather than guess. A
 		// plausible clock that NTP has not confirmed (an RTC) is used; the reply says
 		// clock=unsynced.
 		return shown, key, "clock_unsynced"
-	}
-	now := cmdNow()
-	switch {
 	case cmd.IssuedAt.IsZero() || cmd.ExpiresAt.IsZero():
 		return shown, key, "malformed"
 	case !now.Before(cmd.ExpiresAt):
@@ -326,7 +320,13 @@ func (c *commander) execute(ctx context.Context, cmd *Command) (string, string) 
 		return ResultOK, "opened for " + d.Cfg.Barrier.Pulse.String()
 	case CmdMode:
 		m := cmd.Args["mode"]
-		if err := c.st.mode.Set(m); err != nil {
+		err := c.st.mode.SetBy(m, "command "+cmd.ID)
+		switch {
+		case errors.Is(err, ErrModeNotPersisted):
+			// In force now, but a restart would not restore it: the operator must know.
+			d.Log.Error("gate mode set but not persisted", "mode", m, "err", err)
+			return ResultOK, "mode " + m + "; NOT persisted, a restart would not restore it: " + err.Error()
+		case err != nil:
 			return ResultFailed, err.Error()
 		}
 		return ResultOK, "mode " + m
@@ -372,7 +372,7 @@ func (c *commander) reload() (string, string) {
 		return ResultFailed, err.Error()
 	}
 	c.st.mu.Lock()
-	c.st.install, c.st.heartbeat, c.st.commands = nc.Install, nc.Status.Heartbeat, nc.Commands
+	c.st.install, c.st.heartbeat = nc.Install, nc.Status.Heartbeat
 	c.st.mu.Unlock()
 	c.st.touch()
 	var restart []string
@@ -395,26 +395,13 @@ func (c *commander) reload() (string, string) {
 	return ResultOK, detail
 }
 
-// opsEvent is an operational event record on <prefix>/<venue>/<device>/event.
-type opsEvent struct {
-	ID      string        `json:"id"`
-	Seq     int64         `json:"seq"`
-	TS      string        `json:"ts"`
-	Device  string        `json:"device"`
-	Venue   string        `json:"venue"`
-	Clock   string        `json:"clock"`
-	Type    string        `json:"type"`
-	Command *CommandReply `json:"command,omitempty"`
-	// Suppressed counts refusals not recorded since the last recorded one (rate limit).
-	Suppressed int `json:"suppressed,omitempty"`
-}
-
-// record appends the command's outcome to the outbox. Refusals are rate limited; the
-// suppressed ones are counted in the next recorded event.
-func (c *commander) record(ctx context.Context, rep CommandReply) {
+// record records the command's outcome as an event, through the daemon's event recorder
+// (never blocking). Refusals are rate limited; the ones left out are counted in the next
+// recorded event's suppressed.
+func (c *commander) record(rep CommandReply) {
 	suppressed := 0
+	c.mu.Lock()
 	if rep.Result == ResultRefused {
-		c.mu.Lock()
 		now := time.Now()
 		c.tokens += now.Sub(c.refilledAt).Seconds() / refusalEvery.Seconds()
 		c.refilledAt = now
@@ -427,21 +414,25 @@ func (c *commander) record(ctx context.Context, rep CommandReply) {
 			return
 		}
 		c.tokens--
-		suppressed, c.suppressed = c.suppressed, 0
-		c.mu.Unlock()
 	}
+	suppressed, c.suppressed = c.suppressed, 0
+	c.mu.Unlock()
 	rep.Name = safeName(rep.Name)
-	ev := opsEvent{TS: rep.TS, Device: rep.Device, Venue: rep.Venue, Clock: rep.Clock, Type: "command", Command: &rep, Suppressed: suppressed}
-	if c.d.Outbox == nil {
-		return
+	c.st.events.Emit(Event{Type: EventCommand, Source: SourceCommand, Command: &rep, Suppressed: suppressed})
+}
+
+// decodeStrict decodes exactly one JSON value into v: unknown fields and trailing data are
+// errors.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
 	}
-	_, err := c.d.Outbox.Append(context.WithoutCancel(ctx), StreamEventOps, Topic(c.d.Cfg, StreamEventOps), func(seq int64, id string) ([]byte, error) {
-		ev.ID, ev.Seq = id, seq
-		return json.Marshal(ev)
-	})
-	if err != nil {
-		c.d.Log.Error("command event NOT stored", "command", rep.Name, "id", rep.ID, "err", err)
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
 	}
+	return nil
 }
 
 // metricName keeps the metric's label set bounded: unknown names become "other".
@@ -464,31 +455,36 @@ func safeName(n string) string {
 // atomically, so that a command cannot be replayed, even across a restart.
 type seenStore struct {
 	path string
-	log  interface{ Warn(string, ...any) }
 
-	mu  sync.Mutex
-	ids map[string]time.Time // id → expires_at
+	mu     sync.Mutex
+	ids    map[string]time.Time // id → expires_at
+	broken error                // the file could not be read: every command is refused
 }
 
 // maxSeen bounds the store; past it new commands are refused (nonce_store_failed).
 var maxSeen = 10000
 
-func openSeen(path string, d *Daemon) (*seenStore, error) {
-	s := &seenStore{path: path, log: d.Log, ids: map[string]time.Time{}}
+// openSeen reads the store. A corrupt file is moved aside (the ids in it have expired or
+// will within commands.max_age); an unreadable one breaks the store.
+func openSeen(path string, d *Daemon) *seenStore {
+	s := &seenStore{path: path, ids: map[string]time.Time{}}
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return s, nil
+		return s
 	case err != nil:
-		return nil, fmt.Errorf("commands: read %s: %w", path, err)
+		// Starting empty would allow replays, and stopping would stop the lane: the lane
+		// runs, and every command is refused (nonce_store_failed) until a restart reads it.
+		s.broken = fmt.Errorf("commands: read %s: %w", path, err)
+		d.Log.Error("command nonce file unreadable; every command will be refused", "path", path, "err", err)
+		return s
 	}
 	if err := json.Unmarshal(b, &s.ids); err != nil {
-		aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405")
-		_ = os.Rename(path, aside)
+		aside := moveAside(path)
 		d.Log.Warn("command nonce file unreadable; moved aside, starting empty", "path", path, "aside", aside, "err", err)
 		s.ids = map[string]time.Time{}
 	}
-	return s, nil
+	return s
 }
 
 func (s *seenStore) has(id string) bool {
@@ -502,6 +498,9 @@ func (s *seenStore) has(id string) bool {
 func (s *seenStore) add(id string, exp, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.broken != nil {
+		return s.broken
+	}
 	for k, e := range s.ids {
 		if now.After(e) {
 			delete(s.ids, k)
@@ -518,29 +517,6 @@ func (s *seenStore) add(id string, exp, now time.Time) error {
 	if err := writeFileAtomic(s.path, b); err != nil {
 		delete(s.ids, id)
 		return err
-	}
-	return nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("commands: write %s: %w", path, err)
 	}
 	return nil
 }

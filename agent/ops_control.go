@@ -27,7 +27,13 @@ var (
 	controlReconnectMax = 30 * time.Second
 	// controlTimeout bounds one connect, publish or subscribe.
 	controlTimeout = 5 * time.Second
+	// subscribeRetry is how often a failed or refused command subscription is tried again
+	// while the connection stays up.
+	subscribeRetry = 30 * time.Second
 )
+
+// subackFailure is the SUBACK return code of a refused subscription (MQTT 3.1.1, 3.9.3).
+const subackFailure = 0x80
 
 // StatusTopic is where the unit's retained status lives.
 func (d *Daemon) statusTopic() string { return Topic(d.Cfg, "status") }
@@ -39,6 +45,7 @@ type control struct {
 	client    mqtt.Client
 	connected atomic.Bool
 	cmds      *commander
+	stopped   chan struct{} // closed when run ends
 }
 
 func init() {
@@ -47,13 +54,17 @@ func init() {
 
 func setupControl(_ context.Context, d *Daemon) (func(context.Context) error, error) {
 	st := d.ops()
-	c := &control{d: d, st: st}
+	c := &control{d: d, st: st, stopped: make(chan struct{})}
 	cmds, err := newCommander(d, st, c.publish)
 	if err != nil {
 		return nil, err
 	}
 	c.cmds = cmds
-	return c.run, nil
+	_, done := d.eventEmitter() // the commander records events until run returned
+	return func(ctx context.Context) error {
+		defer done()
+		return c.run(ctx)
+	}, nil
 }
 
 // will is the status the broker publishes when the unit vanishes: the facts known at
@@ -86,6 +97,7 @@ func (c *control) options() *mqtt.ClientOptions {
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.connected.Store(false)
 			c.st.metrics.controlUp.Set(0)
+			c.st.metrics.commandsSubscribed.Set(0)
 			d.Log.Warn("control connection lost; reconnecting", "err", err)
 		})
 	for _, b := range d.UplinkConfig.Brokers {
@@ -101,19 +113,62 @@ func (c *control) options() *mqtt.ClientOptions {
 	return opts
 }
 
-// onConnect subscribes to the command topics and publishes the status.
+// onConnect publishes the status and subscribes to the command topics.
 func (c *control) onConnect(cl mqtt.Client) {
 	filter := Topic(c.d.Cfg, "cmd") + "/+"
-	tok := cl.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
-		c.cmds.receive(m.Topic(), m.Payload(), m.Retained())
-	})
-	if !tok.WaitTimeout(controlTimeout) || tok.Error() != nil {
-		c.d.Log.Error("control: cannot subscribe to commands", "filter", filter, "err", tok.Error())
-	}
 	c.connected.Store(true)
 	c.st.metrics.controlUp.Set(1)
 	c.d.Log.Info("control connection up", "status", c.d.statusTopic(), "commands", filter)
 	c.st.touch()
+	c.subscribeCommands(cl, filter)
+}
+
+// subscribeCommands subscribes to filter, trying again every subscribeRetry while the
+// connection is up: a unit whose subscription failed or was refused (a broker ACL) must not
+// look ready for commands. The status and the lane do not wait for it.
+func (c *control) subscribeCommands(cl mqtt.Client, filter string) bool {
+	logged := false
+	for {
+		err := subscribe(cl, filter, func(_ mqtt.Client, m mqtt.Message) { c.cmds.receive(m.Topic(), m.Payload()) })
+		if err == nil {
+			c.st.metrics.commandsSubscribed.Set(1)
+			if logged {
+				c.d.Log.Info("control: subscribed to commands at last", "filter", filter)
+			}
+			return true
+		}
+		c.st.metrics.commandsSubscribed.Set(0)
+		if !logged {
+			c.d.Log.Error("control: cannot subscribe to commands; retrying while connected", "filter", filter, "err", err, "retry", subscribeRetry)
+			logged = true
+		}
+		select {
+		case <-c.stopped:
+			return false
+		case <-time.After(subscribeRetry):
+		}
+		if !cl.IsConnectionOpen() {
+			return false // the next connection subscribes again
+		}
+	}
+}
+
+// subscribe subscribes at QoS 1 and waits for the SUBACK; a refusal in the SUBACK is an
+// error (paho reports it only in the token's result).
+func subscribe(cl mqtt.Client, filter string, cb mqtt.MessageHandler) error {
+	tok := cl.Subscribe(filter, 1, cb)
+	if !tok.WaitTimeout(controlTimeout) {
+		return fmt.Errorf("agent: subscribe %s: timed out", filter)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("agent: subscribe %s: %w", filter, err)
+	}
+	if r, ok := tok.(interface{ Result() map[string]byte }); ok {
+		if rc, ok := r.Result()[filter]; ok && rc >= subackFailure {
+			return fmt.Errorf("agent: subscribe %s: refused by the broker (SUBACK 0x%02x; check its ACL)", filter, rc)
+		}
+	}
+	return nil
 }
 
 // publish sends one message at QoS 1 and waits for the acknowledgement.
@@ -132,9 +187,11 @@ func (c *control) publish(topic string, retained bool, payload []byte) error {
 // and disconnects.
 func (c *control) run(ctx context.Context) error {
 	d, st := c.d, c.st
+	defer close(c.stopped)
 	c.client = mqtt.NewClient(c.options())
 	c.client.Connect() // retries in the background (SetConnectRetry)
-	go c.cmds.run(ctx)
+	cmdsDone := make(chan struct{})
+	go func() { defer close(cmdsDone); c.cmds.run(ctx) }()
 	go c.pingPlatform(ctx, time.Nanosecond) // the docking state of a unit that just started
 
 	poll := time.NewTicker(statusPoll)
@@ -150,6 +207,7 @@ func (c *control) run(ctx context.Context) error {
 		force := false
 		select {
 		case <-ctx.Done():
+			<-cmdsDone // the command in hand is answered and recorded
 			c.goodbye()
 			return nil
 		case <-heartbeat.C:
@@ -197,17 +255,11 @@ func (c *control) pingPlatform(ctx context.Context, every time.Duration) {
 		return
 	}
 	call, err := d.Client.Ping(ctx)
-	if call.Latency > 0 {
-		st.metrics.platformLatency.WithLabelValues("ping").Observe(call.Latency.Seconds())
+	outcome := callOutcome(call.Status)
+	if err != nil && outcome == "ok" {
+		outcome = "bad_response" // a 200 whose answer was not usable
 	}
-	outcome := "ok"
-	if err != nil {
-		outcome = "unreachable"
-		if call.Status != 0 {
-			outcome = "error"
-		}
-	}
-	st.metrics.platformCalls.WithLabelValues("ping", outcome).Inc()
+	st.metrics.platformCallDone("ping", outcome, call.Latency)
 	st.setPlatform(call.Status != 0, err == nil)
 }
 
@@ -226,12 +278,16 @@ func (c *control) goodbye() {
 }
 
 // touchLater signals a change after d, so that a change held back by statusMinInterval is
-// published once the interval has passed.
+// published once the interval has passed. One timer at most is pending.
 func (st *opsState) touchLater(d time.Duration) {
+	if !st.laterArmed.CompareAndSwap(false, true) {
+		return
+	}
 	if d <= 0 {
 		d = time.Millisecond
 	}
 	time.AfterFunc(d, func() {
+		st.laterArmed.Store(false)
 		select {
 		case st.changed <- struct{}{}:
 		default:

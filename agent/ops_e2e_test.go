@@ -157,6 +157,7 @@ func TestE2EOperations(t *testing.T) {
 		device       string
 		screen, metr int
 		ag           *proc
+		cfg          string
 	}
 	units := []*unit{{device: "ops-a"}, {device: "ops-b"}, {device: "ops-c"}}
 	installs := []string{
@@ -173,7 +174,8 @@ func TestE2EOperations(t *testing.T) {
 		}
 		extra := fmt.Sprintf("%s\nscreen: {listen: \"127.0.0.1:%d\"}\nmetrics: {listen: \"127.0.0.1:%d\"}\ncommands: {operator_keys: [\"%s\"]}\nstatus: {heartbeat: 2s}\n",
 			installs[i], u.screen, u.metr, base64.StdEncoding.EncodeToString(pub))
-		u.ag = u.w.agent(t, opsConfig(u.w, u.device, platform, broker.URL(), extra))
+		u.cfg = opsConfig(u.w, u.device, platform, broker.URL(), extra)
+		u.ag = u.w.agent(t, u.cfg)
 	}
 	a, b, c := units[0], units[1], units[2]
 
@@ -250,6 +252,21 @@ func TestE2EOperations(t *testing.T) {
 		sw.wait(t, a.device, "mode locked", func(s agent.Status) bool { return s.Mode == "locked" })
 		fmt.Fprintln(a.w.Scan, "HC-GREEN-FRESH")
 		a.ag.waitFor(t, regexp.MustCompile(`msg=passage .*verdict=pass .*gate=not_opened`), 10*time.Second)
+
+		// The mode survives a restart: the unit comes back locked, and records the restore.
+		events := broker.Subscribe(t, "sentinel/v1/350582-0001/"+a.device+"/event")
+		a.ag.stop(t)
+		sw.wait(t, a.device, "offline after a stop", func(s agent.Status) bool { return !s.Online })
+		a.ag = a.w.agent(t, a.cfg)
+		sw.wait(t, a.device, "locked after a restart", func(s agent.Status) bool { return s.Online && s.Mode == "locked" && s.Docked })
+		if !regexp.MustCompile(`msg="gate mode restored" mode=locked`).MatchString(a.ag.output()) {
+			t.Errorf("no restore in the log:\n%s", a.ag.output())
+		}
+		waitEvent(t, events, func(ev agent.Event) bool {
+			return ev.Type == "mode_restored" && ev.Mode == "locked" && ev.Source == "agent"
+		})
+		fmt.Fprintln(a.w.Scan, "HC-GREEN-FRESH")
+		a.ag.waitFor(t, regexp.MustCompile(`msg=passage .*verdict=pass .*gate=not_opened`), 10*time.Second)
 	} else {
 		t.Log("this machine's clock reads before 2024: commands are refused (clock_unsynced), as documented")
 	}
@@ -309,6 +326,24 @@ func TestE2EOperations(t *testing.T) {
 	}
 	if o, err := exec.Command(sentinel, "report", "fleet", "--broker", "nonsense").CombinedOutput(); err == nil || !strings.Contains(string(o), "--broker") {
 		t.Errorf("a bad --broker should be a usage error naming it: %v\n%s", err, o)
+	}
+}
+
+// waitEvent waits for an event record that satisfies cond.
+func waitEvent(t *testing.T, c *mqtttest.Collector, cond func(agent.Event) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, m := range c.Messages() {
+			var ev agent.Event
+			if json.Unmarshal(m.Payload, &ev) == nil && cond(ev) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no such event within 10s among %d", len(c.Messages()))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

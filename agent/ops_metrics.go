@@ -20,22 +20,23 @@ import (
 // opsMetrics are the daemon's Prometheus metrics (docs/metrics.md). Each daemon has its own
 // registry, so tests can run several.
 type opsMetrics struct {
-	reg             *prometheus.Registry
-	passages        *prometheus.CounterVec
-	lost            prometheus.Counter
-	gates           *prometheus.CounterVec
-	decision        prometheus.Histogram
-	platformLatency *prometheus.HistogramVec
-	platformCalls   *prometheus.CounterVec
-	platformOnline  prometheus.Gauge
-	readerOnline    *prometheus.GaugeVec
-	fireAlarm       prometheus.Gauge
-	selftestOK      prometheus.Gauge
-	controlUp       prometheus.Gauge
-	commands        *prometheus.CounterVec
-	statusPublished prometheus.Counter
-	screenClients   prometheus.Gauge
-	screenDropped   *prometheus.CounterVec
+	reg                *prometheus.Registry
+	passages           *prometheus.CounterVec
+	lost               prometheus.Counter
+	gates              *prometheus.CounterVec
+	decision           prometheus.Histogram
+	platformLatency    *prometheus.HistogramVec
+	platformCalls      *prometheus.CounterVec
+	platformOnline     prometheus.Gauge
+	readerOnline       *prometheus.GaugeVec
+	fireAlarm          prometheus.Gauge
+	selftestOK         prometheus.Gauge
+	controlUp          prometheus.Gauge
+	commandsSubscribed prometheus.Gauge
+	commands           *prometheus.CounterVec
+	statusPublished    prometheus.Counter
+	screenClients      prometheus.Gauge
+	screenDropped      *prometheus.CounterVec
 }
 
 func newOpsMetrics() *opsMetrics {
@@ -66,6 +67,8 @@ func newOpsMetrics() *opsMetrics {
 		Help: "1 when the last selftest passed."})
 	m.controlUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_control_connected",
 		Help: "1 while the control connection (status and commands) is up."})
+	m.commandsSubscribed = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sentinel_commands_subscribed",
+		Help: "1 while the control connection is subscribed to the command topics (the broker granted the subscription)."})
 	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sentinel_commands_total",
 		Help: "Remote commands by name and result (ok, failed, unsupported, refused:<why>)."}, []string{"name", "result"})
 	m.statusPublished = prometheus.NewCounter(prometheus.CounterOpts{Name: "sentinel_status_published_total",
@@ -75,7 +78,7 @@ func newOpsMetrics() *opsMetrics {
 	m.screenDropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sentinel_screen_disconnects_total",
 		Help: "Screen clients gone, by why: closed (the client left), slow (it could not keep up)."}, []string{"why"})
 	for _, c := range []prometheus.Collector{m.passages, m.lost, m.gates, m.decision, m.platformLatency, m.platformCalls,
-		m.platformOnline, m.readerOnline, m.fireAlarm, m.selftestOK, m.controlUp, m.commands, m.statusPublished,
+		m.platformOnline, m.readerOnline, m.fireAlarm, m.selftestOK, m.controlUp, m.commandsSubscribed, m.commands, m.statusPublished,
 		m.screenClients, m.screenDropped} {
 		f(c)
 	}
@@ -99,31 +102,51 @@ func (m *opsMetrics) passage(p Passage) {
 	}
 }
 
+// callOutcome names a platform call's outcome by its HTTP status (0: no answer).
+func callOutcome(status int) string {
+	switch status {
+	case 0:
+		return "unreachable"
+	case 404:
+		return "not_found"
+	case 200:
+		return "ok"
+	}
+	return "error"
+}
+
 // platformCall counts the platform calls of a decision (a retry included).
 func (m *opsMetrics) platformCall(dec verify.Decision) {
 	calls := dec.Calls()
 	for i, c := range calls {
-		outcome := "error"
-		switch {
-		case c.Status == 0:
-			outcome = "unreachable"
-		case c.Status == 404:
-			outcome = "not_found"
-		case c.Status == 200:
-			outcome = "ok"
-			if i == len(calls)-1 && dec.Reason == verify.ReasonBadResponse {
-				outcome = "bad_response"
-			}
+		outcome := callOutcome(c.Status)
+		if outcome == "ok" && i == len(calls)-1 && dec.Reason == verify.ReasonBadResponse {
+			outcome = "bad_response"
 		}
 		iface := c.Interface
 		if iface == "" {
 			iface = "unknown"
 		}
-		m.platformCalls.WithLabelValues(iface, outcome).Inc()
-		if c.Latency > 0 {
-			m.platformLatency.WithLabelValues(iface).Observe(c.Latency.Seconds())
-		}
+		m.platformCallDone(iface, outcome, c.Latency)
 	}
+}
+
+// platformCallDone counts one platform call and its latency.
+func (m *opsMetrics) platformCallDone(iface, outcome string, latency time.Duration) {
+	m.platformCalls.WithLabelValues(iface, outcome).Inc()
+	if latency > 0 {
+		m.platformLatency.WithLabelValues(iface).Observe(latency.Seconds())
+	}
+}
+
+// eventCollectors adds the event recorder's counters.
+func (m *opsMetrics) eventCollectors(r *eventRecorder) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sentinel_events_stored_total", Help: "Event records stored in the outbox by the daemon's recorder."},
+			func() float64 { return float64(r.stored.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sentinel_events_lost_total", Help: "Event records lost: the recorder was full or stopped, or the outbox refused them."},
+			func() float64 { return float64(r.lostTotal.Load()) }),
+	)
 }
 
 // daemonCollectors adds what is read from the daemon at scrape time: queue and uplink.
@@ -133,9 +156,7 @@ func (m *opsMetrics) daemonCollectors(st *opsState) {
 		if d.Outbox == nil {
 			return 0, 0
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		s, err := d.Outbox.Stats(ctx)
+		s, err := st.queueStats(context.Background()) // one query serves both gauges
 		if err != nil {
 			return -1, -1
 		}

@@ -182,7 +182,20 @@ install: {unit: 测试单位, location: 北门, brand: Acme, style_label: 闸机
 commands: {operator_keys: ["%KEY%"], max_age: 10m}
 `
 
+// newCmdFixture returns a fixture whose event recorder runs until the test ends.
 func newCmdFixture(t *testing.T, dir string, priv ed25519.PrivateKey) *cmdFixture {
+	t.Helper()
+	f := newCmdFixtureIdle(t, dir, priv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.st.events.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done }) // before the outbox closes
+	return f
+}
+
+// newCmdFixtureIdle returns a fixture whose event recorder does not run (the ops part's run
+// runs it).
+func newCmdFixtureIdle(t *testing.T, dir string, priv ed25519.PrivateKey) *cmdFixture {
 	t.Helper()
 	pub := priv.Public().(ed25519.PublicKey)
 	y := strings.NewReplacer("%QUEUE%", filepath.Join(dir, "queue.db"), "%KEY%", base64.StdEncoding.EncodeToString(pub)).Replace(cmdFixtureYAML)
@@ -321,22 +334,15 @@ func TestCommands(t *testing.T) {
 	}
 
 	// Every command, refused or not, is an event in the outbox.
-	pend, err := f.d.Outbox.Pending(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := len(tests) + 1
 	var events int
-	for _, e := range pend {
-		if e.Stream != StreamEventOps || e.Topic != "sentinel/v1/350582-0001/gate-01/event" {
-			continue
-		}
-		var ev opsEvent
-		if err := json.Unmarshal(e.Payload, &ev); err != nil || ev.Type != "command" || ev.Command == nil {
-			t.Errorf("event %s: %v", e.Payload, err)
+	for _, ev := range waitEvents(t, f.d, want) {
+		if ev.Type != EventCommand || ev.Source != SourceCommand || ev.Command == nil {
+			t.Errorf("event %+v, want a command event", ev)
 		}
 		events++
 	}
-	if want := len(tests) + 1; events != want {
+	if events != want {
 		t.Errorf("%d command events recorded, want %d", events, want)
 	}
 

@@ -28,7 +28,7 @@ func newPlatformClient(cfg *config.Config, onPing func(verify.Call)) (*verify.Cl
 	}
 	return verify.NewClient(verify.ClientOptions{
 		URL: p.URL, Device: cfg.Device.ID, Venue: cfg.Device.Venue, Timeout: p.Timeout,
-		Mapping: m, Signer: signer, OnPing: onPing,
+		Mapping: m, Signer: signer, OnPing: onPing, ClockTrusted: clockTrusted,
 	}), nil
 }
 
@@ -49,5 +49,11 @@ func verifierOptions(cfg *config.Config, maxTokenLen int) verify.VerifierOptions
 		Offline:       cfg.Platform.OfflinePolicy,
 		CacheTTL:      cfg.Platform.CacheTTL,
 		ProbeInterval: cfg.Platform.ProbeInterval,
+		ClockTrusted:  clockTrusted,
 	}
 }
+
+// clockTrusted says whether the wall clock is confirmed (clock.go). While it is not, the
+// verifier measures the nucleic-acid age against the platform's clock and the client stamps
+// signed requests with it (docs/docking-spec.md, "The unit's clock").
+func clockTrusted() bool { return ClockState() == ClockSynced }

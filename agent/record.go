@@ -61,9 +61,18 @@ type Record struct {
 	// GateMode is the remote mode in force when it is not "normal": "always_open" or
 	// "locked" (ops_mode.go).
 	GateMode string `json:"gate_mode,omitempty"`
+	// TimeSource is "platform" when the unit's clock was not trusted and the nucleic-acid age
+	// was measured against the platform's clock; PlatformTime is then that clock (RFC 3339),
+	// so that a record whose ts a wrong clock stamped can be placed in time. Both are absent
+	// when the unit's own clock was used (docs/docking-spec.md, "The unit's clock").
+	TimeSource   string `json:"time_source,omitempty"`
+	PlatformTime string `json:"platform_time,omitempty"`
 }
 
 func newRecord(id string, at time.Time, dev, venue, kind string, d verify.Decision, gate string) Record {
+	if d.Credential != "" {
+		kind = d.Credential // the credential verified: face when the face decided
+	}
 	r := Record{
 		ID:         id,
 		TS:         at.UTC().Format(tsLayout),
@@ -86,6 +95,9 @@ func newRecord(id string, at time.Time, dev, venue, kind string, d verify.Decisi
 	}
 	if d.Call != nil {
 		r.PlatformRequestID = d.Call.RequestID
+	}
+	if d.TimeSource == verify.TimePlatform && !d.PlatformTime.IsZero() {
+		r.TimeSource, r.PlatformTime = d.TimeSource, d.PlatformTime.UTC().Format(time.RFC3339)
 	}
 	return r
 }

@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"sync"
 	"time"
 
 	"github.com/sentinel-edge/sentinel/internal/privacy"
+	"github.com/sentinel-edge/sentinel/queue"
 	"github.com/sentinel-edge/sentinel/verify"
 )
 
@@ -14,7 +16,9 @@ import (
 // admitted offline is flagged; its credential waits here, in memory only (never on disk), and
 // is verified again once the platform answers. A failing re-check, or one that can never
 // happen (the queue of re-checks overflowed, or the daemon stopped first), is published as an
-// alert on <prefix>/<venue>/<device>/alert (stream "alert").
+// alert on <prefix>/<venue>/<device>/alert (stream "alert"). A run that ends without settling
+// them (a crash, a power cut, SIGKILL) is found out at the next start: every flagged passage
+// in the outbox without an outcome gets a recheck_abandoned alert (findUnsettled).
 const StreamAlert = "alert"
 
 // Alert kinds of the re-check.
@@ -49,6 +53,7 @@ var (
 
 type flagged struct {
 	cred    verify.Credential
+	kind    string // the passage record's credential (face when the face decided; the re-check uses cred)
 	passage string
 	at      time.Time
 	subject verify.Identity
@@ -66,7 +71,10 @@ func newRechecker(d *Daemon) *rechecker {
 }
 
 func (r *rechecker) add(cred verify.Credential, passage string, dec verify.Decision) {
-	f := flagged{cred: cred, passage: passage, at: time.Now(), subject: dec.Subject}
+	f := flagged{cred: cred, kind: cred.Kind, passage: passage, at: time.Now(), subject: dec.Subject}
+	if dec.Credential != "" {
+		f.kind = dec.Credential
+	}
 	r.mu.Lock()
 	var dropped *flagged
 	if len(r.pending) >= maxRechecks {
@@ -116,17 +124,22 @@ func (r *rechecker) drain(ctx context.Context) {
 		f := r.pending[0]
 		r.mu.Unlock()
 		dec := r.d.Verifier.Recheck(ctx, f.cred, f.passage)
-		r.d.auditCalls(ctx, f.passage, PurposeRecheck, dec.Calls())
 		if dec.Mode == verify.ModeOffline {
+			r.d.auditCalls(ctx, f.passage, PurposeRecheck, dec.Calls())
 			return // still down; try at the next interval
 		}
 		r.mu.Lock()
 		r.pending = r.pending[1:]
 		r.mu.Unlock()
+		// The alert is stored before the re-check's audit row: a re-check call that got an
+		// answer settles the passage for the scan at the next start (findUnsettled), so a
+		// crash between the two must not lose the alert.
 		if dec.Verdict == verify.Deny {
 			r.alert(ctx, f, AlertRecheckFailed, dec)
+			r.d.auditCalls(ctx, f.passage, PurposeRecheck, dec.Calls())
 			continue
 		}
+		r.d.auditCalls(ctx, f.passage, PurposeRecheck, dec.Calls())
 		r.d.Log.Info("flagged passage re-verified", "passage", f.passage, "verdict", dec.Verdict, "reason", dec.Reason)
 	}
 }
@@ -148,14 +161,21 @@ func (r *rechecker) alert(ctx context.Context, f flagged, kind string, dec verif
 		subj = dec.Subject
 	}
 	a := Alert{
-		TS: time.Now().UTC().Format(tsLayout), Device: d.Cfg.Device.ID, Venue: d.Cfg.Device.Venue,
-		Kind: kind, Passage: f.passage, PassageTS: f.at.UTC().Format(tsLayout), Credential: f.cred.Kind,
+		Kind: kind, Passage: f.passage, PassageTS: f.at.UTC().Format(tsLayout), Credential: f.kind,
 		Subject: Subject{ID: privacy.MaskID(subj.IDNumber), Name: privacy.MaskName(subj.Name)},
 		Verdict: dec.Verdict, Reason: dec.Reason, Policy: d.Verifier.PolicyHash(),
 	}
 	if dec.Call != nil {
 		a.PlatformRequestID = dec.Call.RequestID
 	}
+	d.storeAlert(ctx, a)
+}
+
+// storeAlert stamps a and commits it to the outbox on stream alert; a refusal is logged,
+// never silent.
+func (d *Daemon) storeAlert(ctx context.Context, a Alert) {
+	a.TS, a.Device, a.Venue = time.Now().UTC().Format(tsLayout), d.Cfg.Device.ID, d.Cfg.Device.Venue
+	kind := a.Kind
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
 	_, err := d.Outbox.AppendID(actx, StreamAlert, Topic(d.Cfg, StreamAlert), "", func(seq int64, id string) ([]byte, error) {
@@ -163,8 +183,126 @@ func (r *rechecker) alert(ctx context.Context, f flagged, kind string, dec verif
 		return json.Marshal(a)
 	})
 	if err != nil {
-		d.Log.Error("alert NOT stored", "kind", kind, "passage", f.passage, "err", err)
+		d.Log.Error("alert NOT stored", "kind", kind, "passage", a.Passage, "err", err)
 		return
 	}
-	d.Log.Warn("alert", "kind", kind, "passage", f.passage, "reason", dec.Reason)
+	d.Log.Warn("alert", "kind", kind, "passage", a.Passage, "reason", a.Reason)
+}
+
+// ReasonDaemonRestarted is the reason of a recheck_abandoned alert raised at start for a
+// flagged passage whose re-check the previous run never settled (it crashed, lost power or
+// was killed while the passage waited).
+const ReasonDaemonRestarted = "daemon_restarted"
+
+// unsettled is a flagged passage found in the outbox without a re-check outcome.
+type unsettled struct {
+	ID, TS, Credential, Policy string
+	Subject                    Subject
+}
+
+// findUnsettled reads the outbox at path (read-only) for flagged passages that have no
+// re-check outcome: no alert names them (recheck_failed or recheck_abandoned) and no
+// re-check call got an answer from the platform (an audit row with purpose recheck and
+// source live). Pending re-checks live in memory only, so these are the ones a previous run
+// lost. Records the outbox purged are not seen. snapshot, when set, is closed once the read
+// transaction has begun (or the scan ended): records committed after that are not seen.
+func findUnsettled(ctx context.Context, path string, snapshot chan<- struct{}) ([]unsettled, error) {
+	var once sync.Once
+	began := func() {
+		if snapshot != nil {
+			once.Do(func() { close(snapshot) })
+		}
+	}
+	defer began()
+	rd, err := queue.OpenReader(path)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	var found []unsettled
+	settled := map[string]bool{}
+	err = rd.Entries(ctx, func(e queue.Entry) error {
+		began()
+		switch e.Stream {
+		case StreamPassage:
+			if !bytes.Contains(e.Payload, []byte(`"flagged":true`)) {
+				return nil
+			}
+			var rec Record
+			if json.Unmarshal(e.Payload, &rec) != nil || !rec.Flagged {
+				return nil
+			}
+			found = append(found, unsettled{ID: rec.ID, TS: rec.TS, Credential: rec.Credential, Policy: rec.Policy,
+				Subject: Subject{ID: rec.Subject.ID, Name: rec.Subject.Name}})
+		case StreamAlert:
+			var a Alert
+			if json.Unmarshal(e.Payload, &a) == nil && a.Passage != "" {
+				settled[a.Passage] = true
+			}
+		case StreamAudit:
+			if !bytes.Contains(e.Payload, []byte(`"purpose":"recheck"`)) {
+				return nil
+			}
+			var row AuditRow
+			if json.Unmarshal(e.Payload, &row) == nil && row.Purpose == PurposeRecheck && row.Source == verify.SourceLive {
+				settled[row.Passage] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := found[:0]
+	for _, u := range found {
+		if !settled[u.ID] {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// alertUnsettled starts the scan for flagged passages a previous run left without a re-check
+// outcome, and raises a recheck_abandoned alert (reason daemon_restarted) for each. It
+// returns once the scan's read snapshot is taken, before the first passage of this run, so
+// nothing of this run is mistaken for a lost one; the scan itself (seconds on a full outbox
+// on a small board) goes on in the background, and done is closed when it ended. A failure
+// to read the outbox is logged and does not stop the unit; a scan cut short by shutdown is
+// done again at the next start.
+func alertUnsettled(ctx context.Context, d *Daemon) (done <-chan struct{}) {
+	fin := make(chan struct{})
+	if d.Outbox == nil || d.Cfg.Queue.Path == "" {
+		close(fin)
+		return fin
+	}
+	snapshot := make(chan struct{})
+	go func() {
+		defer close(fin)
+		scanUnsettled(ctx, d, snapshot)
+	}()
+	select {
+	case <-snapshot:
+	case <-fin:
+	}
+	return fin
+}
+
+func scanUnsettled(ctx context.Context, d *Daemon, snapshot chan<- struct{}) {
+	us, err := findUnsettled(ctx, d.Cfg.Queue.Path, snapshot)
+	if ctx.Err() != nil {
+		return // shutting down: the next start scans again
+	}
+	if err != nil {
+		d.Log.Error("could not look for flagged passages left without a re-check; none are alerted", "queue", d.Cfg.Queue.Path, "err", err)
+		return
+	}
+	for _, u := range us {
+		d.storeAlert(ctx, Alert{
+			Kind: AlertRecheckAbandoned, Passage: u.ID, PassageTS: u.TS, Credential: u.Credential,
+			Subject: u.Subject, Reason: ReasonDaemonRestarted, Policy: u.Policy,
+		})
+	}
+	if len(us) > 0 {
+		d.Log.Warn("flagged passages left without a re-check by the previous run: alerted as abandoned", "count", len(us))
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -65,6 +66,11 @@ type ClientOptions struct {
 	// OnPing, when set, is told about every ping (a call that serves no passage), for the
 	// audit. Verify's calls are reported in the Decision instead.
 	OnPing func(Call)
+	// ClockTrusted says whether Now is confirmed (NTP or RTC); nil trusts it when its year is
+	// at least MinTrustedYear. While it is not trusted, the client learns the platform's
+	// clock from each answer's Date header and stamps signed requests with it, so that a
+	// unit that booted at 1970 is not refused as a replay after its first exchange.
+	ClockTrusted func() bool
 }
 
 // Client speaks the docking interface (docs/docking-spec.md) to the platform, adapted by a
@@ -74,6 +80,10 @@ type Client struct {
 	opt  ClientOptions
 	m    *Mapping
 	http *http.Client
+	// skew is the platform's clock minus the unit's, in nanoseconds, learned from Date
+	// headers while the unit's clock is not trusted; skewSet says whether one was learned.
+	skew    atomic.Int64
+	skewSet atomic.Bool
 }
 
 var referenceOnce = sync.OnceValues(func() (*Mapping, error) { return ParseMapping(referenceMapping) })
@@ -127,6 +137,9 @@ type Call struct {
 	// SourceCache (the offline cache), SourceOffline (another offline fallback) or
 	// SourceRetried (a later attempt did). Set by the Verifier.
 	Source string
+	// ServerTime is the platform's clock by the answer's HTTP Date header (one-second
+	// resolution); zero when no answer or no parsable header arrived.
+	ServerTime time.Time
 }
 
 // Retryable says whether the failure of this call is safe to retry: the platform said so with
@@ -161,6 +174,9 @@ func (c *Client) Verify(ctx context.Context, cred Credential, passageID string) 
 		return Result{}, call, err
 	}
 	res, err := c.m.ParseAnswer(raw)
+	if res.ServerTime.IsZero() {
+		res.ServerTime = call.ServerTime
+	}
 	if res.RequestID == "" {
 		res.RequestID = call.RequestID
 	}
@@ -172,6 +188,34 @@ func (c *Client) Verify(ctx context.Context, cred Credential, passageID string) 
 		call.Signature = SigRejected
 	}
 	return res, call, err
+}
+
+// clockTrusted says whether the unit's clock, reading now, can be trusted.
+func (c *Client) clockTrusted(now time.Time) bool {
+	if now.Year() < MinTrustedYear {
+		return false
+	}
+	return c.opt.ClockTrusted == nil || c.opt.ClockTrusted()
+}
+
+// stampTime is the time a signed request carries: the unit's clock, or, while it is not
+// trusted and the platform's clock is known, the unit's clock corrected by the learned skew.
+func (c *Client) stampTime(now time.Time) time.Time {
+	if c.clockTrusted(now) || !c.skewSet.Load() {
+		return now
+	}
+	return now.Add(time.Duration(c.skew.Load()))
+}
+
+// learnClock remembers the platform's clock from an answer's Date header while the unit's
+// own clock is not trusted. A Date before MinTrustedYear is ignored.
+func (c *Client) learnClock(date time.Time) {
+	now := c.opt.Now()
+	if c.clockTrusted(now) || date.Year() < MinTrustedYear {
+		return
+	}
+	c.skew.Store(int64(date.Sub(now)))
+	c.skewSet.Store(true)
 }
 
 // Ping checks that the platform answers.
@@ -230,9 +274,10 @@ func (c *Client) do(ctx context.Context, ep Endpoint, body []byte, passageID str
 	call.Start = c.opt.Now()
 	call.Signature = SigNone
 	if s := c.opt.Signer; s != nil {
-		ts := call.Start.UnixMilli()
+		stamp := c.stampTime(call.Start)
+		ts := stamp.UnixMilli()
 		if h.TimestampUnit == "s" {
-			ts = call.Start.Unix()
+			ts = stamp.Unix()
 		}
 		tss, nonce := strconv.FormatInt(ts, 10), newNonce()
 		req.Header.Set(h.AppKey, s.AppKey)
@@ -254,6 +299,10 @@ func (c *Client) do(ctx context.Context, ep Endpoint, body []byte, passageID str
 	call.Latency = time.Since(start)
 	call.Status = resp.StatusCode
 	call.RequestID = resp.Header.Get(h.RequestID)
+	if date, derr := http.ParseTime(resp.Header.Get("Date")); derr == nil {
+		call.ServerTime = date
+		c.learnClock(date)
+	}
 	if c.opt.Signer != nil {
 		call.Signature = SigAccepted
 	}

@@ -95,6 +95,9 @@ type Response struct {
 	NATReportedAt     Field    `yaml:"nat_reported_at"`
 	VaccineDoses      Field    `yaml:"vaccine_doses"`
 	VaccineLastDate   Field    `yaml:"vaccine_last_date"`
+	// ServerTime is the platform's clock in the answer (optional; the HTTP Date header
+	// serves when it is absent).
+	ServerTime Field `yaml:"server_time"`
 }
 
 // Field is one answer field: its JSON path, an optional value map (platform value → Sentinel
@@ -281,7 +284,7 @@ func (r *Response) fields() []namedField {
 		{"id_number", r.IDNumber, false}, {"name", r.Name, false}, {"health_code", r.HealthCode, true},
 		{"nat_result", r.NATResult, true}, {"nat_sampled_at", r.NATSampledAt, true},
 		{"nat_reported_at", r.NATReportedAt, false}, {"vaccine_doses", r.VaccineDoses, true},
-		{"vaccine_last_date", r.VaccineLastDate, false},
+		{"vaccine_last_date", r.VaccineLastDate, false}, {"server_time", r.ServerTime, false},
 	}
 }
 
@@ -627,6 +630,13 @@ func (m *Mapping) ParseAnswer(raw []byte) (Result, error) {
 			return res, err
 		}
 		res.Vaccine = &Vaccine{Doses: n, LastDate: last}
+	}
+	// The platform's clock is only a hint for a unit whose own clock is wrong: a value that
+	// does not parse is ignored (the Date header serves instead), never a bad response.
+	if st, present, _ := scalar(doc, "server_time", r.ServerTime); present {
+		if t, err := r.ServerTime.time("server_time", st); err == nil {
+			res.ServerTime = t
+		}
 	}
 	return res, nil
 }

@@ -60,7 +60,9 @@ func (p Policy) Hash() string {
 
 // Decide applies the policy to a platform answer at time now. The rules run in a fixed,
 // documented order and the first that fails gives the reason: identity, health code,
-// nucleic-acid test, vaccination. It is pure: no I/O, no clock.
+// nucleic-acid test, vaccination. It is pure: no I/O, no clock. A zero now means no
+// trustworthy time is known: a policy that measures the test's age then denies
+// nat_time_unverifiable.
 func (p Policy) Decide(r Result, now time.Time) (verdict, reason string) {
 	if !r.Identity.Match && !p.IgnoreIdentityMatch {
 		return Deny, ReasonIdentityMismatch
@@ -85,6 +87,8 @@ func (p Policy) Decide(r Result, now time.Time) (verdict, reason string) {
 			return Deny, ReasonNATPositive
 		case r.NAT.Result != "negative":
 			return Deny, ReasonNATUnknown
+		case now.IsZero():
+			return Deny, ReasonNATTimeUnverifiable
 		case r.NAT.SampledAt.After(now.Add(MaxClockSkew)):
 			return Deny, ReasonNATTimeInvalid
 		case now.Sub(r.NAT.SampledAt) > p.NATMaxAge:

@@ -26,6 +26,8 @@ const (
 	ReasonOfflineCached       = "offline_cached"          // offline; allow_cached found a pass of the same person within platform.cache_ttl
 	ReasonOfflineNotCached    = "offline_not_cached"      // offline; allow_cached found no pass of the same person within platform.cache_ttl
 	ReasonOfflineFlagged      = "offline_flagged"         // offline; allow_and_flag let the person in, flagged for re-verification
+	ReasonNATTimeUnverifiable = "nat_time_unverifiable"   // the unit's clock is wrong and the platform gave no time to measure the test's age against
+	ReasonFaceUnavailable     = "face_unavailable"        // the face is required (camera.verify: required) and no snapshot could be taken; the platform was not asked
 )
 
 // Reasons lists every reason code with its plain description, for docs and the CLI.
@@ -53,4 +55,6 @@ var Reasons = []struct{ Code, Meaning string }{
 	{ReasonOfflineCached, "offline: allow_cached found an online pass of the same person at this unit within platform.cache_ttl"},
 	{ReasonOfflineNotCached, "offline: allow_cached found no online pass of the same person at this unit within platform.cache_ttl"},
 	{ReasonOfflineFlagged, "offline: allow_and_flag admitted the person; the record is flagged and re-verified when the platform returns"},
+	{ReasonNATTimeUnverifiable, "the unit's clock is wrong (before 2024) and the platform's answer carried no time to measure the nucleic-acid test's age against"},
+	{ReasonFaceUnavailable, "the face is required (camera.verify: required) and the camera gave no snapshot; the platform was not asked"},
 }

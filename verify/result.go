@@ -46,4 +46,9 @@ type Result struct {
 	HealthCode string
 	NAT        *NAT
 	Vaccine    *Vaccine
+	// ServerTime is the platform's clock when it answered: the answer's own time field when
+	// the mapping names one (response.server_time), else its HTTP Date header; zero when it
+	// gave neither. The verifier measures the nucleic-acid age against it when the unit's
+	// clock is not trusted.
+	ServerTime time.Time
 }

@@ -19,6 +19,17 @@ const DefaultBudget = time.Second
 // DefaultCacheTTL is platform.cache_ttl's default.
 const DefaultCacheTTL = 12 * time.Hour
 
+// MinTrustedYear: a wall clock before it is certainly wrong (a unit that booted at 1970
+// without an RTC battery), whatever else is known about it.
+const MinTrustedYear = 2024
+
+// Time sources of a decision (Decision.TimeSource): which clock the nucleic-acid age was
+// measured against.
+const (
+	TimeUnit     = "unit"     // the unit's own clock (trusted, or the platform gave no time)
+	TimePlatform = "platform" // the platform's clock: the unit's clock was not trusted
+)
+
 // Platform is what the verifier needs of the platform client.
 type Platform interface {
 	Verify(ctx context.Context, cred Credential, passageID string) (Result, Call, error)
@@ -31,6 +42,7 @@ var _ Platform = (*Client)(nil)
 type Decision struct {
 	Verdict      string // Pass or Deny
 	Reason       string // a documented reason code
+	Credential   string // the kind of credential verified (KindFace when the face decided)
 	Mode         string // ModeOnline or ModeOffline
 	Fallback     string // the offline policy that decided, when Mode is offline
 	Flagged      bool   // admitted by allow_and_flag: to be re-verified
@@ -38,6 +50,12 @@ type Decision struct {
 	HealthCode   string
 	NATSampledAt time.Time
 	PolicyHash   string
+	// TimeSource is the clock the policy measured the nucleic-acid age against (TimeUnit or
+	// TimePlatform); empty when the platform gave no usable answer. PlatformTime is the
+	// platform's clock when the unit's own clock was not trusted (zero otherwise), so that a
+	// record stamped by a wrong clock can still be placed in time.
+	TimeSource   string
+	PlatformTime time.Time
 	// Call is the last request made for this decision (the one that decided); nil when the
 	// platform was not asked. Retried is the first attempt when it failed and was retried.
 	// Calls returns both in order; the audit records each. (Pointers keep Decision
@@ -73,6 +91,7 @@ type Verifier struct {
 	cache       *passCache
 	breaker     *Breaker
 	now         func() time.Time
+	trusted     func() bool
 }
 
 // VerifierOptions configure a Verifier.
@@ -95,6 +114,11 @@ type VerifierOptions struct {
 	BreakerThreshold int
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
+	// ClockTrusted says whether the wall clock is confirmed (NTP or RTC); nil trusts it when
+	// its year is at least MinTrustedYear. A clock before MinTrustedYear is never trusted.
+	// When it is not, the nucleic-acid age is measured against the platform's clock
+	// (Result.ServerTime), and birth dates of ID numbers are not compared with it.
+	ClockTrusted func() bool
 }
 
 // NewVerifier returns a Verifier that asks p.
@@ -117,7 +141,7 @@ func NewVerifier(p Platform, opt VerifierOptions) *Verifier {
 	return &Verifier{
 		platform: p, policy: opt.Policy, policyHash: opt.Policy.Hash(), maxTokenLen: opt.MaxTokenLen,
 		budget: opt.Budget, offline: opt.Offline, cache: newPassCache(opt.CacheTTL),
-		breaker: NewBreaker(opt.BreakerThreshold, opt.ProbeInterval), now: opt.Now,
+		breaker: NewBreaker(opt.BreakerThreshold, opt.ProbeInterval), now: opt.Now, trusted: opt.ClockTrusted,
 	}
 }
 
@@ -146,7 +170,7 @@ func (v *Verifier) Recheck(ctx context.Context, cred Credential, passageID strin
 
 func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string, fallback bool) (d Decision) {
 	start := time.Now()
-	d = Decision{Verdict: Deny, Mode: ModeOnline, PolicyHash: v.policyHash}
+	d = Decision{Verdict: Deny, Mode: ModeOnline, PolicyHash: v.policyHash, Credential: cred.Kind}
 	var calls []Call
 	defer func() {
 		d.Took = time.Since(start)
@@ -160,7 +184,7 @@ func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string
 	if cred.IDNumber != "" {
 		cred.IDNumber = NormalizeIDNumber(cred.IDNumber)
 	}
-	if cred.Kind == KindIDCard {
+	if cred.Kind == KindIDCard || (cred.Kind == KindFace && cred.IDNumber != "") {
 		d.Subject = Identity{IDNumber: cred.IDNumber, Name: cred.Name}
 	}
 	if !v.policy.Accepts(cred.Kind) {
@@ -227,11 +251,40 @@ func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string
 		d.NATSampledAt = res.NAT.SampledAt
 	}
 	now := v.now()
-	d.Verdict, d.Reason = v.policy.Decide(res, now)
+	at := v.policyTime(&d, res, now)
+	d.Verdict, d.Reason = v.policy.Decide(res, at)
 	if d.Verdict == Pass {
 		v.cache.put(cred, res.Identity.IDNumber, now)
 	}
 	return d
+}
+
+// clockTrusted says whether the unit's wall clock, reading now, can be trusted.
+func (v *Verifier) clockTrusted(now time.Time) bool {
+	if now.Year() < MinTrustedYear {
+		return false
+	}
+	return v.trusted == nil || v.trusted()
+}
+
+// policyTime is the time the policy measures the nucleic-acid age against, and it says so in
+// d: the unit's clock when it is trusted; else the platform's clock when the answer carried
+// a plausible one; else the unit's clock when it is at least plausible (an unconfirmed clock
+// in the right era); else zero: the age cannot be measured (the policy denies
+// nat_time_unverifiable when it needs the age).
+func (v *Verifier) policyTime(d *Decision, res Result, now time.Time) time.Time {
+	d.TimeSource = TimeUnit
+	if v.clockTrusted(now) {
+		return now
+	}
+	if pt := res.ServerTime; pt.Year() >= MinTrustedYear {
+		d.TimeSource, d.PlatformTime = TimePlatform, pt
+		return pt
+	}
+	if now.Year() >= MinTrustedYear {
+		return now
+	}
+	return time.Time{}
 }
 
 // offlineDecision applies the offline policy: the platform gave no answer.
@@ -263,6 +316,16 @@ func (v *Verifier) offlineDecision(d *Decision, last *Call, cred Credential, err
 	}
 }
 
+// birthBound is the latest birth date an ID number may carry: now, when the clock is
+// trusted; otherwise none (zero), so that a unit whose clock says 1970 does not refuse
+// everyone born since.
+func (v *Verifier) birthBound() time.Time {
+	if now := v.now(); v.clockTrusted(now) {
+		return now
+	}
+	return time.Time{}
+}
+
 // MaxFaceJPEG bounds a face image sent to the platform.
 const MaxFaceJPEG = 2 << 20
 
@@ -283,7 +346,7 @@ func (v *Verifier) localCheck(c Credential) string {
 		}
 		return ""
 	case KindIDCard:
-		if CheckIDNumber(c.IDNumber, v.now()) != nil {
+		if CheckIDNumber(c.IDNumber, v.birthBound()) != nil {
 			return ReasonInvalidIDNumber
 		}
 		if c.Name == "" || len(c.Name) > 128 {
@@ -299,7 +362,7 @@ func (v *Verifier) localCheck(c Credential) string {
 		if len(c.FaceJPEG) < 4 || len(c.FaceJPEG) > MaxFaceJPEG || c.FaceJPEG[0] != 0xFF || c.FaceJPEG[1] != 0xD8 {
 			return ReasonMalformedScan
 		}
-		if c.IDNumber != "" && CheckIDNumber(c.IDNumber, v.now()) != nil {
+		if c.IDNumber != "" && CheckIDNumber(c.IDNumber, v.birthBound()) != nil {
 			return ReasonInvalidIDNumber
 		}
 		return ""

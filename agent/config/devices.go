@@ -3,6 +3,7 @@ package config
 import (
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -36,6 +37,42 @@ type Camera struct {
 	Device  string        `yaml:"device"` // v4l2: /dev/video0
 	URL     string        `yaml:"url"`    // http: the snapshot URL (may hold credentials)
 	Timeout time.Duration `yaml:"timeout"`
+	// Verify says when a snapshot goes to the platform's face verification: never;
+	// with_idcard (each ID-card passage is verified by face and ID number, and by the card
+	// alone when no snapshot can be taken); required (the same, but no snapshot denies
+	// face_unavailable). Default by style: pillar required, gate_all_in_one with_idcard,
+	// others never; never without a camera or an ID-card reader, or when the style's
+	// policy.credentials leaves out face.
+	Verify string `yaml:"verify"`
+	// Keep says whether snapshots are kept: none (the default: never stored) or sealed (the
+	// face passage's record carries the snapshot inside subject.sealed, sealed to the
+	// platform's key; needs privacy.platform_key_file).
+	Keep string `yaml:"keep"`
+}
+
+// Camera verification modes (camera.verify) and keep modes (camera.keep).
+const (
+	CameraVerifyNever      = "never"
+	CameraVerifyWithIDCard = "with_idcard"
+	CameraVerifyRequired   = "required"
+	CameraKeepNone         = "none"
+	CameraKeepSealed       = "sealed"
+)
+
+// CameraVerifyModes lists camera.verify's values.
+var CameraVerifyModes = []string{CameraVerifyNever, CameraVerifyWithIDCard, CameraVerifyRequired}
+
+// HasCamera says whether a camera driver is configured (not absent, not none).
+func (c *Config) HasCamera() bool {
+	return c.Camera != nil && (c.Camera.Driver == "http" || c.Camera.Driver == "v4l2")
+}
+
+// FaceVerify is camera.verify in force: never when there is no camera section.
+func (c *Config) FaceVerify() string {
+	if c.Camera == nil || c.Camera.Verify == "" {
+		return CameraVerifyNever
+	}
+	return c.Camera.Verify
 }
 
 // Inputs are the lane's GPIO inputs; an absent one is not wired.
@@ -84,6 +121,21 @@ func devicesDefaults(c *Config, present func(string) bool) {
 	}
 	if cam := c.Camera; cam != nil && cam.Timeout == 0 {
 		cam.Timeout = DefaultCameraWait
+	}
+	if cam := c.Camera; cam != nil && cam.Verify == "" {
+		cam.Verify = CameraVerifyNever
+		accepts := c.AcceptedCredentials()
+		if c.HasCamera() && c.Scanners.IDCard != nil && (len(accepts) == 0 || slices.Contains(accepts, "face")) {
+			switch c.Device.Style {
+			case StylePillar:
+				cam.Verify = CameraVerifyRequired // face is the pillar's primary credential
+			case StyleGateAllInOne:
+				cam.Verify = CameraVerifyWithIDCard
+			}
+		}
+	}
+	if cam := c.Camera; cam != nil && cam.Keep == "" {
+		cam.Keep = CameraKeepNone
 	}
 	for name, in := range c.Inputs.Named() {
 		if !present("inputs." + name + ".debounce") {
@@ -154,6 +206,28 @@ func devicesValidate(c *Config) []Problem {
 		}
 		if cam.Timeout < 0 || cam.Timeout > 30*time.Second {
 			add("camera.timeout", "must be > 0 and at most 30s, got %s", cam.Timeout)
+		}
+		switch {
+		case !slices.Contains(CameraVerifyModes, cam.Verify):
+			add("camera.verify", "must be one of %s, got %q", strings.Join(CameraVerifyModes, ", "), cam.Verify)
+		case cam.Verify != CameraVerifyNever && !c.HasCamera():
+			add("camera.verify", "%s needs camera.driver v4l2 or http", cam.Verify)
+		case cam.Verify != CameraVerifyNever && c.Scanners.IDCard == nil:
+			add("camera.verify", "%s needs scanners.idcard (the face is verified with the card's ID number)", cam.Verify)
+		case cam.Verify != CameraVerifyNever && len(c.AcceptedCredentials()) > 0 && !slices.Contains(c.AcceptedCredentials(), "face"):
+			add("camera.verify", "%s needs face in policy.credentials.%s", cam.Verify, c.Device.Style)
+		}
+		switch cam.Keep {
+		case CameraKeepNone:
+		case CameraKeepSealed:
+			if c.Privacy.PlatformKeyFile == "" {
+				add("camera.keep", "sealed needs privacy.platform_key_file (snapshots are stored only sealed to the platform's key)")
+			}
+			if cam.Verify == CameraVerifyNever {
+				add("camera.keep", "sealed keeps the snapshots of face verification, but camera.verify is never")
+			}
+		default:
+			add("camera.keep", "must be one of none, sealed, got %q", cam.Keep)
 		}
 	}
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +73,60 @@ func TestDeviceProblems(t *testing.T) {
 	_, err := Parse("d.yaml", []byte(strings.Replace(devBase, "gate_all_in_one", "handheld", 1)+"scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\ninputs:\n  exit_button: {pin: GPIO5}\n"))
 	if err == nil || !strings.Contains(err.Error(), "inputs.exit_button: style handheld has no barrier") {
 		t.Fatalf("exit button on a handheld: %v", err)
+	}
+}
+
+// TestCameraVerify: camera.verify's default follows the style (pillar: required; gate
+// all-in-one: with_idcard; others: never), falls back to never without a camera, an
+// ID-card reader or face among the accepted credentials; bad values and combinations name
+// their key; camera.keep sealed needs the platform key.
+func TestCameraVerify(t *testing.T) {
+	const idcard = "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\n  idcard: {driver: sam, port: /dev/ttyUSB1}\n"
+	const qrOnly = "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\n"
+	const cam = "camera: {driver: http, url: \"http://127.0.0.1:8081/snap.jpg\"%s}\n"
+	style := func(s string) string { return strings.Replace(devBase, "gate_all_in_one", s, 1) }
+	holdOK := "barrier: {driver: gpio, pin: GPIO17}\n"
+	defaults := []struct {
+		name, yaml, want string
+	}{
+		{"gate all-in-one", devBase + idcard + fmt.Sprintf(cam, ""), CameraVerifyWithIDCard},
+		{"pillar", style("pillar") + idcard + fmt.Sprintf(cam, ""), CameraVerifyRequired},
+		{"handheld", strings.Replace(style("handheld"), holdOK, "", 1) + idcard + fmt.Sprintf(cam, ""), CameraVerifyNever},
+		{"no ID-card reader", devBase + qrOnly + fmt.Sprintf(cam, ""), CameraVerifyNever},
+		{"camera none", devBase + idcard + "camera: {driver: none}\n", CameraVerifyNever},
+		{"no camera section", devBase + idcard, CameraVerifyNever},
+		{"policy leaves out face", devBase + idcard + fmt.Sprintf(cam, "") + "policy: {credentials: {gate_all_in_one: [qr, idcard]}}\n", CameraVerifyNever},
+		{"explicit never on a pillar", style("pillar") + idcard + fmt.Sprintf(cam, ", verify: never"), CameraVerifyNever},
+	}
+	for _, tt := range defaults {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("d.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.FaceVerify(); got != tt.want {
+				t.Errorf("camera.verify %q, want %q", got, tt.want)
+			}
+			if c.Camera != nil && c.Camera.Keep != CameraKeepNone {
+				t.Errorf("camera.keep %q, want none by default", c.Camera.Keep)
+			}
+		})
+	}
+	problems := []struct{ name, yaml, want string }{
+		{"unknown mode", devBase + idcard + fmt.Sprintf(cam, ", verify: always"), "camera.verify: must be one of never, with_idcard, required"},
+		{"no camera driver", devBase + idcard + "camera: {driver: none, verify: required}\n", "camera.verify: required needs camera.driver v4l2 or http"},
+		{"no ID-card reader", devBase + qrOnly + fmt.Sprintf(cam, ", verify: with_idcard"), "camera.verify: with_idcard needs scanners.idcard"},
+		{"face not accepted", devBase + idcard + fmt.Sprintf(cam, ", verify: with_idcard") + "policy: {credentials: {gate_all_in_one: [qr, idcard]}}\n", "camera.verify: with_idcard needs face in policy.credentials.gate_all_in_one"},
+		{"keep unknown", devBase + idcard + fmt.Sprintf(cam, ", keep: forever"), "camera.keep: must be one of none, sealed"},
+		{"keep sealed without key", devBase + idcard + fmt.Sprintf(cam, ", keep: sealed"), "camera.keep: sealed needs privacy.platform_key_file"},
+		{"keep sealed without verification", devBase + qrOnly + fmt.Sprintf(cam, ", keep: sealed"), "camera.keep: sealed keeps the snapshots of face verification, but camera.verify is never"},
+	}
+	for _, tt := range problems {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("d.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -32,6 +32,8 @@ var Reasons = map[string]Text{
 	"offline_cached":          {"离线通行：近期已核验通过", "Offline: admitted on a recent check."},
 	"offline_not_cached":      {"离线：无近期核验记录，不能通行", "Offline: no recent check on record. Entry not allowed."},
 	"offline_flagged":         {"离线通行：待平台复核", "Offline: admitted, to be re-checked by the platform."},
+	"nat_time_unverifiable":   {"设备时间未校准，无法核对核酸时效，请联系工作人员", "This unit's clock is not set: the test's age cannot be checked. Please see the staff."},
+	"face_unavailable":        {"未能拍摄人脸，请正对摄像头后重试", "No face picture could be taken. Please face the camera and try again."},
 }
 
 // ReasonText returns the screen text of a reason code; an unknown code shows itself.

@@ -26,7 +26,17 @@ var (
 	fleetQuiet = 500 * time.Millisecond
 	// fleetConnectTimeout bounds connecting and subscribing.
 	fleetConnectTimeout = 10 * time.Second
+	// fleetNow is the reporting machine's clock, against which last-seen times are judged.
+	fleetNow = time.Now
 )
+
+// fleetMinYear: a last-seen time before it comes from a clock that was never set (a unit
+// that booted at 1970), whatever the unit claims.
+const fleetMinYear = 2024
+
+// fleetMaxAhead is how far ahead of the reporting machine a last-seen time may lie before it
+// is marked implausible.
+const fleetMaxAhead = 24 * time.Hour
 
 func init() {
 	registerReport("fleet", "installation statistics table of every unit, from the retained statuses", cmdReportFleet)
@@ -41,9 +51,11 @@ var fleetColumns = map[string][]string{
 
 var fleetWords = map[string]map[string]string{
 	"en": {"installed": "installed", "installing": "installing", "yes": "yes", "no": "no",
-		"p1": "1/3 installing", "p2": "2/3 installed, not docked", "p3": "3/3 docked", "unsynced": " (clock unsynced)"},
+		"p1": "1/3 installing", "p2": "2/3 installed, not docked", "p3": "3/3 docked", "unsynced": " (clock unsynced)",
+		"implausible": " (clock implausible)"},
 	"zh": {"installed": "已安装", "installing": "安装中", "yes": "是", "no": "否",
-		"p1": "1/3 安装中", "p2": "2/3 已安装未对接", "p3": "3/3 已对接", "unsynced": "（设备时钟未校准）"},
+		"p1": "1/3 安装中", "p2": "2/3 已安装未对接", "p3": "3/3 已对接", "unsynced": "（设备时钟未校准）",
+		"implausible": "（设备时间异常）"},
 }
 
 // fleetUnit is one unit's retained status.
@@ -93,6 +105,9 @@ func cmdReportFleet(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, b := range bad {
 		fmt.Fprintf(stderr, "sentinel report fleet: skipped %s\n", b)
+	}
+	if len(bad) > 0 {
+		fmt.Fprintf(stderr, "sentinel report fleet: %d status message(s) skipped, %d unit(s) reported\n", len(bad), len(units))
 	}
 	rows := fleetRows(units, *lang)
 	var out bytes.Buffer
@@ -197,8 +212,8 @@ func fleetRows(units []fleetUnit, lang string) [][]string {
 		if seen == "" {
 			seen = s.TS
 		}
-		if s.Clock != agent.ClockSynced && seen != "" {
-			seen += w["unsynced"]
+		if seen != "" {
+			seen += w[seenTrust(s.Clock, seen, fleetNow())]
 		}
 		yes := func(b bool) string {
 			if b {
@@ -215,6 +230,20 @@ func fleetRows(units []fleetUnit, lang string) [][]string {
 			progress, yes(s.Docked), seen, strconv.FormatInt(s.QueuePending, 10), yes(s.Online), venue, dev})
 	}
 	return rows
+}
+
+// seenTrust says how far a unit's last-seen time can be trusted: "" (it can), "unsynced" (the
+// unit says its clock is not synchronised) or "implausible" (it says synced, but the time
+// does not parse, is before 2024, or lies more than a day ahead of now).
+func seenTrust(clock, seen string, now time.Time) string {
+	if clock != agent.ClockSynced {
+		return "unsynced"
+	}
+	t, err := time.Parse(time.RFC3339Nano, seen)
+	if err != nil || t.Year() < fleetMinYear || t.After(now.Add(fleetMaxAhead)) {
+		return "implausible"
+	}
+	return ""
 }
 
 // writeCSV writes RFC 4180 CSV; for spreadsheets (xlsx) with a UTF-8 BOM, CRLF line ends and

@@ -4,11 +4,18 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 )
 
 func TestFleetRows(t *testing.T) {
+	fn := fleetNow
+	fleetNow = func() time.Time { return time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC) }
+	t.Cleanup(func() { fleetNow = fn })
 	units := []fleetUnit{
 		{topic: "sentinel/v1/v1/gate-01/status", status: agent.Status{Online: true, Unit: "某超市", InstallStatus: "installed", Docked: true,
 			LastSeen: "2026-11-25T08:00:00.000Z", Clock: agent.ClockSynced, QueuePending: 3}},
@@ -16,12 +23,19 @@ func TestFleetRows(t *testing.T) {
 		{topic: "sentinel/v1/v1/gate-02/status", status: agent.Status{Online: true, Unit: "-1+1", InstallStatus: "installed",
 			LastSeen: "1970-01-01T00:02:00.000Z", Clock: agent.ClockUnsynced}},
 		{topic: "sentinel/v1/v1/gate-03/status", status: agent.Status{Unit: "某医院", InstallStatus: "installing", Will: true}},
+		// Broken clocks that claim to be synced: the time is shown, and marked.
+		{topic: "sentinel/v1/v1/gate-04/status", status: agent.Status{Online: true, InstallStatus: "installed", LastSeen: "1970-01-01T00:00:09.000Z", Clock: agent.ClockSynced}},
+		{topic: "sentinel/v1/v1/gate-05/status", status: agent.Status{Online: true, InstallStatus: "installed", LastSeen: "2099-01-01T00:00:00.000Z", Clock: agent.ClockSynced}},
+		{topic: "sentinel/v1/v1/gate-06/status", status: agent.Status{Online: true, InstallStatus: "installed", TS: "yesterday", Clock: agent.ClockSynced}},
 	}
 	rows := fleetRows(units, "en")
 	want := [][]string{
 		{"1", "某超市", "installed", "", "", "", "3/3 docked", "yes", "2026-11-25T08:00:00.000Z", "3", "yes", "v1", "gate-01"},
 		{"2", "-1+1", "installed", "", "", "", "2/3 installed, not docked", "no", "1970-01-01T00:02:00.000Z (clock unsynced)", "0", "yes", "v1", "gate-02"},
 		{"3", "某医院", "installing", "", "", "", "1/3 installing", "no", "", "0", "no", "v1", "gate-03"},
+		{"4", "", "installed", "", "", "", "2/3 installed, not docked", "no", "1970-01-01T00:00:09.000Z (clock implausible)", "0", "yes", "v1", "gate-04"},
+		{"5", "", "installed", "", "", "", "2/3 installed, not docked", "no", "2099-01-01T00:00:00.000Z (clock implausible)", "0", "yes", "v1", "gate-05"},
+		{"6", "", "installed", "", "", "", "2/3 installed, not docked", "no", "yesterday (clock implausible)", "0", "yes", "v1", "gate-06"},
 	}
 	for i := range want {
 		if strings.Join(rows[i], "|") != strings.Join(want[i], "|") {
@@ -34,7 +48,7 @@ func TestFleetRows(t *testing.T) {
 	var b bytes.Buffer
 	writeCSV(&b, fleetColumns["en"], rows, true)
 	s := b.String()
-	if !strings.HasPrefix(s, "\uFEFFserial number,") || strings.Count(s, "\r\n") != 4 || !strings.Contains(s, "\r\n2,'-1+1,") {
+	if !strings.HasPrefix(s, "\uFEFFserial number,") || strings.Count(s, "\r\n") != 7 || !strings.Contains(s, "\r\n2,'-1+1,") {
 		t.Errorf("xlsx-compatible csv: %q", s)
 	}
 	b.Reset()
@@ -54,6 +68,49 @@ func TestFleetUsage(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := cmdReportFleet(args, &out, &errb); code != exitUsage || errb.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q; want a usage error", args, code, errb.String())
+		}
+	}
+}
+
+// TestFleetBadStatuses: against a real broker, a unit whose status is not JSON is skipped,
+// named and counted; a unit with a broken clock is reported with its time marked; an empty
+// retained message (a decommissioned unit) is no row; the good units are all there.
+func TestFleetBadStatuses(t *testing.T) {
+	fq := fleetQuiet
+	fleetQuiet = 200 * time.Millisecond
+	t.Cleanup(func() { fleetQuiet = fq })
+	broker := mqtttest.Start(t)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("fleet-test-pub"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	good := `{"online":true,"ts":"2026-11-25T08:00:00.000Z","last_seen":"2026-11-25T08:00:00.000Z","clock":"synced","unit":"某超市","install_status":"installed","docked":true,"queue_pending":2}`
+	boot1970 := `{"online":true,"ts":"1970-01-01T00:02:00.000Z","last_seen":"1970-01-01T00:02:00.000Z","clock":"unsynced","unit":"某医院","install_status":"installed"}`
+	for topic, payload := range map[string]string{
+		"sentinel/v1/350582-0001/gate-01/status": good,
+		"sentinel/v1/350582-0001/gate-02/status": boot1970,
+		"sentinel/v1/350582-0001/gate-03/status": `{"online":tru`,
+		"sentinel/v1/350582-0001/gate-04/status": `{"online":true,"queue_pending":"many"}`,
+		"sentinel/v1/350582-0001/gate-05/status": "",
+	} {
+		if tok := c.Publish(topic, 1, true, []byte(payload)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := cmdReportFleet([]string{"--broker", broker.URL()}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "1,某超市,installed,") || !strings.HasSuffix(lines[1], ",gate-01") ||
+		!strings.Contains(lines[2], ",1970-01-01T00:02:00.000Z (clock unsynced),") || !strings.HasSuffix(lines[2], ",gate-02") {
+		t.Errorf("report:\n%s", out.String())
+	}
+	for _, want := range []string{"skipped sentinel/v1/350582-0001/gate-03/status", "skipped sentinel/v1/350582-0001/gate-04/status",
+		"2 status message(s) skipped, 2 unit(s) reported"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
 		}
 	}
 }

@@ -343,3 +343,29 @@ func (s *SAM) badBurst(msg string, err error) {
 
 // Halt is a no-op: the port is closed when Run returns.
 func (s *SAM) Halt() error { return nil }
+
+// Probe is the commissioning check: it opens the port, asks the SAM for its status (11 FF)
+// once, without resetting it, and closes the port. It returns nil when the SAM answers
+// success (SW3 90); a *StatusError with the SW3 code when it answers otherwise; ErrTimeout
+// (wrapped) when nothing answers; the open error when the port does not open. It must not
+// run while Run holds the port.
+func (s *SAM) Probe(ctx context.Context) error {
+	p, err := OpenPort(s.cfg.Port, s.cfg.Baud)
+	if err != nil {
+		return fmt.Errorf("idcard: open %s: %w", s.cfg.Port, err)
+	}
+	defer p.Close()
+	if err := p.SetReadTimeout(readTimeout); err != nil {
+		return fmt.Errorf("idcard: set read timeout: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = p.Close() })
+	defer stop()
+	r, err := s.do(ctx, &conn{p: p, buf: make([]byte, 512)}, CmdStatus)
+	if err != nil {
+		return err
+	}
+	if r.SW3 != StatusOK {
+		return &StatusError{CmdStatus, r.SW3}
+	}
+	return nil
+}

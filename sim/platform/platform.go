@@ -369,6 +369,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, e *LogEntry) {
 		s.logCall(r, e, cred, nil)
 		w.Header().Set(s.d.requestIDHeader(), rid)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(`{"code":"ok","data":{"identity":{"match":tr`))
 		return
@@ -524,6 +525,8 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any, rid string)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// The platform's clock (Options.Now), which a unit with a wrong clock goes by.
+	w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }
