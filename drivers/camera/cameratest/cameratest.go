@@ -1,4 +1,3 @@
-// Package cameratest is a fake camera that serves a fixed JPEG and counts snapshots.
 package cameratest
 
 import (

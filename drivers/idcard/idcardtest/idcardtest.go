@@ -1,4 +1,3 @@
-// Package idcardtest is a fake ID-card reader: tests push cards into its channel.
 package idcardtest
 
 import (

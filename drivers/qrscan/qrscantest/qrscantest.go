@@ -1,4 +1,3 @@
-// Package qrscantest is a fake QR scanner: tests push scans into its channel.
 package qrscantest
 
 import (

@@ -1,4 +1,3 @@
-// Package relaytest is a fake barrier relay that records its pulses, holds and releases.
 package relaytest
 
 import (

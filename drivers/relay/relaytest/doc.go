@@ -1,0 +1,2 @@
+// Package relaytest is a fake barrier relay that records its pulses, holds and releases.
+package relaytest
