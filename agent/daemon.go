@@ -126,13 +126,16 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 func (d *Daemon) run(ctx context.Context) (err error) {
 	cfg, log := d.Cfg, d.Log
 
-	// A unit with a placeholder identity or default secrets touches nothing (provisioned.go).
-	if err := refuseUnprovisioned(cfg); err != nil {
-		return fmt.Errorf("%w: %w", ErrStart, err)
-	}
-
-	// 1. Outputs to their safe state first, before any network or disk.
+	// 1. Outputs to their safe state first, before any network or disk, even on a unit that
+	// goes no further: a unit with a placeholder identity or default secrets does nothing else
+	// (provisioned.go).
 	rel, err := openRelay(cfg)
+	if perr := refuseUnprovisioned(cfg); perr != nil {
+		if rel != nil {
+			_ = rel.Halt()
+		}
+		return fmt.Errorf("%w: %w", ErrStart, perr)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStart, err)
 	}
@@ -289,7 +292,7 @@ func openRelay(cfg *config.Config) (Relay, error) {
 	opt := relay.Options{ActiveLow: cfg.Barrier.ActiveLow, MaxPulse: cfg.Barrier.MaxPulse}
 	switch cfg.Barrier.Driver {
 	case "gpio":
-		pin, err := relay.Lookup(cfg.Barrier.Pin)
+		pin, err := lookupRelayPin(cfg.Barrier.Pin)
 		if err != nil {
 			return nil, fmt.Errorf("barrier.pin: %w", err)
 		}

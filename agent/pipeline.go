@@ -137,8 +137,8 @@ func (p *Pipeline) Run(ctx context.Context, sources ...Source) error {
 	reads := make(chan read, 16)
 	errs := make(chan error, len(sources))
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }() // stop every source, then wait for them
 	for _, s := range sources {
 		wg.Add(1)
 		go func() {
@@ -154,7 +154,6 @@ func (p *Pipeline) Run(ctx context.Context, sources ...Source) error {
 			}
 		}()
 	}
-	defer wg.Wait()
 	p.touch()
 	tick := time.NewTicker(livenessTick)
 	defer tick.Stop()

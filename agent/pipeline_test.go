@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +151,28 @@ func TestRunHandlesScansInOrder(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run returned %v on cancel", err)
+	}
+}
+
+// failingSource stops at once with an error.
+type failingSource struct{}
+
+func (failingSource) String() string { return "failing source" }
+func (failingSource) Run(context.Context, func(verify.Credential, time.Time)) error {
+	return errors.New("unplugged for good")
+}
+
+// A source that fails stops the pipeline, and the other sources are stopped too.
+func TestRunStopsWhenASourceFails(t *testing.T) {
+	p := &Pipeline{Decider: fixedDecider{Verdict: verify.Deny}, Outbox: &fakeOutbox{o: &order{}}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background(), QRSource{qrscantest.New()}, failingSource{}) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "failing source") {
+			t.Errorf("Run returned %v, want the failing source's error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s after a source failed")
 	}
 }

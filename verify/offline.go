@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"slices"
 	"sync"
 	"time"
 )
@@ -102,23 +103,29 @@ func (c *passCache) put(cred Credential, identityID string, at time.Time) {
 	}
 }
 
-// prune drops expired entries, then the oldest until the cache is at 90% of its bound.
+// prune drops expired entries, then the oldest until the cache is at 90% of its bound. It
+// sorts once (O(n log n)): it runs on the decision path, under the lock.
 func (c *passCache) prune(now time.Time) {
 	for k, t := range c.entries {
 		if now.Sub(t) > c.ttl {
 			delete(c.entries, k)
 		}
 	}
-	for len(c.entries) > maxCacheEntries*9/10 {
-		var oldK [32]byte
-		var oldT time.Time
-		first := true
-		for k, t := range c.entries {
-			if first || t.Before(oldT) {
-				oldK, oldT, first = k, t, false
-			}
-		}
-		delete(c.entries, oldK)
+	excess := len(c.entries) - maxCacheEntries*9/10
+	if excess <= 0 {
+		return
+	}
+	type entry struct {
+		k [32]byte
+		t time.Time
+	}
+	all := make([]entry, 0, len(c.entries))
+	for k, t := range c.entries {
+		all = append(all, entry{k, t})
+	}
+	slices.SortFunc(all, func(a, b entry) int { return a.t.Compare(b.t) })
+	for _, e := range all[:excess] {
+		delete(c.entries, e.k)
 	}
 }
 

@@ -32,6 +32,7 @@ type GPIO struct {
 	halted bool
 	// Pulses counts the pulses begun.
 	pulses int64
+	faults int64 // failed de-energise attempts at the end of a pulse
 }
 
 // Options configure a relay.
@@ -98,8 +99,26 @@ func (r *GPIO) pulseEnded(gen uint64) {
 	}
 	r.timer = nil
 	if r.held == 0 {
-		_ = r.set(false)
+		if err := r.set(false); err != nil {
+			// The line did not take the safe level: count it and try again until it does or
+			// a later pulse, hold or halt takes over. The relay must not stay energised.
+			r.faults++
+			r.gen++
+			gen := r.gen
+			r.timer = time.AfterFunc(releaseRetry, func() { r.pulseEnded(gen) })
+		}
 	}
+}
+
+// releaseRetry is how soon a failed de-energise is tried again; tests may shrink it.
+var releaseRetry = 50 * time.Millisecond
+
+// Faults counts the times the relay line refused the de-energised level at the end of a
+// pulse (each was retried).
+func (r *GPIO) Faults() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.faults
 }
 
 // EndPulse ends a running pulse early (hold mode: the door sensor saw the person through).

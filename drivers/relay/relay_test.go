@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,5 +156,45 @@ func TestHold(t *testing.T) {
 	}
 	if err := r.Hold(); !errors.Is(err, ErrHalted) {
 		t.Fatalf("Hold after Halt: %v, want ErrHalted", err)
+	}
+}
+
+// flakyPin refuses the low level a few times, like a gpiochip ioctl failing transiently.
+type flakyPin struct {
+	gpiotest.Pin
+	mu       sync.Mutex
+	failLows int
+}
+
+func (p *flakyPin) Out(l gpio.Level) error {
+	p.mu.Lock()
+	if l == gpio.Low && p.failLows > 0 {
+		p.failLows--
+		p.mu.Unlock()
+		return errors.New("EIO")
+	}
+	p.mu.Unlock()
+	return p.Pin.Out(l)
+}
+
+// A pulse whose end fails to de-energise the line is retried until the relay is off.
+func TestPulseEndRetriesDeEnergise(t *testing.T) {
+	old := releaseRetry
+	releaseRetry = 5 * time.Millisecond
+	t.Cleanup(func() { releaseRetry = old })
+	pin := &flakyPin{Pin: gpiotest.Pin{N: "GPIO17"}}
+	r, err := New(pin, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin.mu.Lock()
+	pin.failLows = 3
+	pin.mu.Unlock()
+	if err := r.Pulse(context.Background(), 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitLevel(t, &pin.Pin, gpio.Low, 2*time.Second)
+	if r.Faults() != 3 {
+		t.Errorf("faults = %d, want 3", r.Faults())
 	}
 }

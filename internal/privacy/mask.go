@@ -6,14 +6,21 @@ import (
 	"unicode/utf8"
 )
 
-// MaskID keeps the first 4 and last 4 characters of an ID number and puts one '*' for each
-// character between: 350582199001011237 → 3505**********1237. Shorter inputs are masked whole.
+// MaskID keeps the first 4 and last 4 characters of a resident ID number (15 or 18
+// characters) and puts one '*' for each character between: 350582199001011237 →
+// 3505**********1237. A shorter document number (a passport, a permit) keeps only 2 at each
+// end, so that most of it stays hidden: E12345678 → E1*****78; fewer than 8 characters are
+// masked whole.
 func MaskID(id string) string {
 	r := []rune(id)
-	if len(r) <= 8 {
+	keep := 4
+	switch {
+	case len(r) < 8:
 		return strings.Repeat("*", len(r))
+	case len(r) < 15:
+		keep = 2
 	}
-	return string(r[:4]) + strings.Repeat("*", len(r)-8) + string(r[len(r)-4:])
+	return string(r[:keep]) + strings.Repeat("*", len(r)-2*keep) + string(r[len(r)-keep:])
 }
 
 // MaskName keeps the first character of a name and replaces the rest by a single '*':
