@@ -80,7 +80,10 @@ func (d *Daemon) auditPing(c verify.Call) {
 	d.auditCalls(context.Background(), "", PurposePing, []verify.Call{c})
 }
 
-// AuditLost is how many audit rows could not be stored.
+// AuditLost is how many audit rows could not be stored since start (in memory). Unless the
+// outbox was closed, each is also in the outbox's persisted loss counters (rejected_full,
+// failed_writes, or abandoned when auditTimeout ended before the writer took the row), which
+// `sentinel queue stats` and the queue_loss notice report.
 func (d *Daemon) AuditLost() int64 { return d.auditLost.Load() }
 
 func init() {

@@ -104,10 +104,13 @@ func rowSize(stored, topic int) int64 { return int64(stored + topic + rowOverhea
 type counters struct {
 	Rows, Bytes                               int64
 	DroppedOldest, RejectedFull, FailedWrites int64
+	Quarantined, Abandoned                    int64
 	Reported                                  int64
 }
 
-func (c counters) lost() int64 { return c.DroppedOldest + c.RejectedFull + c.FailedWrites }
+func (c counters) lost() int64 {
+	return c.DroppedOldest + c.RejectedFull + c.FailedWrites + c.Quarantined + c.Abandoned
+}
 
 type queryer interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
@@ -137,6 +140,10 @@ func readCounters(ctx context.Context, q queryer) (counters, error) {
 			c.RejectedFull = v
 		case "failed_writes":
 			c.FailedWrites = v
+		case "quarantined":
+			c.Quarantined = v
+		case "abandoned":
+			c.Abandoned = v
 		case "reported":
 			c.Reported = v
 		}
@@ -151,6 +158,7 @@ func writeCounters(ctx context.Context, tx *sql.Tx, c counters) error {
 	for name, v := range map[string]int64{
 		"rows": c.Rows, "bytes": c.Bytes, "dropped_oldest": c.DroppedOldest,
 		"rejected_full": c.RejectedFull, "failed_writes": c.FailedWrites, "reported": c.Reported,
+		"quarantined": c.Quarantined, "abandoned": c.Abandoned,
 	} {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, v); err != nil {
@@ -319,12 +327,15 @@ type notice struct {
 	DroppedOldest int64  `json:"dropped_oldest"`
 	RejectedFull  int64  `json:"rejected_full"`
 	FailedWrites  int64  `json:"failed_writes"`
+	Quarantined   int64  `json:"quarantined"` // pending records that could not be decoded (kept aside, never sent)
+	Abandoned     int64  `json:"abandoned"`   // appends whose caller gave up before they were written
 }
 
 func noticePayload(seq int64, id string, at time.Time, c counters) ([]byte, error) {
 	return json.Marshal(notice{
 		Kind: "queue_loss", ID: id, Seq: seq, TS: at.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Lost: c.lost() - c.Reported, DroppedOldest: c.DroppedOldest, RejectedFull: c.RejectedFull, FailedWrites: c.FailedWrites,
+		Quarantined: c.Quarantined, Abandoned: c.Abandoned,
 	})
 }
 

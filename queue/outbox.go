@@ -79,15 +79,21 @@ type Outbox struct {
 	relaxed       bool      // writer goroutine only: wc is at synchronous=NORMAL for now
 	capMu         sync.Mutex
 	capacity      Capacity
-	capSet        bool              // SetCapacity was called: purging is on
-	purges        atomic.Int64      // purge transactions, for tests
-	failedUnsaved atomic.Int64      // appends lost to failed transactions, not yet in counters
-	topics        map[string]string // writer goroutine only: stream → its topic
-	failing       bool              // writer goroutine only: in a run of failed writes
-	rejecting     bool              // writer goroutine only: in a run of rejections (full)
-	stop          chan struct{}     // closed by Close
-	purgeNow      chan struct{}
-	purgeDone     chan struct{}
+	capSet        bool         // SetCapacity was called: purging is on
+	purges        atomic.Int64 // purge transactions, for tests
+	failedUnsaved atomic.Int64 // appends lost to failed transactions, not yet in counters
+	// abandonedUnsaved counts appends whose context ended before the writer took them, not
+	// yet in counters.
+	abandonedUnsaved atomic.Int64
+	lossNow          chan struct{}     // wakes lossLoop: losses wait to be saved
+	lossDone         chan struct{}     // closed when lossLoop returns
+	lossFlushes      atomic.Int64      // transactions lossLoop tried, for tests
+	topics           map[string]string // writer goroutine only: stream → its topic
+	failing          bool              // writer goroutine only: in a run of failed writes
+	rejecting        bool              // writer goroutine only: in a run of rejections (full)
+	stop             chan struct{}     // closed by Close
+	purgeNow         chan struct{}
+	purgeDone        chan struct{}
 }
 
 // Open opens the outbox at path, creating it (and its schema) if the file does not exist or
@@ -142,9 +148,12 @@ func Open(path string, opts Options) (*Outbox, error) {
 		stop:      make(chan struct{}),
 		purgeNow:  make(chan struct{}, 1),
 		purgeDone: make(chan struct{}),
+		lossNow:   make(chan struct{}, 1),
+		lossDone:  make(chan struct{}),
 	}
 	go o.writer()
 	go func() { defer close(o.purgeDone); o.purgeLoop() }()
+	go func() { defer close(o.lossDone); o.lossLoop() }()
 	log.Info("queue: opened", "path", path, "synchronous", syncMode, "schema_version", schemaVersion())
 	return o, nil
 }
@@ -270,6 +279,8 @@ func (o *Outbox) Close() error {
 	close(o.stop)
 	o.mu.Unlock()
 	<-o.purgeDone // it submits to reqs: stop it before closing reqs
+	<-o.lossDone  // so does it
+	o.saveLossesAtClose()
 	o.mu.Lock()
 	o.closed = true
 	close(o.reqs)
@@ -320,41 +331,101 @@ func (o *Outbox) pendingQuery(ctx context.Context, query string, after, upTo int
 	if o.isClosed() {
 		return nil, ErrClosed
 	}
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit
-	}
 	if upTo < 0 {
 		upTo = math.MaxInt64
 	}
+	var out []Entry
+	for {
+		want := -1 // SQLite: no limit
+		if limit > 0 {
+			want = limit - len(out)
+		}
+		es, bad, scanned, last, err := o.pendingRows(ctx, query, after, upTo, want)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, es...)
+		if len(bad) == 0 {
+			return out, nil
+		}
+		o.quarantine(ctx, bad)
+		if want < 0 || scanned < want {
+			return out, nil // the read saw every row there was
+		}
+		after = last // rows were set aside: read on for the ones they stood in for
+	}
+}
+
+// badRow is a pending row that cannot be decoded.
+type badRow struct {
+	n      int64
+	stream string
+	seq    int64
+	id     string // "" when the id itself is damaged
+	err    error
+}
+
+// pendingRows runs one pending query. Rows whose id or payload cannot be decoded are
+// returned apart (bad), so that one damaged row never stops the rows behind it; scanned
+// counts every row read and last is the insertion number of the last one.
+func (o *Outbox) pendingRows(ctx context.Context, query string, after, upTo int64, limit int) (out []Entry, bad []badRow, scanned int, last int64, err error) {
 	rows, err := o.db.QueryContext(ctx, query, after, upTo, limit)
 	if err != nil {
-		return nil, o.readErr("pending", err)
+		return nil, nil, 0, 0, o.readErr("pending", err)
 	}
 	defer rows.Close()
-	var out []Entry
 	for rows.Next() {
 		var e Entry
 		var created int64
 		var enc int
 		var uid []byte
 		if err := rows.Scan(&e.n, &uid, &e.Stream, &e.Seq, &e.Topic, &e.Payload, &enc, &created); err != nil {
-			return nil, o.readErr("pending", err)
+			return nil, nil, 0, 0, o.readErr("pending", err)
 		}
+		scanned++
+		last = e.n
 		u, err := uuid.FromBytes(uid)
 		if err != nil {
-			return nil, fmt.Errorf("queue: pending %s seq %d: id: %w: %w", e.Stream, e.Seq, err, ErrCorrupt)
+			bad = append(bad, badRow{n: e.n, stream: e.Stream, seq: e.Seq, err: fmt.Errorf("id: %w: %w", err, ErrCorrupt)})
+			continue
 		}
 		e.ID = u.String()
 		if e.Payload, err = decode(e.Payload, enc, e.ID); err != nil {
-			return nil, fmt.Errorf("queue: pending %s seq %d: %w", e.Stream, e.Seq, err)
+			bad = append(bad, badRow{n: e.n, stream: e.Stream, seq: e.Seq, id: e.ID, err: err})
+			continue
 		}
 		e.CreatedAt = time.UnixMilli(created)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, o.readErr("pending", err)
+		return nil, nil, 0, 0, o.readErr("pending", err)
 	}
-	return out, nil
+	return out, bad, scanned, last, nil
+}
+
+// quarantine moves pending rows that cannot be decoded out of the outbox into the quarantine
+// table (their bytes kept for analysis, never sent) and counts them as lost, in the loss
+// counters and so in the next queue_loss notice. If that cannot be written now, the rows stay
+// where they are and are tried again at the next read; they are skipped meanwhile.
+func (o *Outbox) quarantine(ctx context.Context, bad []badRow) {
+	r := &writeReq{kind: opQuarantine, ctx: ctx, done: make(chan struct{})}
+	for _, b := range bad {
+		r.ns = append(r.ns, b.n)
+		r.reasons = append(r.reasons, b.err.Error())
+	}
+	err := o.submit(ctx, r)
+	if err == nil {
+		err = r.err
+	}
+	for _, b := range bad {
+		if err != nil {
+			o.log.Error("queue: a stored record cannot be decoded and could not be quarantined now; it is skipped and tried again",
+				"path", o.path, "stream", b.stream, "seq", b.seq, "id", b.id, "n", b.n, "reason", b.err, "err", err)
+			continue
+		}
+		o.log.Error("queue: a stored record cannot be decoded; it is quarantined (kept in the database, never sent) and counted as lost",
+			"path", o.path, "stream", b.stream, "seq", b.seq, "id", b.id, "n", b.n, "reason", b.err)
+	}
 }
 
 // priorityStreams are published ahead of the others (docs/queue.md): the agent's event
@@ -432,6 +503,9 @@ func (o *Outbox) AppendID(ctx context.Context, stream, topic, id string, build f
 	}
 	r := &writeReq{kind: opAppend, ctx: ctx, stream: stream, topic: topic, uid: uid, build: build, done: make(chan struct{})}
 	if err := o.submit(ctx, r); err != nil {
+		if !errors.Is(err, ErrClosed) {
+			o.countAbandoned() // ctx ended before the writer took it: a lost record
+		}
 		return Entry{}, err
 	}
 	return r.entry, r.err
@@ -527,11 +601,14 @@ func validTopic(t string) bool {
 type Stats struct {
 	Pending   int64 `json:"pending"`
 	Delivered int64 `json:"delivered"` // delivered and still retained
-	// Dropped counts records lost for good: DroppedOldest + RejectedFull + FailedWrites.
+	// Dropped counts records lost for good: DroppedOldest + RejectedFull + FailedWrites +
+	// Quarantined + Abandoned.
 	Dropped       int64     `json:"dropped"`
 	DroppedOldest int64     `json:"dropped_oldest"`       // deleted undelivered to make room (drop_oldest)
 	RejectedFull  int64     `json:"rejected_full"`        // refused because the outbox was full (reject_new)
 	FailedWrites  int64     `json:"failed_writes"`        // lost to failed writes (disk full, I/O errors)
+	Quarantined   int64     `json:"quarantined"`          // pending records that could not be decoded, set aside
+	Abandoned     int64     `json:"abandoned"`            // appends whose context ended before they were written
 	OldestPending time.Time `json:"oldest_pending_age_s"` // JSON: age in seconds at snapshot time, 0 if none
 	LastDelivery  time.Time `json:"last_delivery"`        // JSON: RFC 3339, null if never
 	BytesOnDisk   int64     `json:"bytes_on_disk"`        // database, WAL and shared-memory files
@@ -541,8 +618,8 @@ type Stats struct {
 	at time.Time // when the snapshot was taken
 }
 
-// Stats returns counts and ages. It reads without blocking writers. Failed writes not yet
-// saved (the disk is still full) are included.
+// Stats returns counts and ages. It reads without blocking writers. Losses not yet saved
+// (the disk is still full) are included.
 func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 	if o.isClosed() {
 		return Stats{}, ErrClosed
@@ -552,7 +629,8 @@ func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, o.readErr("stats", err)
 	}
 	s.FailedWrites += o.failedUnsaved.Load()
-	s.Dropped = s.DroppedOldest + s.RejectedFull + s.FailedWrites
+	s.Abandoned += o.abandonedUnsaved.Load()
+	s.Dropped = s.DroppedOldest + s.RejectedFull + s.FailedWrites + s.Quarantined + s.Abandoned
 	return s, nil
 }
 
@@ -572,6 +650,7 @@ func readStats(ctx context.Context, db *sql.DB, path string) (Stats, error) {
 		return Stats{}, err
 	}
 	s.DroppedOldest, s.RejectedFull, s.FailedWrites = c.DroppedOldest, c.RejectedFull, c.FailedWrites
+	s.Quarantined, s.Abandoned = c.Quarantined, c.Abandoned
 	s.Dropped = c.lost()
 	s.Records, s.Bytes = c.Rows, c.Bytes
 	s.at = now()
@@ -620,11 +699,13 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 		DroppedOldest    int64      `json:"dropped_oldest"`
 		RejectedFull     int64      `json:"rejected_full"`
 		FailedWrites     int64      `json:"failed_writes"`
+		Quarantined      int64      `json:"quarantined"`
+		Abandoned        int64      `json:"abandoned"`
 		OldestPendingAge float64    `json:"oldest_pending_age_s"`
 		BytesOnDisk      int64      `json:"bytes_on_disk"`
 		Records          int64      `json:"records"`
 		Bytes            int64      `json:"bytes"`
 		LastDelivery     *time.Time `json:"last_delivery"`
-	}{s.Pending, s.Delivered, s.Dropped, s.DroppedOldest, s.RejectedFull, s.FailedWrites,
+	}{s.Pending, s.Delivered, s.Dropped, s.DroppedOldest, s.RejectedFull, s.FailedWrites, s.Quarantined, s.Abandoned,
 		s.OldestPendingAge().Seconds(), s.BytesOnDisk, s.Records, s.Bytes, last})
 }

@@ -44,8 +44,8 @@ func OpenReader(path string) (*Reader, error) {
 // Close closes the reader.
 func (r *Reader) Close() error { return r.db.Close() }
 
-// Stats returns the same snapshot as Outbox.Stats, except failed writes the daemon could not
-// save yet (the disk is still full): those are in its log and its own status.
+// Stats returns the same snapshot as Outbox.Stats, except losses the daemon could not save
+// yet (the disk is still full): those are in its log and its own status.
 func (r *Reader) Stats(ctx context.Context) (Stats, error) {
 	s, err := readStats(ctx, r.db, r.path)
 	if err != nil {

@@ -100,3 +100,25 @@ CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered_at) WHERE deliv
 CREATE INDEX IF NOT EXISTS outbox_priority ON outbox (n) WHERE delivered_at IS NULL AND stream IN ('event', 'alert');
 UPDATE counters SET value = (SELECT COALESCE(SUM(length(payload) + length(CAST(topic AS BLOB)) + 100), 0) FROM outbox)
     WHERE name = 'bytes';
+
+-- version 4
+-- Quarantine (outbox.go, quarantine): a pending row whose id or payload cannot be decoded is
+-- moved here with its bytes untouched, for analysis; it is never sent again and is counted as
+-- lost (counters.quarantined). Its rows are not accounted against queue.max_bytes and are
+-- never purged: delete them by hand once analysed. abandoned counts appends whose caller gave
+-- up (its context ended) before the writer took them: records lost too.
+CREATE TABLE IF NOT EXISTS quarantine (
+    q              INTEGER PRIMARY KEY,
+    n              INTEGER NOT NULL,             -- its insertion number in the outbox
+    uid            BLOB NOT NULL,
+    stream         TEXT NOT NULL,
+    seq            INTEGER NOT NULL,
+    topic          TEXT NOT NULL DEFAULT '',
+    payload        BLOB NOT NULL,
+    enc            INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,             -- Unix milliseconds
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    quarantined_at INTEGER NOT NULL,             -- Unix milliseconds
+    reason         TEXT NOT NULL
+);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('quarantined', 0), ('abandoned', 0);

@@ -21,6 +21,11 @@ const (
 	opMark
 	opAttempt
 	opPurge
+	// opQuarantine moves pending rows that cannot be decoded (ns) into the quarantine table.
+	opQuarantine
+	// opFlush saves the losses counted in memory (failed writes, abandoned appends) and
+	// writes the queue_loss notice they call for.
+	opFlush
 )
 
 const (
@@ -48,6 +53,13 @@ type writeReq struct {
 
 	// opPurge
 	purged int64
+
+	// opQuarantine: why each row of ns cannot be decoded
+	reasons []string
+
+	// opFlush: noNotice saves the counters without the notice (a smaller write, for a disk
+	// that is nearly full); noticeSkipped reports that a notice was due and not written.
+	noNotice, noticeSkipped bool
 
 	err error
 }
@@ -116,25 +128,31 @@ func (o *Outbox) take(batch *[]*writeReq) bool {
 // commit runs batch in one transaction and completes every request in it.
 func (o *Outbox) commit(batch []*writeReq) {
 	live := batch[:0:0]
-	appends := 0
+	appends, durable := 0, 0
 	for _, r := range batch {
 		if !r.state.CompareAndSwap(stateQueued, stateTaken) {
-			continue // the caller gave up; it was told ctx.Err()
+			continue // the caller gave up; it was told ctx.Err() (and Append counted it)
 		}
 		if err := r.ctx.Err(); err != nil && r.done != nil {
+			if r.kind == opAppend {
+				o.countAbandoned() // saved by this transaction or by lossLoop
+			}
 			r.finish(err)
 			continue
 		}
 		live = append(live, r)
-		if r.kind == opAppend {
+		switch r.kind {
+		case opAppend:
 			appends++
+		case opQuarantine, opFlush:
+			durable++ // loss counters: committed at the configured level, like appends
 		}
 	}
 	if len(live) == 0 {
 		return
 	}
 
-	appended, err := false, o.setRelaxed(appends == 0)
+	appended, err := false, o.setRelaxed(appends+durable == 0)
 	if err == nil {
 		appended, err = o.runTx(live, make(map[string]int64))
 	}
@@ -143,6 +161,7 @@ func (o *Outbox) commit(batch []*writeReq) {
 			// A failed write (disk full, I/O error): the records are lost for good. Count
 			// them; the count is saved with the next transaction that succeeds.
 			n := o.failedUnsaved.Add(int64(appends))
+			o.signalLoss()
 			if !o.failing {
 				o.failing = true
 				o.log.Error("queue: records could NOT be written; the gate keeps deciding and each loss is counted",
@@ -155,7 +174,7 @@ func (o *Outbox) commit(batch []*writeReq) {
 		}
 		return
 	}
-	if o.failing && appends > 0 {
+	if o.failing && appends+durable > 0 {
 		o.failing = false
 		o.log.Warn("queue: writes succeed again", "path", o.path)
 	}
@@ -225,7 +244,8 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 		}
 	)
 	st := &txState{tx: tx, cap: o.capacityNow()}
-	failedUnsaved := o.failedUnsaved.Load()
+	failedUnsaved, abandonedUnsaved := o.failedUnsaved.Load(), o.abandonedUnsaved.Load()
+	noNotice := false
 	rejected := 0
 	ts := now().UnixMilli()
 
@@ -376,15 +396,33 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 			}
 			r.purged = n
 			o.purges.Add(1)
+		case opQuarantine:
+			if err := st.load(ctx); err != nil {
+				return false, err
+			}
+			if err := o.quarantineRows(ctx, st, r, ts); err != nil {
+				return false, err
+			}
+		case opFlush:
+			if err := st.load(ctx); err != nil {
+				return false, err
+			}
+			noNotice = noNotice || r.noNotice
 		}
 	}
 
-	if st.loaded && failedUnsaved > 0 {
+	if st.loaded && (failedUnsaved > 0 || abandonedUnsaved > 0) {
 		st.c.FailedWrites += failedUnsaved
+		st.c.Abandoned += abandonedUnsaved
 		st.changed = true
 	}
 	// Report losses upstream as soon as there is room for the notice.
-	if st.loaded && st.cap.NoticeTopic != "" && st.c.lost() > st.c.Reported {
+	if noNotice && st.loaded && st.cap.NoticeTopic != "" && st.c.lost() > st.c.Reported {
+		for _, r := range live {
+			r.noticeSkipped = r.kind == opFlush
+		}
+	}
+	if !noNotice && st.loaded && st.cap.NoticeTopic != "" && st.c.lost() > st.c.Reported {
 		last, err := o.lastSeq(ctx, tx, seqs, NoticeStream)
 		if err != nil {
 			return false, err
@@ -426,8 +464,9 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("queue: commit: %w", err)
 	}
-	if failedUnsaved > 0 && st.loaded {
+	if st.loaded {
 		o.failedUnsaved.Add(-failedUnsaved)
+		o.abandonedUnsaved.Add(-abandonedUnsaved)
 	}
 	o.logCapacity(st, rejected)
 	return appended, nil

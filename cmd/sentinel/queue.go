@@ -89,8 +89,8 @@ func cmdQueueStats(args []string, stdout, stderr io.Writer) int {
 	defer w.Flush()
 	fmt.Fprintf(w, "pending          %d\n", st.Pending)
 	fmt.Fprintf(w, "delivered        %d (retained)\n", st.Delivered)
-	fmt.Fprintf(w, "dropped          %d (oldest dropped %d, rejected when full %d, failed writes %d)\n",
-		st.Dropped, st.DroppedOldest, st.RejectedFull, st.FailedWrites)
+	fmt.Fprintf(w, "dropped          %d (oldest dropped %d, rejected when full %d, failed writes %d, quarantined %d, abandoned %d)\n",
+		st.Dropped, st.DroppedOldest, st.RejectedFull, st.FailedWrites, st.Quarantined, st.Abandoned)
 	if age := st.OldestPendingAge(); age > 0 {
 		fmt.Fprintf(w, "oldest pending   %s\n", age.Round(time.Second))
 	} else {
