@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sentinel-edge/sentinel/agent/config"
 	"github.com/sentinel-edge/sentinel/queue"
 	"github.com/sentinel-edge/sentinel/verify"
 )
@@ -82,5 +83,64 @@ func TestReportReadsQueuePayloads(t *testing.T) {
 	}
 	if _, err := ReportCalls(ctx, filepath.Join(t.TempDir(), "none.db"), now, now, time.UTC); err == nil {
 		t.Error("a missing queue file was accepted")
+	}
+}
+
+// TestAuditQueueNeverBlocks: the decision loop only queues audit rows; past the queue's bound
+// they are dropped and counted (AuditLost, and lost in the next row stored), and at shutdown
+// the auditor stores what was queued before it returns.
+func TestAuditQueueNeverBlocks(t *testing.T) {
+	defer func(n int) { auditQueueSize = n }(auditQueueSize)
+	auditQueueSize = 2
+	path := filepath.Join(t.TempDir(), "queue.db")
+	ob, err := queue.Open(path, queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	cfg := &config.Config{}
+	cfg.Device.ID, cfg.Device.Venue, cfg.Uplink.TopicPrefix = "d", "v", "sentinel/v1"
+	d := &Daemon{Cfg: cfg, Log: quietLog(), Outbox: ob}
+	au := newAuditor(d)
+	d.auditor.Store(au)
+	defer d.auditor.Store(nil)
+	call := verify.Call{Interface: verify.KindQR, Attempt: 1, Status: 200, Result: verify.ResultOK, Source: verify.SourceLive, Start: time.Now()}
+	// Nothing drains yet: two jobs queue, the third is dropped and counted, none waits.
+	for _, p := range []string{"p1", "p2", "p3"} {
+		d.auditCalls(context.Background(), p, PurposePassage, []verify.Call{call, call})
+	}
+	if d.AuditLost() != 2 {
+		t.Fatalf("AuditLost %d, want 2 (the third job's rows)", d.AuditLost())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // shutting down: run drains what is queued and returns
+	au.run(ctx)
+	d.auditCalls(context.Background(), "p4", PurposePassage, []verify.Call{call}) // after the drain
+	if d.AuditLost() != 3 {
+		t.Fatalf("AuditLost %d after a row queued past shutdown, want 3", d.AuditLost())
+	}
+	entries, err := ob.Pending(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []AuditRow
+	for _, e := range entries {
+		var r AuditRow
+		if e.Stream == StreamAudit && json.Unmarshal(e.Payload, &r) == nil {
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) != 4 {
+		t.Fatalf("%d audit rows stored, want 4 (two queued jobs of two calls)", len(rows))
+	}
+	var lost int64
+	for _, r := range rows {
+		lost += r.Lost
+		if r.Passage != "p1" && r.Passage != "p2" {
+			t.Errorf("row of passage %q stored", r.Passage)
+		}
+	}
+	if lost != 2 {
+		t.Errorf("rows carry lost %d in all, want 2", lost)
 	}
 }

@@ -60,6 +60,8 @@ type Daemon struct {
 	UplinkConfig queue.UplinkConfig
 	Uplink       *queue.Uplink
 
+	auditor atomic.Pointer[auditor] // the running audit part (audit.go); nil otherwise
+
 	opsOnce  sync.Once
 	opsState *opsState // status, screen, metrics and commands; see ops()
 

@@ -116,9 +116,13 @@ type eventRecorder struct {
 	ch chan Event
 	// dropped is carried into the next stored event's lost; lostTotal only grows (metrics).
 	dropped, stored, failed, lostTotal atomic.Int64
-	stopped                            atomic.Bool // Run returned: Emit drops
-	mu                                 sync.Mutex
-	burst                              bool // a run of drops was logged
+	// stopped is set, under stopMu held for writing, when Run begins its final drain; Emit
+	// checks it and queues under stopMu held for reading, so nothing is queued after the
+	// drain began (it would be neither stored nor counted).
+	stopped atomic.Bool
+	stopMu  sync.RWMutex
+	mu      sync.Mutex
+	burst   bool // a run of drops was logged
 }
 
 // newEventRecorder returns a recorder of the events of device at venue onto ob. Run must
@@ -136,9 +140,11 @@ func (r *eventRecorder) Emit(ev Event) {
 	if ev.at.IsZero() {
 		ev.at = time.Now()
 	}
+	r.stopMu.RLock()
 	if !r.stopped.Load() {
 		select {
 		case r.ch <- ev:
+			r.stopMu.RUnlock()
 			r.mu.Lock()
 			r.burst = false
 			r.mu.Unlock()
@@ -146,6 +152,7 @@ func (r *eventRecorder) Emit(ev Event) {
 		default:
 		}
 	}
+	r.stopMu.RUnlock()
 	n := r.dropped.Add(1)
 	r.lostTotal.Add(1)
 	r.mu.Lock()
@@ -160,12 +167,13 @@ func (r *eventRecorder) Emit(ev Event) {
 // Run stores queued events until ctx ends, then stores what is still queued. Events emitted
 // after it returned are dropped and counted.
 func (r *eventRecorder) Run(ctx context.Context) error {
-	defer r.stopped.Store(true)
+	defer r.stop() // also when ctx had ended before Run began
 	for {
 		select {
 		case ev := <-r.ch:
 			r.store(ctx, ev)
 		case <-ctx.Done():
+			r.stop()
 			for {
 				select {
 				case ev := <-r.ch:
@@ -176,6 +184,13 @@ func (r *eventRecorder) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// stop makes Emit drop and count from now on; what was queued before stays for the drain.
+func (r *eventRecorder) stop() {
+	r.stopMu.Lock()
+	r.stopped.Store(true)
+	r.stopMu.Unlock()
 }
 
 func (r *eventRecorder) store(ctx context.Context, ev Event) {

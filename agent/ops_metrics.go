@@ -179,6 +179,8 @@ func (m *opsMetrics) daemonCollectors(st *opsState) {
 				}
 				return 0
 			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sentinel_audit_lost_total", Help: "Audit rows of platform calls lost: the audit queue was full or stopped, or the outbox refused them."},
+			func() float64 { return float64(d.AuditLost()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_passages_pipeline_total", Help: "Passages handled by the pipeline since start (includes lost ones)."},
 			func() float64 {
 				if d.Pipeline == nil {

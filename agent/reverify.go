@@ -63,11 +63,64 @@ type rechecker struct {
 	d       *Daemon
 	mu      sync.Mutex
 	pending []flagged
-	wake    chan struct{}
+	// unsent are alerts waiting to be stored off the decision loop (an overflow of pending)
+	// or again (the store failed); at most maxRechecks.
+	unsent    []unsentAlert
+	wake      chan struct{}
+	alertWake chan struct{}
+}
+
+type unsentAlert struct {
+	f    flagged
+	kind string
+	dec  verify.Decision
 }
 
 func newRechecker(d *Daemon) *rechecker {
-	return &rechecker{d: d, wake: make(chan struct{}, 1)}
+	return &rechecker{d: d, wake: make(chan struct{}, 1), alertWake: make(chan struct{}, 1)}
+}
+
+// queueAlert keeps an alert for the run goroutine to store. Past maxRechecks waiting, the
+// oldest is given up (logged): its flagged passage has no outcome in the outbox, so the next
+// start alerts it (findUnsettled).
+func (r *rechecker) queueAlert(u unsentAlert) {
+	r.mu.Lock()
+	var gaveUp *unsentAlert
+	if len(r.unsent) >= maxRechecks {
+		old := r.unsent[0]
+		gaveUp = &old
+		r.unsent = r.unsent[1:]
+	}
+	r.unsent = append(r.unsent, u)
+	r.mu.Unlock()
+	if gaveUp != nil {
+		r.d.Log.Error("alert NOT stored: too many waiting; the next start raises it", "kind", gaveUp.kind, "passage", gaveUp.f.passage)
+	}
+	select {
+	case r.alertWake <- struct{}{}:
+	default:
+	}
+}
+
+// flushAlerts stores the waiting alerts in order; at the first that fails (a slow or full
+// disk) it stops, and the rest wait for the next try.
+func (r *rechecker) flushAlerts(ctx context.Context) {
+	r.mu.Lock()
+	us := r.unsent
+	r.unsent = nil
+	r.mu.Unlock()
+	for i, u := range us {
+		if r.alert(ctx, u.f, u.kind, u.dec) != nil {
+			r.mu.Lock()
+			r.unsent = append(append([]unsentAlert(nil), us[i:]...), r.unsent...)
+			if n := len(r.unsent) - maxRechecks; n > 0 {
+				r.unsent = r.unsent[n:]
+				r.d.Log.Error("alerts NOT stored: too many waiting; the next start raises them", "count", n)
+			}
+			r.mu.Unlock()
+			return
+		}
+	}
 }
 
 func (r *rechecker) add(cred verify.Credential, passage string, dec verify.Decision) {
@@ -84,8 +137,8 @@ func (r *rechecker) add(cred verify.Credential, passage string, dec verify.Decis
 	}
 	r.pending = append(r.pending, f)
 	r.mu.Unlock()
-	if dropped != nil {
-		r.alert(context.Background(), *dropped, AlertRecheckAbandoned, verify.Decision{Reason: "recheck_queue_full"})
+	if dropped != nil { // stored by the run goroutine: add never waits for the disk
+		r.queueAlert(unsentAlert{*dropped, AlertRecheckAbandoned, verify.Decision{Reason: "recheck_queue_full"}})
 	}
 }
 
@@ -106,9 +159,13 @@ func (r *rechecker) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-r.alertWake:
+			r.flushAlerts(ctx)
+			continue
 		case <-t.C:
 		case <-r.wake:
 		}
+		r.flushAlerts(ctx)
 		r.drain(ctx)
 	}
 }
@@ -131,20 +188,23 @@ func (r *rechecker) drain(ctx context.Context) {
 		r.mu.Lock()
 		r.pending = r.pending[1:]
 		r.mu.Unlock()
-		// The alert is stored before the re-check's audit row: a re-check call that got an
-		// answer settles the passage for the scan at the next start (findUnsettled), so a
-		// crash between the two must not lose the alert.
+		// The re-check's audit row carries its verdict: a deny settles the passage for the
+		// scan at the next start (findUnsettled) only together with its recheck_failed alert,
+		// so an alert that could not be stored is tried again, and raised at the next start
+		// if this run ends first.
+		r.d.auditRecheck(ctx, f.passage, dec.Verdict, dec.Calls())
 		if dec.Verdict == verify.Deny {
-			r.alert(ctx, f, AlertRecheckFailed, dec)
-			r.d.auditCalls(ctx, f.passage, PurposeRecheck, dec.Calls())
+			if r.alert(ctx, f, AlertRecheckFailed, dec) != nil {
+				r.queueAlert(unsentAlert{f, AlertRecheckFailed, dec})
+			}
 			continue
 		}
-		r.d.auditCalls(ctx, f.passage, PurposeRecheck, dec.Calls())
 		r.d.Log.Info("flagged passage re-verified", "passage", f.passage, "verdict", dec.Verdict, "reason", dec.Reason)
 	}
 }
 
 func (r *rechecker) abandonAll() {
+	r.flushAlerts(context.Background()) // once more; what fails is raised at the next start
 	r.mu.Lock()
 	left := r.pending
 	r.pending = nil
@@ -154,7 +214,7 @@ func (r *rechecker) abandonAll() {
 	}
 }
 
-func (r *rechecker) alert(ctx context.Context, f flagged, kind string, dec verify.Decision) {
+func (r *rechecker) alert(ctx context.Context, f flagged, kind string, dec verify.Decision) error {
 	d := r.d
 	subj := f.subject
 	if dec.Subject.IDNumber != "" {
@@ -168,12 +228,12 @@ func (r *rechecker) alert(ctx context.Context, f flagged, kind string, dec verif
 	if dec.Call != nil {
 		a.PlatformRequestID = dec.Call.RequestID
 	}
-	d.storeAlert(ctx, a)
+	return d.storeAlert(ctx, a)
 }
 
 // storeAlert stamps a and commits it to the outbox on stream alert; a refusal is logged,
-// never silent.
-func (d *Daemon) storeAlert(ctx context.Context, a Alert) {
+// never silent, and returned.
+func (d *Daemon) storeAlert(ctx context.Context, a Alert) error {
 	a.TS, a.Device, a.Venue = time.Now().UTC().Format(tsLayout), d.Cfg.Device.ID, d.Cfg.Device.Venue
 	kind := a.Kind
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
@@ -184,9 +244,10 @@ func (d *Daemon) storeAlert(ctx context.Context, a Alert) {
 	})
 	if err != nil {
 		d.Log.Error("alert NOT stored", "kind", kind, "passage", a.Passage, "err", err)
-		return
+		return err
 	}
 	d.Log.Warn("alert", "kind", kind, "passage", a.Passage, "reason", a.Reason)
+	return nil
 }
 
 // ReasonDaemonRestarted is the reason of a recheck_abandoned alert raised at start for a
@@ -198,12 +259,15 @@ const ReasonDaemonRestarted = "daemon_restarted"
 type unsettled struct {
 	ID, TS, Credential, Policy string
 	Subject                    Subject
+	// Denied: a re-check got a deny answer, but its recheck_failed alert was never stored.
+	Denied bool
 }
 
 // findUnsettled reads the outbox at path (read-only) for flagged passages that have no
 // re-check outcome: no alert names them (recheck_failed or recheck_abandoned) and no
-// re-check call got an answer from the platform (an audit row with purpose recheck and
-// source live). Pending re-checks live in memory only, so these are the ones a previous run
+// re-check call got a passing answer from the platform (an audit row with purpose recheck,
+// source live and a verdict other than deny; a deny settles the passage only with its
+// alert, and such a passage is found Denied). Pending re-checks live in memory only, so these are the ones a previous run
 // lost. Records the outbox purged are not seen. snapshot, when set, is closed once the read
 // transaction has begun (or the scan ended): records committed after that are not seen.
 func findUnsettled(ctx context.Context, path string, snapshot chan<- struct{}) ([]unsettled, error) {
@@ -220,7 +284,7 @@ func findUnsettled(ctx context.Context, path string, snapshot chan<- struct{}) (
 	}
 	defer rd.Close()
 	var found []unsettled
-	settled := map[string]bool{}
+	settled, denied := map[string]bool{}, map[string]bool{}
 	err = rd.Entries(ctx, func(e queue.Entry) error {
 		began()
 		switch e.Stream {
@@ -245,7 +309,11 @@ func findUnsettled(ctx context.Context, path string, snapshot chan<- struct{}) (
 			}
 			var row AuditRow
 			if json.Unmarshal(e.Payload, &row) == nil && row.Purpose == PurposeRecheck && row.Source == verify.SourceLive {
-				settled[row.Passage] = true
+				if row.Verdict == verify.Deny {
+					denied[row.Passage] = true
+				} else {
+					settled[row.Passage] = true
+				}
 			}
 		}
 		return nil
@@ -256,6 +324,7 @@ func findUnsettled(ctx context.Context, path string, snapshot chan<- struct{}) (
 	out := found[:0]
 	for _, u := range found {
 		if !settled[u.ID] {
+			u.Denied = denied[u.ID]
 			out = append(out, u)
 		}
 	}
@@ -297,10 +366,14 @@ func scanUnsettled(ctx context.Context, d *Daemon, snapshot chan<- struct{}) {
 		return
 	}
 	for _, u := range us {
-		d.storeAlert(ctx, Alert{
+		a := Alert{
 			Kind: AlertRecheckAbandoned, Passage: u.ID, PassageTS: u.TS, Credential: u.Credential,
 			Subject: u.Subject, Reason: ReasonDaemonRestarted, Policy: u.Policy,
-		})
+		}
+		if u.Denied { // re-checked and denied; the alert was not stored before the run ended
+			a.Kind, a.Verdict = AlertRecheckFailed, verify.Deny
+		}
+		_ = d.storeAlert(ctx, a) // logged; a failure is found again at the next start
 	}
 	if len(us) > 0 {
 		d.Log.Warn("flagged passages left without a re-check by the previous run: alerted as abandoned", "count", len(us))

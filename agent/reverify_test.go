@@ -206,3 +206,66 @@ func BenchmarkFindUnsettled(b *testing.B) {
 		})
 	}
 }
+
+// TestDeniedRecheckNeedsAlert: a re-check that got a deny answer settles its flagged passage
+// only together with its recheck_failed alert; without one (the alert could not be stored)
+// the next start raises it.
+func TestDeniedRecheckNeedsAlert(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	ob, err := queue.Open(path, queue.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	ctx := context.Background()
+	add := func(stream string, v any) {
+		if _, err := ob.AppendID(ctx, stream, "sentinel/v1/v/d/"+stream, uuid.NewString(), func(int64, string) ([]byte, error) { return json.Marshal(v) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flagged := func() Record {
+		r := Record{ID: uuid.NewString(), TS: "2026-11-25T08:00:00.000Z", Credential: verify.KindQR, Verdict: verify.Pass,
+			Reason: verify.ReasonOfflineFlagged, Mode: verify.ModeOffline, Fallback: verify.OfflineAllowAndFlag, Flagged: true,
+			Policy: "sha256:0123456789abcdef", Subject: Subject{ID: "3505**********1237", Name: "张*"}}
+		add(StreamPassage, r)
+		return r
+	}
+	recheck := func(passage, verdict string) {
+		add(StreamAudit, AuditRow{Interface: "qr", Passage: passage, Purpose: PurposeRecheck, Attempt: 1, Result: verify.ResultOK, Source: verify.SourceLive, Verdict: verdict})
+	}
+	noAlert := flagged()
+	recheck(noAlert.ID, verify.Deny)
+	alerted := flagged()
+	recheck(alerted.ID, verify.Deny)
+	add(StreamAlert, Alert{Kind: AlertRecheckFailed, Passage: alerted.ID, Verdict: verify.Deny})
+	passed := flagged()
+	recheck(passed.ID, verify.Pass)
+
+	us, err := findUnsettled(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(us) != 1 || us[0].ID != noAlert.ID || !us[0].Denied {
+		t.Fatalf("unsettled %+v, want only the denied passage without an alert, Denied", us)
+	}
+	cfg := &config.Config{}
+	cfg.Device.ID, cfg.Device.Venue, cfg.Queue.Path, cfg.Uplink.TopicPrefix = "d", "v", path, "sentinel/v1"
+	<-alertUnsettled(ctx, &Daemon{Cfg: cfg, Log: quietLog(), Outbox: ob})
+	entries, err := ob.Pending(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raised []Alert
+	for _, e := range entries {
+		var a Alert
+		if e.Stream == StreamAlert && json.Unmarshal(e.Payload, &a) == nil && a.Passage == noAlert.ID {
+			raised = append(raised, a)
+		}
+	}
+	if len(raised) != 1 || raised[0].Kind != AlertRecheckFailed || raised[0].Verdict != verify.Deny || raised[0].Reason != ReasonDaemonRestarted {
+		t.Fatalf("alerts raised at start for the denied passage: %+v, want one recheck_failed, verdict deny", raised)
+	}
+	if us, err := findUnsettled(ctx, path, nil); err != nil || len(us) != 0 {
+		t.Fatalf("after alerting: %d unsettled (%v), want 0", len(us), err)
+	}
+}
