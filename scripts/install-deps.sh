@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a target needs, when they are missing. Needs root (or sudo) the
 # first time; does nothing when everything is there.
-#   scripts/install-deps.sh test    mosquitto (the end-to-end tests' broker), chromium (the
-#                                   verdict screen's browser test)
+#   scripts/install-deps.sh test    mosquitto (the end-to-end tests' broker), chromium and the
+#                                   CJK fonts (the verdict screen's browser test and screenshots)
 #   scripts/install-deps.sh cross   mosquitto and qemu-user-static (the ARM binaries under qemu)
 #   scripts/install-deps.sh package dpkg and the shadow tools (install the .deb into a throw-away root)
 set -euo pipefail
 want=()
+rec=() # installed with their recommended packages, as the browser test was measured with
 case "${1:-}" in
   test)
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
-    command -v chromium >/dev/null 2>&1 || want+=(chromium) ;;
+    command -v chromium >/dev/null 2>&1 || rec+=(chromium fonts-noto-cjk) ;;
   cross)
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
     command -v qemu-aarch64-static >/dev/null 2>&1 && command -v qemu-arm-static >/dev/null 2>&1 || want+=(qemu-user-static) ;;
   package) command -v dpkg-deb >/dev/null 2>&1 && command -v useradd >/dev/null 2>&1 || want+=(dpkg passwd) ;;
   *) echo "usage: $0 test|cross|package" >&2; exit 2 ;;
 esac
-[ ${#want[@]} -eq 0 ] && exit 0
+[ ${#want[@]} -eq 0 ] && [ ${#rec[@]} -eq 0 ] && exit 0
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "installing: ${want[*]}" >&2
+echo "installing: ${want[*]} ${rec[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 # policy-rc.d keeps the package from starting a system-wide broker on port 1883.
@@ -28,4 +29,5 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   $sudo chmod +x /usr/sbin/policy-rc.d
   trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
 fi
-$sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+[ ${#want[@]} -eq 0 ] || $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+[ ${#rec[@]} -eq 0 ] || $sudo apt-get install -y -qq "${rec[@]}" >/dev/null
