@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,8 +46,7 @@ type Evdev struct {
 	onState func(online bool, err error)
 	everUp  bool
 
-	scans, overlong, garbage, partial, reopens, duplicates atomic.Int64
-	up                                                     atomic.Bool
+	counters
 }
 
 // NewEvdev returns a scanner on cfg.Device; Run opens it.
@@ -75,7 +73,7 @@ func (e *Evdev) Open() error {
 
 // Stats returns the counters.
 func (e *Evdev) Stats() Stats {
-	return Stats{e.scans.Load(), e.overlong.Load(), e.garbage.Load(), e.partial.Load(), e.reopens.Load(), e.duplicates.Load(), e.up.Load()}
+	return e.stats()
 }
 
 // Run reads scans until ctx ends, reopening the device with backoff when it goes away.
@@ -120,11 +118,8 @@ func (e *Evdev) read(ctx context.Context, d EventDevice, emit func(Scan)) error 
 	defer stop()
 	dl, canTimeout := d.(deadliner)
 	kd := KeyDecoder{WordSize: wordSize}
-	sp := Splitter{Max: e.cfg.MaxLength}
-	dup := Dedup{Window: e.cfg.DuplicateWindow}
+	ls := newLineStream(e.cfg.MaxLength, e.cfg.DuplicateWindow, &e.counters, e.log, "no Enter")
 	buf := make([]byte, 64*(2*wordSize+8))
-	var last time.Time
-	var dropped int64
 	for {
 		if canTimeout {
 			_ = dl.SetReadDeadline(time.Now().Add(readTimeout))
@@ -135,14 +130,7 @@ func (e *Evdev) read(ctx context.Context, d EventDevice, emit func(Scan)) error 
 		}
 		now := time.Now()
 		if errors.Is(err, os.ErrDeadlineExceeded) || (err == nil && n == 0) {
-			if sp.Pending() && now.Sub(last) > idleGap && sp.Reset() {
-				e.partial.Add(1)
-				e.log.Warn("dropped a partial scan with no Enter")
-			}
-			if dd := int64(sp.Overlong + sp.Garbage); dd > dropped {
-				e.log.Warn("dropped bad scan lines", "overlong", sp.Overlong, "garbage", sp.Garbage)
-				dropped = dd
-			}
+			ls.idle(now)
 			continue
 		}
 		if err != nil {
@@ -151,18 +139,7 @@ func (e *Evdev) read(ctx context.Context, d EventDevice, emit func(Scan)) error 
 			}
 			return err
 		}
-		last = now
-		beforeO, beforeG := sp.Overlong, sp.Garbage
-		for _, line := range sp.Feed(kd.Feed(buf[:n])) {
-			if !dup.Allow(line, now) {
-				e.duplicates.Add(1)
-				continue
-			}
-			e.scans.Add(1)
-			emit(Scan{Token: line, At: now})
-		}
-		e.overlong.Add(int64(sp.Overlong - beforeO))
-		e.garbage.Add(int64(sp.Garbage - beforeG))
+		ls.feed(kd.Feed(buf[:n]), now, emit)
 	}
 }
 

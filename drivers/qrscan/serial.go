@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/sentinel-edge/sentinel/drivers"
@@ -51,11 +50,9 @@ type Serial struct {
 	cfg SerialConfig
 	log *slog.Logger
 
-	scans, overlong, garbage, partial, reopens atomic.Int64
-	duplicates                                 atomic.Int64
-	up                                         atomic.Bool
-	onState                                    func(online bool, err error)
-	everUp                                     bool
+	counters
+	onState func(online bool, err error)
+	everUp  bool
 }
 
 // OnState sets f to be told when the port goes away (with why) and comes back (nil error).
@@ -97,7 +94,7 @@ type Stats struct {
 
 // Stats returns the counters.
 func (s *Serial) Stats() Stats {
-	return Stats{s.scans.Load(), s.overlong.Load(), s.garbage.Load(), s.partial.Load(), s.reopens.Load(), s.duplicates.Load(), s.up.Load()}
+	return s.stats()
 }
 
 // Run reads scans and calls emit for each, until ctx ends. A port that fails or vanishes is
@@ -143,11 +140,8 @@ func (s *Serial) read(ctx context.Context, p Port, emit func(Scan)) error {
 	}
 	stop := context.AfterFunc(ctx, func() { _ = p.Close() }) // unblocks a read
 	defer stop()
-	sp := Splitter{Max: s.cfg.MaxLength}
-	dup := Dedup{Window: s.cfg.DuplicateWindow}
+	ls := newLineStream(s.cfg.MaxLength, s.cfg.DuplicateWindow, &s.counters, s.log, "no line end")
 	buf := make([]byte, 256)
-	var last time.Time
-	var dropped int64 // garbage reports are logged once per burst, not per line
 	for {
 		n, err := p.Read(buf)
 		if ctx.Err() != nil {
@@ -156,30 +150,11 @@ func (s *Serial) read(ctx context.Context, p Port, emit func(Scan)) error {
 		if err != nil {
 			return drivers.MapSerialErr(err)
 		}
-		now := time.Now()
 		if n == 0 {
-			if sp.Pending() && now.Sub(last) > idleGap && sp.Reset() {
-				s.partial.Add(1)
-				s.log.Warn("dropped a partial scan with no line end")
-			}
-			if d := int64(sp.Overlong + sp.Garbage); d > dropped {
-				s.log.Warn("dropped bad scan lines", "overlong", sp.Overlong, "garbage", sp.Garbage)
-				dropped = d
-			}
+			ls.idle(time.Now())
 			continue
 		}
-		last = now
-		beforeO, beforeG := sp.Overlong, sp.Garbage
-		for _, line := range sp.Feed(buf[:n]) {
-			if !dup.Allow(line, now) {
-				s.duplicates.Add(1)
-				continue
-			}
-			s.scans.Add(1)
-			emit(Scan{Token: line, At: now})
-		}
-		s.overlong.Add(int64(sp.Overlong - beforeO))
-		s.garbage.Add(int64(sp.Garbage - beforeG))
+		ls.feed(buf[:n], time.Now(), emit)
 	}
 }
 
