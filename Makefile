@@ -60,7 +60,7 @@ package: field-bins
 test-cross: build field-bins
 	scripts/install-deps.sh cross
 	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) SENTINEL_CROSS=1 \
-	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run TestField -v ./agent/
+	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run TestField -v ./e2e/
 
 test-package: package
 	scripts/install-deps.sh package
@@ -76,7 +76,7 @@ test: build
 	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 test-e2e: build
-	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -race -timeout $(TEST_TIMEOUT) -run E2E -v ./agent/...
+	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -race -timeout $(TEST_TIMEOUT) -run E2E -v ./e2e/
 
 # Runs the agent end to end on a virtual scanner, the reference platform, a fake barrier and
 # an embedded broker. DEMO_SECONDS=N stops it after N seconds.

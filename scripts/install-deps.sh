@@ -22,12 +22,12 @@ esac
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "installing: ${want[*]} ${rec[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
+$sudo apt-get -o DPkg::Lock::Timeout=900 update -qq
 # policy-rc.d keeps the package from starting a system-wide broker on port 1883.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
   $sudo chmod +x /usr/sbin/policy-rc.d
   trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
 fi
-[ ${#want[@]} -eq 0 ] || $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
-[ ${#rec[@]} -eq 0 ] || $sudo apt-get install -y -qq "${rec[@]}" >/dev/null
+[ ${#want[@]} -eq 0 ] || $sudo apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+[ ${#rec[@]} -eq 0 ] || $sudo apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${rec[@]}" >/dev/null
