@@ -111,7 +111,7 @@ func setupDevices(ctx context.Context, d *Daemon) (func(context.Context) error, 
 	readerState := func(source string) func(bool, error) {
 		return func(online bool, err error) {
 			d.SetReaderState(source, online)
-			e := DeviceEvent{Type: EventReaderOnline, Source: source}
+			e := Event{Type: EventReaderOnline, Source: source}
 			if !online {
 				e.Type = EventReaderOffline
 				if err != nil {
@@ -254,7 +254,7 @@ func (l *lane) change(c inputs.Change) {
 			t = EventTamperCleared
 		}
 		l.log.Warn("tamper input changed", "active", c.Active)
-		l.ev.Emit(DeviceEvent{Type: t, Source: "tamper"})
+		l.ev.Emit(Event{Type: t, Source: "tamper"})
 	}
 }
 
@@ -296,7 +296,7 @@ func (l *lane) fireAlarm(c inputs.Change) {
 		t = EventFireAlarmCleared
 	}
 	l.log.Warn("fire alarm", "active", c.Active, "gate", gate)
-	l.ev.Emit(DeviceEvent{Type: t, Source: "fire_alarm", Gate: gate})
+	l.ev.Emit(Event{Type: t, Source: "fire_alarm", Gate: gate})
 }
 
 func (l *lane) exitButton() {
@@ -309,7 +309,7 @@ func (l *lane) exitButton() {
 			l.log.Error("exit button: barrier did not open", "relay", l.relay.String(), "err", err)
 		}
 	}
-	l.ev.Emit(DeviceEvent{Type: EventExitButton, Source: "exit_button", Gate: gate})
+	l.ev.Emit(Event{Type: EventExitButton, Source: "exit_button", Gate: gate})
 }
 
 // door handles the door (barrier-position) sensor: active means open.
@@ -329,7 +329,7 @@ func (l *lane) door(c inputs.Change) {
 	if !c.Active {
 		if l.doorAlarm {
 			l.doorAlarm = false
-			l.ev.Emit(DeviceEvent{Type: EventDoorClosed, Source: "door_sensor"})
+			l.ev.Emit(Event{Type: EventDoorClosed, Source: "door_sensor"})
 		}
 		if l.hold && !c.Initial {
 			if pe, ok := l.relay.(pulseEnder); ok {
@@ -355,7 +355,7 @@ func (l *lane) door(c inputs.Change) {
 		}
 		l.doorAlarm = true
 		l.log.Warn("door held open", "for", held)
-		l.ev.Emit(DeviceEvent{Type: EventDoorHeldOpen, Source: "door_sensor"})
+		l.ev.Emit(Event{Type: EventDoorHeldOpen, Source: "door_sensor"})
 	})
 }
 
@@ -370,7 +370,7 @@ func (l *lane) checkForced(seq int, openedAt time.Time) {
 	}
 	l.doorAlarm = true
 	l.log.Warn("door forced open")
-	l.ev.Emit(DeviceEvent{Type: EventDoorForcedOpen, Source: "door_sensor"})
+	l.ev.Emit(Event{Type: EventDoorForcedOpen, Source: "door_sensor"})
 }
 
 // heldByRelay says whether the barrier is held open on purpose (always-open mode).

@@ -35,11 +35,11 @@ type gateOutbox struct {
 	mu     sync.Mutex
 	gate   chan struct{} // when set, appends wait until it is closed
 	err    error
-	events []DeviceEvent
-	added  chan DeviceEvent
+	events []Event
+	added  chan Event
 }
 
-func newGateOutbox() *gateOutbox { return &gateOutbox{added: make(chan DeviceEvent, 64)} }
+func newGateOutbox() *gateOutbox { return &gateOutbox{added: make(chan Event, 64)} }
 
 func (o *gateOutbox) AppendID(ctx context.Context, stream, topic, id string, build func(int64, string) ([]byte, error)) (queue.Entry, error) {
 	o.mu.Lock()
@@ -62,7 +62,7 @@ func (o *gateOutbox) AppendID(ctx context.Context, stream, topic, id string, bui
 	if err != nil {
 		return queue.Entry{}, err
 	}
-	var ev DeviceEvent
+	var ev Event
 	if err := json.Unmarshal(b, &ev); err != nil {
 		return queue.Entry{}, err
 	}
@@ -76,7 +76,7 @@ func (o *gateOutbox) AppendID(ctx context.Context, stream, topic, id string, bui
 	return queue.Entry{ID: ev.ID, Stream: stream, Topic: topic, Seq: seq, Payload: b}, nil
 }
 
-func (o *gateOutbox) wantEvent(t *testing.T, typ string) DeviceEvent {
+func (o *gateOutbox) wantEvent(t *testing.T, typ string) Event {
 	t.Helper()
 	select {
 	case ev := <-o.added:
@@ -86,7 +86,7 @@ func (o *gateOutbox) wantEvent(t *testing.T, typ string) DeviceEvent {
 		return ev
 	case <-time.After(5 * time.Second):
 		t.Fatalf("no %s event within 5s", typ)
-		return DeviceEvent{}
+		return Event{}
 	}
 }
 
@@ -452,7 +452,7 @@ func TestSetupDevicesIDCard(t *testing.T) {
 		}
 		var types []string
 		for _, e := range entries {
-			var ev DeviceEvent
+			var ev Event
 			_ = json.Unmarshal(e.Payload, &ev)
 			if e.Stream == "event" && e.Topic == "sentinel/v1/350582-0001/gate-01/event" {
 				types = append(types, ev.Type+"/"+ev.Source)

@@ -14,84 +14,11 @@ import (
 // <prefix>/<venue>/<device>/event), written by one path: the non-blocking eventRecorder.
 // Devices, remote commands and the agent itself all record through it (docs/events.md).
 
-// StreamEvent is the outbox stream, and the topic kind, of every event record.
-const StreamEvent = "event"
-
-// Older names of StreamEvent, kept for their callers.
-const (
-	// StreamEventOps is StreamEvent.
-	StreamEventOps = StreamEvent
-	// streamDeviceEvent is StreamEvent.
-	streamDeviceEvent = StreamEvent
-)
-
-// Event types: the value of an event's type field (docs/events.md lists them all).
-const (
-	// Devices (devices.go; docs/drivers.md).
-	EventExitButton       = "exit_button"
-	EventDoorForcedOpen   = "door_forced_open"
-	EventDoorHeldOpen     = "door_held_open"
-	EventDoorClosed       = "door_closed" // after a forced- or held-open alarm
-	EventFireAlarm        = "fire_alarm"
-	EventFireAlarmCleared = "fire_alarm_cleared"
-	EventTamper           = "tamper"
-	EventTamperCleared    = "tamper_cleared"
-	EventReaderOffline    = "reader_offline"
-	EventReaderOnline     = "reader_online"
-	// Operations (ops_commands.go, ops_mode.go; docs/operations.md).
-	EventCommand      = "command"       // a remote command, done or refused
-	EventModeRestored = "mode_restored" // the gate mode read back at start
-)
-
-// EventTypes lists every event type, in documentation order.
-var EventTypes = []string{
-	EventExitButton, EventDoorForcedOpen, EventDoorHeldOpen, EventDoorClosed,
-	EventFireAlarm, EventFireAlarmCleared, EventTamper, EventTamperCleared,
-	EventReaderOffline, EventReaderOnline, EventCommand, EventModeRestored,
-}
-
-// Event sources that are not a device input or a reader.
-const (
-	SourceCommand = "command" // the remote command channel
-	SourceAgent   = "agent"   // the agent itself (the gate mode restored at start)
-)
-
-// Event is the record on the event stream. It holds no personal data. Its field names are a
-// contract (docs/events.md): add fields, never rename them. The recorder fills id, seq, ts,
-// device, venue and clock; the caller fills type, source and what the type uses.
-type Event struct {
-	ID     string `json:"id"`
-	Seq    int64  `json:"seq"`
-	TS     string `json:"ts"`
-	Device string `json:"device"`
-	Venue  string `json:"venue"`
-	Clock  string `json:"clock"`
-	Type   string `json:"type"`
-	// Source says what the event comes from: an input (exit_button, door_sensor, fire_alarm,
-	// tamper), a reader (qr, idcard), command or agent.
-	Source string `json:"source"`
-	// Gate is what the barrier did for the event: opened, held_open, released, not_opened,
-	// no_barrier.
-	Gate string `json:"gate,omitempty"`
-	// Detail says why (the driver's error for reader_offline, a fallback for mode_restored);
-	// never personal data.
-	Detail string `json:"detail,omitempty"`
-	// Mode is the gate mode in force after a mode_restored event.
-	Mode string `json:"mode,omitempty"`
-	// Command is the command's reply, for a command event.
-	Command *CommandReply `json:"command,omitempty"`
-	// Lost counts events dropped before this one: the recorder was full or stopped, or the
-	// database refused them.
-	Lost int64 `json:"lost,omitempty"`
-	// Suppressed counts command refusals not recorded since the last recorded one (the
-	// refusal rate limit); every refusal is still counted in sentinel_commands_total.
-	Suppressed int `json:"suppressed,omitempty"`
-
+// stamped is an event and when it was emitted.
+type stamped struct {
+	ev Event
 	at time.Time
 }
-
-// DeviceEvent is the older name of Event.
-type DeviceEvent = Event
 
 // eventQueueSize bounds the events waiting for the outbox; past it events are dropped and
 // counted (the relay never waits for the recorder).
@@ -113,7 +40,7 @@ type eventRecorder struct {
 	log           *slog.Logger
 	clock         func() string
 
-	ch chan Event
+	ch chan stamped
 	// dropped is carried into the next stored event's lost; lostTotal only grows (metrics).
 	dropped, stored, failed, lostTotal atomic.Int64
 	// stopped is set, under stopMu held for writing, when Run begins its final drain; Emit
@@ -131,19 +58,17 @@ func newEventRecorder(ob Outbox, topic, device, venue string, log *slog.Logger) 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &eventRecorder{ob: ob, topic: topic, device: device, venue: venue, log: log, clock: ClockState, ch: make(chan Event, eventQueueSize)}
+	return &eventRecorder{ob: ob, topic: topic, device: device, venue: venue, log: log, clock: ClockState, ch: make(chan stamped, eventQueueSize)}
 }
 
 // Emit queues ev without blocking. A full queue (or a stopped recorder) drops the event and
 // counts it; the next stored event carries the count in lost.
 func (r *eventRecorder) Emit(ev Event) {
-	if ev.at.IsZero() {
-		ev.at = time.Now()
-	}
+	st := stamped{ev, time.Now()}
 	r.stopMu.RLock()
 	if !r.stopped.Load() {
 		select {
-		case r.ch <- ev:
+		case r.ch <- st:
 			r.stopMu.RUnlock()
 			r.mu.Lock()
 			r.burst = false
@@ -193,8 +118,9 @@ func (r *eventRecorder) stop() {
 	r.stopMu.Unlock()
 }
 
-func (r *eventRecorder) store(ctx context.Context, ev Event) {
-	ev.TS = ev.at.UTC().Format(tsLayout)
+func (r *eventRecorder) store(ctx context.Context, st stamped) {
+	ev := st.ev
+	ev.TS = st.at.UTC().Format(tsLayout)
 	ev.Device, ev.Venue, ev.Clock = r.device, r.venue, r.clock()
 	lost := r.dropped.Swap(0)
 	ev.Lost = lost

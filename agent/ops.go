@@ -24,56 +24,6 @@ import (
 //	d.GateMode().Set("locked")      // the remote mode switch
 //	d.RecordEvent(Event{...})       // an event on the event stream (events.go)
 
-// Fire-alarm states in the status message.
-const (
-	FireAlarmUnknown = "unknown" // no fire-alarm input reported yet
-	FireAlarmNormal  = "normal"
-	FireAlarmActive  = "alarm"
-)
-
-// Platform reachability in the status message and on the screen.
-const (
-	PlatformUnknown = "unknown" // no call yet
-	PlatformOnline  = "online"  // the last call got an answer
-	PlatformOffline = "offline" // the last call got none (timeout, refused)
-)
-
-// SelftestState is the last selftest's outcome.
-type SelftestState struct {
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
-	At     string `json:"at"`
-}
-
-// Status is the retained message on <prefix>/<venue>/<device>/status. Its field names are a
-// contract (docs/operations.md): add fields, never rename them.
-type Status struct {
-	Online         bool              `json:"online"`
-	TS             string            `json:"ts"`        // when the unit wrote it (its own clock)
-	LastSeen       string            `json:"last_seen"` // for a will: when the control connection came up
-	Clock          string            `json:"clock"`     // synced | unsynced: how far ts can be trusted
-	Device         string            `json:"device"`
-	Venue          string            `json:"venue"`
-	Unit           string            `json:"unit"`
-	Location       string            `json:"location"`
-	Brand          string            `json:"brand"`
-	Style          string            `json:"style"`        // install.style_label
-	DeviceStyle    string            `json:"device_style"` // device.style
-	InstallStatus  string            `json:"install_status"`
-	Docked         bool              `json:"docked"`
-	Platform       string            `json:"platform"`
-	LastPlatformOK string            `json:"last_platform_ok,omitempty"`
-	Selftest       *SelftestState    `json:"selftest,omitempty"`
-	Version        string            `json:"version"`
-	QueuePending   int64             `json:"queue_pending"`
-	QueueOldestAge float64           `json:"queue_oldest_age_s"`
-	Uplink         bool              `json:"uplink"` // the record uplink is connected
-	Readers        map[string]string `json:"readers"`
-	FireAlarm      string            `json:"fire_alarm"`
-	Mode           string            `json:"mode"`
-	Will           bool              `json:"will,omitempty"` // published by the broker: the unit vanished
-}
-
 // opsState is the operations state of one Daemon.
 type opsState struct {
 	d       *Daemon
@@ -315,7 +265,7 @@ func (st *opsState) status(ctx context.Context) Status {
 
 // significant is the part of a status whose change triggers a publication: everything but
 // the times and the queue's age.
-func (s Status) significant() string {
+func significant(s Status) string {
 	s.TS, s.LastSeen, s.QueueOldestAge, s.LastPlatformOK = "", "", 0, ""
 	if s.Selftest != nil {
 		cp := *s.Selftest

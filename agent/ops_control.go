@@ -227,7 +227,7 @@ func (c *control) run(ctx context.Context) error {
 			continue
 		}
 		s := st.status(ctx)
-		sig := s.significant()
+		sig := significant(s)
 		if !force && (sig == last || time.Since(lastAt) < statusMinInterval) {
 			if sig != last {
 				st.touchLater(statusMinInterval - time.Since(lastAt))

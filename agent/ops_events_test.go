@@ -120,7 +120,7 @@ func TestOneEventRecord(t *testing.T) {
 	go func() { defer close(done); _ = r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	r.Emit(DeviceEvent{Type: EventReaderOffline, Source: "idcard", Detail: "read /dev/ttyUSB1: EOF"})
+	r.Emit(Event{Type: EventReaderOffline, Source: "idcard", Detail: "read /dev/ttyUSB1: EOF"})
 	r.Emit(Event{Type: EventCommand, Source: SourceCommand, Suppressed: 2,
 		Command: &CommandReply{ID: "c-1", Name: CmdOpen, Result: ResultOK, Detail: "opened for 800ms"}})
 	r.Emit(Event{Type: EventModeRestored, Source: SourceAgent, Mode: ModeLocked})

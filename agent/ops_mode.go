@@ -9,16 +9,6 @@ import (
 	"time"
 )
 
-// Gate modes a remote command may set.
-const (
-	ModeNormal     = "normal"      // the verdict decides
-	ModeAlwaysOpen = "always_open" // the barrier is held open; passages are still checked and recorded
-	ModeLocked     = "locked"      // the barrier never opens; passages are still checked and recorded
-)
-
-// GateModes lists the modes in documentation order.
-var GateModes = []string{ModeNormal, ModeAlwaysOpen, ModeLocked}
-
 // modeFileName is the gate mode's state file (ops_state.go), beside the queue.
 const modeFileName = "gate-mode.json"
 

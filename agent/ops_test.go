@@ -416,10 +416,10 @@ func TestStatusContent(t *testing.T) {
 	if s.Docked || s.Platform != PlatformUnknown || s.Style != "闸机一体机" || s.Readers["qr"] != "online" || s.FireAlarm != FireAlarmNormal {
 		t.Errorf("status %s", b)
 	}
-	sig := s.significant()
+	sig := significant(s)
 	f.st.platformCall(verify.Decision{Verdict: verify.Pass, Reason: verify.ReasonOK, Mode: verify.ModeOnline, Call: &verify.Call{Interface: "qr", Status: 200, Latency: time.Millisecond}})
 	s2 := f.st.status(context.Background())
-	if !s2.Docked || s2.Platform != PlatformOnline || s2.LastPlatformOK == "" || s2.significant() == sig {
+	if !s2.Docked || s2.Platform != PlatformOnline || s2.LastPlatformOK == "" || significant(s2) == sig {
 		t.Errorf("after a successful call: docked=%v platform=%s", s2.Docked, s2.Platform)
 	}
 	d.SetSelftest(false, "relay: no feedback")
@@ -432,7 +432,7 @@ func TestStatusContent(t *testing.T) {
 	}
 	later := f.st.status(context.Background())
 	later.TS, later.QueueOldestAge = "2099-01-01T00:00:00.000Z", 99
-	if later.significant() != f.st.status(context.Background()).significant() {
+	if significant(later) != significant(f.st.status(context.Background())) {
 		t.Error("the time and the queue's age must not count as a change")
 	}
 }

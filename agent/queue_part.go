@@ -18,9 +18,6 @@ import (
 	"github.com/sentinel-edge/sentinel/verify"
 )
 
-// StreamQueue is the stream (and topic suffix) of the outbox's queue_loss notices.
-const StreamQueue = queue.NoticeStream
-
 // queueWatchInterval is how often the queue part looks for new losses to log; tests shrink it.
 var queueWatchInterval = time.Minute
 

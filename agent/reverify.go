@@ -12,39 +12,6 @@ import (
 	"github.com/sentinel-edge/sentinel/verify"
 )
 
-// Re-verification of flagged passages (platform.offline_policy: allow_and_flag). A passage
-// admitted offline is flagged; its credential waits here, in memory only (never on disk), and
-// is verified again once the platform answers. A failing re-check, or one that can never
-// happen (the queue of re-checks overflowed, or the daemon stopped first), is published as an
-// alert on <prefix>/<venue>/<device>/alert (stream "alert"). A run that ends without settling
-// them (a crash, a power cut, SIGKILL) is found out at the next start: every flagged passage
-// in the outbox without an outcome gets a recheck_abandoned alert (findUnsettled).
-const StreamAlert = "alert"
-
-// Alert kinds of the re-check.
-const (
-	AlertRecheckFailed    = "recheck_failed"    // the platform's answer would have denied the passage
-	AlertRecheckAbandoned = "recheck_abandoned" // the passage could not be re-verified
-)
-
-// Alert is a record on the alert stream. Its fields are a contract (docs/docking-spec.md).
-type Alert struct {
-	ID                string  `json:"id"`
-	Seq               int64   `json:"seq"`
-	TS                string  `json:"ts"`
-	Device            string  `json:"device"`
-	Venue             string  `json:"venue"`
-	Kind              string  `json:"kind"`    // recheck_failed, recheck_abandoned
-	Passage           string  `json:"passage"` // the flagged passage
-	PassageTS         string  `json:"passage_ts"`
-	Credential        string  `json:"credential"`
-	Subject           Subject `json:"subject"`
-	Verdict           string  `json:"verdict,omitempty"` // the re-check's verdict
-	Reason            string  `json:"reason"`            // the re-check's reason, or why it was abandoned
-	Policy            string  `json:"policy"`
-	PlatformRequestID string  `json:"platform_request_id,omitempty"`
-}
-
 // Tunables; tests shrink them.
 var (
 	// maxRechecks bounds the credentials waiting for a re-check.
@@ -249,11 +216,6 @@ func (d *Daemon) storeAlert(ctx context.Context, a Alert) error {
 	d.Log.Warn("alert", "kind", kind, "passage", a.Passage, "reason", a.Reason)
 	return nil
 }
-
-// ReasonDaemonRestarted is the reason of a recheck_abandoned alert raised at start for a
-// flagged passage whose re-check the previous run never settled (it crashed, lost power or
-// was killed while the passage waited).
-const ReasonDaemonRestarted = "daemon_restarted"
 
 // unsettled is a flagged passage found in the outbox without a re-check outcome.
 type unsettled struct {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 	"github.com/sentinel-edge/sentinel/internal/privacy"
 	simpop "github.com/sentinel-edge/sentinel/sim/population"
@@ -49,7 +49,7 @@ uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
 
 	ag.waitFor(t, regexp.MustCompile(`msg=passage .*credential=idcard`), 15*time.Second)
 	msgs := passages.WaitN(1, 15*time.Second)
-	var r agent.Record
+	var r record.Passage
 	if err := json.Unmarshal(msgs[0].Payload, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
 
 	var types []string
 	for _, m := range events.WaitN(1, 15*time.Second) {
-		var ev agent.DeviceEvent
+		var ev record.Event
 		if err := json.Unmarshal(m.Payload, &ev); err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 )
 
@@ -238,7 +238,7 @@ uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
 		if idNumber.Match(m.Payload) {
 			t.Errorf("record %d carries an unmasked ID number", i)
 		}
-		var r agent.Record
+		var r record.Passage
 		if err := json.Unmarshal(m.Payload, &r); err != nil {
 			t.Fatalf("record %d is not JSON: %v", i, err)
 		}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 	"github.com/sentinel-edge/sentinel/internal/privacy"
 	"github.com/sentinel-edge/sentinel/sim/platform"
@@ -57,7 +57,7 @@ uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
 
 	ag.waitFor(t, regexp.MustCompile(`msg=passage .*credential=face`), 15*time.Second)
 	msgs := passages.WaitN(1, 15*time.Second)
-	var r agent.Record
+	var r record.Passage
 	if err := json.Unmarshal(msgs[0].Payload, &r); err != nil {
 		t.Fatal(err)
 	}

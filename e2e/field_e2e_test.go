@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 )
 
@@ -131,7 +131,7 @@ metrics: {listen: "off"}
 		t.Fatal(err)
 	}
 	msgs := sub.WaitN(1, 20*time.Second)
-	var rec agent.Record
+	var rec record.Passage
 	if err := json.Unmarshal(msgs[0].Payload, &rec); err != nil {
 		t.Fatalf("record is not JSON: %v", err)
 	}

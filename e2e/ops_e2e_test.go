@@ -23,7 +23,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 )
 
@@ -43,16 +43,16 @@ uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
 // statusWatch keeps the last status of every unit.
 type statusWatch struct {
 	mu      sync.Mutex
-	last    map[string]agent.Status // by device
+	last    map[string]record.Status // by device
 	changed chan struct{}
 }
 
 func watchStatuses(t *testing.T, broker *mqtttest.Broker) *statusWatch {
 	t.Helper()
-	sw := &statusWatch{last: map[string]agent.Status{}, changed: make(chan struct{})}
+	sw := &statusWatch{last: map[string]record.Status{}, changed: make(chan struct{})}
 	c := mqttClient(t, broker, "status-watch")
 	tok := c.Subscribe("sentinel/v1/+/+/status", 1, func(_ mqtt.Client, m mqtt.Message) {
-		var s agent.Status
+		var s record.Status
 		if err := json.Unmarshal(m.Payload(), &s); err != nil {
 			t.Errorf("status on %s is not JSON: %v", m.Topic(), err)
 			return
@@ -70,7 +70,7 @@ func watchStatuses(t *testing.T, broker *mqtttest.Broker) *statusWatch {
 }
 
 // wait waits until the status of device satisfies cond.
-func (sw *statusWatch) wait(t *testing.T, device, what string, cond func(agent.Status) bool) agent.Status {
+func (sw *statusWatch) wait(t *testing.T, device, what string, cond func(record.Status) bool) record.Status {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -180,13 +180,13 @@ func TestE2EOperations(t *testing.T) {
 	a, b, c := units[0], units[1], units[2]
 
 	// Statuses: online, the install facts, docked once the platform answered.
-	sa := sw.wait(t, a.device, "docked", func(s agent.Status) bool { return s.Online && s.Docked })
+	sa := sw.wait(t, a.device, "docked", func(s record.Status) bool { return s.Online && s.Docked })
 	if sa.Unit != "福清市某某超市" || sa.Location != "北门入口" || sa.Brand != "Acme" || sa.Style != "闸机一体机" ||
 		sa.InstallStatus != "installed" || sa.Version == "" || sa.Readers["qr"] != "online" || sa.Clock == "" {
 		t.Errorf("status of %s: %+v", a.device, sa)
 	}
-	sw.wait(t, b.device, "docked, installing", func(s agent.Status) bool { return s.Online && s.Docked && s.InstallStatus == "installing" })
-	sw.wait(t, c.device, "online, platform offline", func(s agent.Status) bool { return s.Online && s.Platform == "offline" && !s.Docked })
+	sw.wait(t, b.device, "docked, installing", func(s record.Status) bool { return s.Online && s.Docked && s.InstallStatus == "installing" })
+	sw.wait(t, c.device, "online, platform offline", func(s record.Status) bool { return s.Online && s.Platform == "offline" && !s.Docked })
 
 	// No open doors: every listening socket of every agent is on loopback.
 	for _, u := range units {
@@ -223,17 +223,17 @@ func TestE2EOperations(t *testing.T) {
 
 	// A signed command sets the mode; an unsigned one is refused. Both are answered.
 	ctl := mqttClient(t, broker, "operator")
-	replies := make(chan agent.CommandReply, 4)
+	replies := make(chan record.CommandReply, 4)
 	base := "sentinel/v1/350582-0001/" + a.device + "/cmd/"
 	if tok := ctl.Subscribe(base+"+/reply", 1, func(_ mqtt.Client, m mqtt.Message) {
-		var r agent.CommandReply
+		var r record.CommandReply
 		_ = json.Unmarshal(m.Payload(), &r)
 		replies <- r
 	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	now := time.Now()
-	signed, _ := agent.SignCommand(priv, agent.Command{ID: "e2e-1", Name: "mode", Venue: "350582-0001", Device: a.device,
+	signed, _ := record.SignCommand(priv, record.Command{ID: "e2e-1", Name: "mode", Venue: "350582-0001", Device: a.device,
 		IssuedAt: now, ExpiresAt: now.Add(time.Minute), Args: map[string]string{"mode": "locked"}})
 	wantSynced := time.Now().Year() >= 2024 // a plausible clock checks expiry, NTP-confirmed or not
 	ctl.Publish(base+"mode", 1, false, signed)
@@ -249,20 +249,20 @@ func TestE2EOperations(t *testing.T) {
 		t.Errorf("unsigned command: %+v", r)
 	}
 	if wantSynced {
-		sw.wait(t, a.device, "mode locked", func(s agent.Status) bool { return s.Mode == "locked" })
+		sw.wait(t, a.device, "mode locked", func(s record.Status) bool { return s.Mode == "locked" })
 		fmt.Fprintln(a.w.Scan, "HC-GREEN-FRESH")
 		a.ag.waitFor(t, regexp.MustCompile(`msg=passage .*verdict=pass .*gate=not_opened`), 10*time.Second)
 
 		// The mode survives a restart: the unit comes back locked, and records the restore.
 		events := broker.Subscribe(t, "sentinel/v1/350582-0001/"+a.device+"/event")
 		a.ag.stop(t)
-		sw.wait(t, a.device, "offline after a stop", func(s agent.Status) bool { return !s.Online })
+		sw.wait(t, a.device, "offline after a stop", func(s record.Status) bool { return !s.Online })
 		a.ag = a.w.agent(t, a.cfg)
-		sw.wait(t, a.device, "locked after a restart", func(s agent.Status) bool { return s.Online && s.Mode == "locked" && s.Docked })
+		sw.wait(t, a.device, "locked after a restart", func(s record.Status) bool { return s.Online && s.Mode == "locked" && s.Docked })
 		if !regexp.MustCompile(`msg="gate mode restored" mode=locked`).MatchString(a.ag.output()) {
 			t.Errorf("no restore in the log:\n%s", a.ag.output())
 		}
-		waitEvent(t, events, func(ev agent.Event) bool {
+		waitEvent(t, events, func(ev record.Event) bool {
 			return ev.Type == "mode_restored" && ev.Mode == "locked" && ev.Source == "agent"
 		})
 		fmt.Fprintln(a.w.Scan, "HC-GREEN-FRESH")
@@ -273,10 +273,10 @@ func TestE2EOperations(t *testing.T) {
 
 	// A clean stop leaves an offline status; a killed unit gets its will.
 	b.ag.stop(t)
-	sw.wait(t, b.device, "offline after a stop", func(s agent.Status) bool { return !s.Online && !s.Will })
+	sw.wait(t, b.device, "offline after a stop", func(s record.Status) bool { return !s.Online && !s.Will })
 	_ = c.ag.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.ag.done
-	sw.wait(t, c.device, "offline by the will", func(s agent.Status) bool { return !s.Online && s.Will })
+	sw.wait(t, c.device, "offline by the will", func(s record.Status) bool { return !s.Online && s.Will })
 
 	// The fleet report: a header, then one row per unit.
 	sentinel := filepath.Join(a.w.Bins, "sentinel")
@@ -330,12 +330,12 @@ func TestE2EOperations(t *testing.T) {
 }
 
 // waitEvent waits for an event record that satisfies cond.
-func waitEvent(t *testing.T, c *mqtttest.Collector, cond func(agent.Event) bool) {
+func waitEvent(t *testing.T, c *mqtttest.Collector, cond func(record.Event) bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		for _, m := range c.Messages() {
-			var ev agent.Event
+			var ev record.Event
 			if json.Unmarshal(m.Payload, &ev) == nil && cond(ev) {
 				return
 			}
@@ -347,7 +347,7 @@ func waitEvent(t *testing.T, c *mqtttest.Collector, cond func(agent.Event) bool)
 	}
 }
 
-func waitReply(t *testing.T, ch <-chan agent.CommandReply) agent.CommandReply {
+func waitReply(t *testing.T, ch <-chan record.CommandReply) record.CommandReply {
 	t.Helper()
 	select {
 	case r := <-ch:
@@ -355,7 +355,7 @@ func waitReply(t *testing.T, ch <-chan agent.CommandReply) agent.CommandReply {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no command reply within 10s")
 	}
-	return agent.CommandReply{}
+	return record.CommandReply{}
 }
 
 // waitMetric scrapes url until it shows want (the metrics follow the passage's log line).

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 	"github.com/sentinel-edge/sentinel/internal/privacy"
 	"github.com/sentinel-edge/sentinel/queue"
@@ -142,12 +142,12 @@ func waitDrained(t *testing.T, w *world, within time.Duration) map[string]any {
 
 // passages returns the passage records of msgs by id, and the seqs of their first
 // occurrences in arrival order.
-func passages(t *testing.T, msgs []mqtttest.Message) (map[string]agent.Record, []int64) {
+func passages(t *testing.T, msgs []mqtttest.Message) (map[string]record.Passage, []int64) {
 	t.Helper()
-	byID := make(map[string]agent.Record)
+	byID := make(map[string]record.Passage)
 	var firsts []int64
 	for _, m := range msgs {
-		var r agent.Record
+		var r record.Passage
 		if err := json.Unmarshal(m.Payload, &r); err != nil {
 			t.Fatalf("a record on %s is not JSON: %v", m.Topic, err)
 		}
@@ -236,7 +236,7 @@ func TestE2EQueueBrokerRestart(t *testing.T) {
 	es := stored(t, filepath.Join(w.Dir, "queue.db"))
 	var want []queue.Entry
 	for _, e := range es {
-		if e.Stream == agent.StreamPassage {
+		if e.Stream == record.StreamPassage {
 			want = append(want, e)
 		}
 	}
@@ -335,7 +335,7 @@ func TestE2EQueueKill(t *testing.T) {
 	es := stored(t, path)
 	var want []queue.Entry
 	for _, e := range es {
-		if e.Stream == agent.StreamPassage {
+		if e.Stream == record.StreamPassage {
 			want = append(want, e)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 	"github.com/sentinel-edge/sentinel/queue"
 )
@@ -65,8 +65,8 @@ uplink: {brokers: ["%s"]}
 	if len(msgs) != 1 {
 		t.Fatalf("%d alerts after the restart, want 1 recheck_abandoned:\n%s", len(msgs), ag.output())
 	}
-	a := decodeAll[agent.Alert](t, msgs)[0]
-	if a.Kind != agent.AlertRecheckAbandoned || a.Passage != passage[1] || a.Reason != agent.ReasonDaemonRestarted || a.Credential != "qr" || a.PassageTS == "" || a.Policy == "" {
+	a := decodeAll[record.Alert](t, msgs)[0]
+	if a.Kind != record.AlertRecheckAbandoned || a.Passage != passage[1] || a.Reason != record.ReasonDaemonRestarted || a.Credential != "qr" || a.PassageTS == "" || a.Policy == "" {
 		t.Errorf("alert %+v, want recheck_abandoned daemon_restarted for passage %s", a, passage[1])
 	}
 	ag.stop(t)
@@ -81,7 +81,7 @@ uplink: {brokers: ["%s"]}
 	defer rd.Close()
 	n := 0
 	if err := rd.Entries(context.Background(), func(e queue.Entry) error {
-		if e.Stream == agent.StreamAlert {
+		if e.Stream == record.StreamAlert {
 			n++
 		}
 		return nil

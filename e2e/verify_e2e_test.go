@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 	"github.com/sentinel-edge/sentinel/sim/platform"
 )
@@ -205,7 +205,7 @@ uplink: {brokers: ["%s"]}
 	waitUntil(t, "re-checks done", 10*time.Second, func() bool {
 		return strings.Contains(ag.output(), `msg="flagged passage re-verified"`)
 	})
-	recs := decodeAll[agent.Record](t, passSub.WaitN(len(steps), 10*time.Second))
+	recs := decodeAll[record.Passage](t, passSub.WaitN(len(steps), 10*time.Second))
 	if len(recs) != len(steps) {
 		t.Fatalf("%d passage records, want %d", len(recs), len(steps))
 	}
@@ -215,8 +215,8 @@ uplink: {brokers: ["%s"]}
 			t.Errorf("step %d (%s, %s): record %s/%s/%s fallback=%q flagged=%v, want %+v", i, s.faults[0], population(s.token), r.Verdict, r.Reason, r.Mode, r.Fallback, r.Flagged, s.want)
 		}
 	}
-	al := decodeAll[agent.Alert](t, alerts)[0]
-	if al.Kind != agent.AlertRecheckFailed || al.Passage != recs[len(recs)-1].ID || al.Reason != "health_code_red" || al.Subject.ID == "" {
+	al := decodeAll[record.Alert](t, alerts)[0]
+	if al.Kind != record.AlertRecheckFailed || al.Passage != recs[len(recs)-1].ID || al.Reason != "health_code_red" || al.Subject.ID == "" {
 		t.Errorf("alert %+v, want recheck_failed for the red passage", al)
 	}
 	ag.stop(t)
@@ -224,7 +224,7 @@ uplink: {brokers: ["%s"]}
 	// 100% of calls audited: every verification request the platform logged is one audit
 	// row, matched by passage and platform request id; and no audit row without a request.
 	reqs := w.requests(t)
-	audits := decodeAll[agent.AuditRow](t, auditSub.WaitN(len(reqs), 10*time.Second))
+	audits := decodeAll[record.AuditRow](t, auditSub.WaitN(len(reqs), 10*time.Second))
 	var verifs []platform.LogEntry
 	pings := 0
 	for _, e := range reqs {
@@ -240,7 +240,7 @@ uplink: {brokers: ["%s"]}
 	type key struct{ passage, rid string }
 	left := map[key]int{}
 	for _, a := range audits {
-		if a.Purpose == agent.PurposePing {
+		if a.Purpose == record.PurposePing {
 			pings--
 			continue
 		}
@@ -265,7 +265,7 @@ uplink: {brokers: ["%s"]}
 	}
 	perPassage := map[string]int{}
 	for _, a := range audits {
-		if a.Purpose == agent.PurposePassage {
+		if a.Purpose == record.PurposePassage {
 			perPassage[a.Passage]++
 		}
 	}
@@ -341,7 +341,7 @@ uplink: {brokers: ["%s"]}
 		fmt.Fprintln(w.scan, c.token)
 		ag.waitFor(t, regexp.MustCompile(`msg=passage `), 10*time.Second)
 	}
-	recs := decodeAll[agent.Record](t, sub.WaitN(len(cases), 10*time.Second))
+	recs := decodeAll[record.Passage](t, sub.WaitN(len(cases), 10*time.Second))
 	if len(recs) != len(cases) {
 		t.Fatalf("%d records for %d scans", len(recs), len(cases))
 	}

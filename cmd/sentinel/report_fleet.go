@@ -17,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 )
 
 // Fleet report tunables; package variables so tests can shrink them.
@@ -61,7 +62,7 @@ var fleetWords = map[string]map[string]string{
 // fleetUnit is one unit's retained status.
 type fleetUnit struct {
 	topic  string
-	status agent.Status
+	status record.Status
 }
 
 func cmdReportFleet(args []string, stdout, stderr io.Writer) int {
@@ -136,7 +137,7 @@ func collectStatuses(broker, filter string, wait time.Duration) ([]fleetUnit, []
 		got   = make(chan struct{}, 1)
 	)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
-		var s agent.Status
+		var s record.Status
 		err := json.Unmarshal(m.Payload(), &s)
 		mu.Lock()
 		defer mu.Unlock()
