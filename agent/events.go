@@ -58,7 +58,7 @@ func newEventRecorder(ob Outbox, topic, device, venue string, log *slog.Logger) 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &eventRecorder{ob: ob, topic: topic, device: device, venue: venue, log: log, clock: ClockState, ch: make(chan stamped, eventQueueSize)}
+	return &eventRecorder{ob: ob, topic: topic, device: device, venue: venue, log: log, clock: clockState, ch: make(chan stamped, eventQueueSize)}
 }
 
 // Emit queues ev without blocking. A full queue (or a stopped recorder) drops the event and

@@ -224,7 +224,7 @@ func (st *opsState) status(ctx context.Context) Status {
 	s := Status{
 		Online:      true,
 		TS:          now.UTC().Format(tsLayout),
-		Clock:       ClockState(),
+		Clock:       clockState(),
 		Device:      d.Cfg.Device.ID,
 		Venue:       d.Cfg.Device.Venue,
 		DeviceStyle: d.Cfg.Device.Style,

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -141,7 +142,7 @@ func (c *commander) handle(ctx context.Context, m inbound) {
 		}
 		rep.Result, rep.Detail = c.execute(ctx, cmd)
 	}()
-	rep.TS, rep.Clock = cmdNow().UTC().Format(tsLayout), ClockState()
+	rep.TS, rep.Clock = cmdNow().UTC().Format(tsLayout), clockState()
 	label := rep.Result
 	if rep.Result == ResultRefused {
 		label += ":" + rep.Detail
@@ -209,7 +210,7 @@ func (c *commander) verify(m inbound) (*Command, string, string) {
 	}
 	now := cmdNow()
 	switch {
-	case now.Year() < minTrustedYear:
+	case now.Year() < clock.MinTrustedYear:
 		// A clock that reads before 2024 cannot check expiry: refuse rather than guess. A
 		// plausible clock that NTP has not confirmed (an RTC) is used; the reply says
 		// clock=unsynced.

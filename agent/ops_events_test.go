@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -142,7 +143,7 @@ func TestOneEventRecord(t *testing.T) {
 		}
 		var ev Event
 		_ = json.Unmarshal(e.Payload, &ev)
-		if ev.Device != "gate-01" || ev.Venue != "350582-0001" || ev.Clock != ClockSynced || ev.ID == "" || ev.Seq == 0 {
+		if ev.Device != "gate-01" || ev.Venue != "350582-0001" || ev.Clock != clock.Synced || ev.ID == "" || ev.Seq == 0 {
 			t.Errorf("event %d envelope %+v", i, ev)
 		}
 		if _, err := time.Parse(time.RFC3339Nano, ev.TS); err != nil {
@@ -292,7 +293,7 @@ func TestGateModePersisted(t *testing.T) {
 	if err := g.SetBy(ModeLocked, "command c-1"); err != nil {
 		t.Fatal(err)
 	}
-	if st := readModeFile(t, path); st.Mode != ModeLocked || st.By != "command c-1" || st.SetAt == "" || st.Clock != ClockSynced {
+	if st := readModeFile(t, path); st.Mode != ModeLocked || st.By != "command c-1" || st.SetAt == "" || st.Clock != clock.Synced {
 		t.Errorf("file %+v", st)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".tmp-*")); len(left) != 0 {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"errors"
 	"fmt"
@@ -86,7 +87,7 @@ func newOpsMetrics() *opsMetrics {
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_build_info", Help: "Always 1; the labels say which build runs.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit}}, func() float64 { return 1 }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sentinel_clock_synced", Help: "1 when the wall clock is synchronised (records say clock=synced)."},
-		func() float64 { return b2f(ClockState() == ClockSynced) }))
+		func() float64 { return b2f(clockState() == clock.Synced) }))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

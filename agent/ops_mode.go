@@ -139,7 +139,7 @@ type modeState struct {
 }
 
 func (g *GateMode) write(path, mode, by string) error {
-	b, _ := json.Marshal(modeState{Mode: mode, SetAt: time.Now().UTC().Format(tsLayout), Clock: ClockState(), By: by})
+	b, _ := json.Marshal(modeState{Mode: mode, SetAt: time.Now().UTC().Format(tsLayout), Clock: clockState(), By: by})
 	err := writeFileAtomic(path, b)
 	g.mu.Lock()
 	g.dirty = err != nil

@@ -55,7 +55,7 @@ type Pipeline struct {
 	// Gate, when set, is the remote mode switch (normal, always_open, locked); it decides
 	// what the barrier does (ops_mode.go).
 	Gate *GateMode
-	// Clock says whether the wall clock is trusted; nil means ClockState (clock.go).
+	// Clock says whether the wall clock is trusted; nil means clock.State.
 	Clock func() string
 	// Seal, when set, adds the sealed identity and its look-up hash to a record's subject
 	// before it is stored (queue_part.go).
@@ -191,4 +191,11 @@ type Counters struct {
 // Counters returns the pipeline's counters.
 func (p *Pipeline) Counters() Counters {
 	return Counters{p.passages.Load(), p.lost.Load(), p.relayFaults.Load()}
+}
+
+func (p *Pipeline) clock() string {
+	if p.Clock != nil {
+		return p.Clock()
+	}
+	return clockState()
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"fmt"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
@@ -56,4 +57,7 @@ func verifierOptions(cfg *config.Config, maxTokenLen int) verify.VerifierOptions
 // clockTrusted says whether the wall clock is confirmed (clock.go). While it is not, the
 // verifier measures the nucleic-acid age against the platform's clock and the client stamps
 // signed requests with it (docs/docking-spec.md, "The unit's clock").
-func clockTrusted() bool { return ClockState() == ClockSynced }
+func clockTrusted() bool { return clockState() == clock.Synced }
+
+// clockState is the clock's state; tests swap it.
+var clockState = clock.State

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -173,7 +174,7 @@ func BenchmarkFindUnsettled(b *testing.B) {
 			sem := make(chan struct{}, 64) // many appends in flight: the writer batches them
 			for i := 0; i < n/2; i++ {
 				rec := Record{ID: uuid.NewString(), TS: "2026-11-25T08:00:00.000Z", Credential: verify.KindQR, Verdict: verify.Pass, Reason: verify.ReasonOK,
-					Mode: verify.ModeOnline, Gate: GateOpened, Policy: "sha256:0123456789abcdef", Subject: Subject{ID: "3505**********1237", Name: "张*"}, Clock: ClockSynced}
+					Mode: verify.ModeOnline, Gate: GateOpened, Policy: "sha256:0123456789abcdef", Subject: Subject{ID: "3505**********1237", Name: "张*"}, Clock: clock.Synced}
 				if i%50 == 0 {
 					rec.Flagged, rec.Reason, rec.Mode = true, verify.ReasonOfflineFlagged, verify.ModeOffline
 				}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -148,7 +149,6 @@ func firstLines(s string, n int) string {
 var (
 	lookupRelayPin = relay.Lookup
 	openQRPort     = func(path string, baud int) (interface{ Close() error }, error) { return qrscan.OpenPort(path, baud) }
-	clockState     = ClockState
 	// MinFreeDisk is the least free space the queue's filesystem must have.
 	MinFreeDisk uint64 = 64 << 20
 )
@@ -375,10 +375,10 @@ func uplinkCredentials(cfg *config.Config) (user, pass string, err error) {
 
 func checkClock(_ context.Context, _ *config.Config) CheckResult {
 	now := time.Now().UTC().Format(time.RFC3339)
-	if clockState() == ClockSynced {
+	if clockState() == clock.Synced {
 		return Pass("synchronised; now %s", now)
 	}
-	return Fail(fmt.Sprintf("not confirmed synchronised (the kernel's NTP status says unsynchronised, or the date is before %d); now %s", minTrustedYear, now),
+	return Fail(fmt.Sprintf("not confirmed synchronised (the kernel's NTP status says unsynchronised, or the date is before %d); now %s", clock.MinTrustedYear, now),
 		"enable time sync (timedatectl set-ntp true, or chrony) and let the unit reach an NTP server; a wrong clock breaks the nucleic-acid age rule and record times")
 }
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"errors"
 	"net/http"
@@ -63,7 +64,7 @@ func newSelftestRig(t *testing.T) *selftestRig {
 		}
 		return r.pin, nil
 	})
-	swap(t, &clockState, func() string { return ClockSynced })
+	swap(t, &clockState, func() string { return clock.Synced })
 	return r
 }
 
@@ -130,7 +131,7 @@ func TestSelfTestFailures(t *testing.T) {
 			r.cfg.Uplink.Brokers = append(r.cfg.Uplink.Brokers, "tcp://127.0.0.1:1")
 		}, "broker", "uplink.brokers[1]"},
 		{"clock unsynced", func(t *testing.T, r *selftestRig) {
-			swap(t, &clockState, func() string { return ClockUnsynced })
+			swap(t, &clockState, func() string { return clock.Unsynced })
 		}, "clock", "not confirmed synchronised"},
 		{"queue dir missing", func(t *testing.T, r *selftestRig) { r.cfg.Queue.Path = filepath.Join(r.dir, "no", "q.db") }, "disk", "queue.path"},
 		{"disk nearly full", func(t *testing.T, r *selftestRig) { swap(t, &MinFreeDisk, 1<<62) }, "disk", "only"},

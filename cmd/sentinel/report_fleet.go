@@ -16,7 +16,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"github.com/sentinel-edge/sentinel/agent/record"
 )
 
@@ -236,8 +236,8 @@ func fleetRows(units []fleetUnit, lang string) [][]string {
 // seenTrust says how far a unit's last-seen time can be trusted: "" (it can), "unsynced" (the
 // unit says its clock is not synchronised) or "implausible" (it says synced, but the time
 // does not parse, is before 2024, or lies more than a day ahead of now).
-func seenTrust(clock, seen string, now time.Time) string {
-	if clock != agent.ClockSynced {
+func seenTrust(clockState, seen string, now time.Time) string {
+	if clockState != clock.Synced {
 		return "unsynced"
 	}
 	t, err := time.Parse(time.RFC3339Nano, seen)

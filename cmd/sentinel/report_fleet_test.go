@@ -8,7 +8,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 )
@@ -19,15 +19,15 @@ func TestFleetRows(t *testing.T) {
 	t.Cleanup(func() { fleetNow = fn })
 	units := []fleetUnit{
 		{topic: "sentinel/v1/v1/gate-01/status", status: record.Status{Online: true, Unit: "某超市", InstallStatus: "installed", Docked: true,
-			LastSeen: "2026-11-25T08:00:00.000Z", Clock: agent.ClockSynced, QueuePending: 3}},
+			LastSeen: "2026-11-25T08:00:00.000Z", Clock: clock.Synced, QueuePending: 3}},
 		// A unit whose clock booted at 1970: its time is shown, and marked.
 		{topic: "sentinel/v1/v1/gate-02/status", status: record.Status{Online: true, Unit: "-1+1", InstallStatus: "installed",
-			LastSeen: "1970-01-01T00:02:00.000Z", Clock: agent.ClockUnsynced}},
+			LastSeen: "1970-01-01T00:02:00.000Z", Clock: clock.Unsynced}},
 		{topic: "sentinel/v1/v1/gate-03/status", status: record.Status{Unit: "某医院", InstallStatus: "installing", Will: true}},
 		// Broken clocks that claim to be synced: the time is shown, and marked.
-		{topic: "sentinel/v1/v1/gate-04/status", status: record.Status{Online: true, InstallStatus: "installed", LastSeen: "1970-01-01T00:00:09.000Z", Clock: agent.ClockSynced}},
-		{topic: "sentinel/v1/v1/gate-05/status", status: record.Status{Online: true, InstallStatus: "installed", LastSeen: "2099-01-01T00:00:00.000Z", Clock: agent.ClockSynced}},
-		{topic: "sentinel/v1/v1/gate-06/status", status: record.Status{Online: true, InstallStatus: "installed", TS: "yesterday", Clock: agent.ClockSynced}},
+		{topic: "sentinel/v1/v1/gate-04/status", status: record.Status{Online: true, InstallStatus: "installed", LastSeen: "1970-01-01T00:00:09.000Z", Clock: clock.Synced}},
+		{topic: "sentinel/v1/v1/gate-05/status", status: record.Status{Online: true, InstallStatus: "installed", LastSeen: "2099-01-01T00:00:00.000Z", Clock: clock.Synced}},
+		{topic: "sentinel/v1/v1/gate-06/status", status: record.Status{Online: true, InstallStatus: "installed", TS: "yesterday", Clock: clock.Synced}},
 	}
 	rows := fleetRows(units, "en")
 	want := [][]string{
