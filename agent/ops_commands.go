@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -9,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"io"
 	"os"
 	"reflect"

@@ -1,11 +1,11 @@
 package agent
 
 import (
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"os"
 	"path/filepath"
 	"slices"

@@ -1,10 +1,10 @@
 package agent
 
 import (
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"net"
 	"net/http"
 	"time"

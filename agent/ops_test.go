@@ -1,11 +1,11 @@
 package agent
 
 import (
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"io"
 	"log/slog"
 	"net"

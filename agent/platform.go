@@ -1,8 +1,8 @@
 package agent
 
 import (
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"fmt"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
 	"github.com/sentinel-edge/sentinel/verify"

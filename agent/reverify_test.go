@@ -1,10 +1,10 @@
 package agent
 
 import (
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"path/filepath"
 	"sort"
 	"strings"

@@ -1,12 +1,12 @@
 package agent
 
 import (
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"io/fs"
 	"os"
 	"path/filepath"

@@ -1,9 +1,9 @@
 package agent
 
 import (
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"context"
 	"errors"
+	"github.com/sentinel-edge/sentinel/agent/clock"
 	"net/http"
 	"net/http/httptest"
 	"os"
