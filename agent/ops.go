@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"github.com/sentinel-edge/sentinel/agent/statefile"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -359,7 +360,7 @@ func restoreGateMode(d *Daemon, st *opsState) {
 	if d.Cfg == nil || d.Cfg.Queue.Path == "" {
 		return
 	}
-	mode, ev := st.mode.restore(stateFile(d.Cfg, modeFileName))
+	mode, ev := st.mode.restore(statefile.Path(d.Cfg.Queue.Path, modeFileName))
 	if mode != ModeNormal {
 		st.touch()
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/sentinel-edge/sentinel/agent/clock"
+	"github.com/sentinel-edge/sentinel/agent/statefile"
 	"io"
 	"os"
 	"reflect"
@@ -71,7 +72,7 @@ type commander struct {
 }
 
 func newCommander(d *Daemon, st *opsState, publish func(string, bool, []byte) error) (*commander, error) {
-	c := &commander{d: d, st: st, publish: publish, in: make(chan inbound, 32), seen: openSeen(stateFile(d.Cfg, "commands-seen.json"), d),
+	c := &commander{d: d, st: st, publish: publish, in: make(chan inbound, 32), seen: openSeen(statefile.Path(d.Cfg.Queue.Path, "commands-seen.json"), d),
 		tokens: float64(refusalBurst), refilledAt: time.Now()}
 	if err := c.setKeys(d.Cfg.Commands); err != nil {
 		return nil, err
@@ -416,7 +417,7 @@ func openSeen(path string, d *Daemon) *seenStore {
 		return s
 	}
 	if err := json.Unmarshal(b, &s.ids); err != nil {
-		aside := moveAside(path)
+		aside := statefile.MoveAside(path)
 		d.Log.Warn("command nonce file unreadable; moved aside, starting empty", "path", path, "aside", aside, "err", err)
 		s.ids = map[string]time.Time{}
 	}
@@ -450,7 +451,7 @@ func (s *seenStore) add(id string, exp, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.path, b); err != nil {
+	if err := statefile.Write(s.path, b); err != nil {
 		delete(s.ids, id)
 		return err
 	}

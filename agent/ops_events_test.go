@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/sentinel-edge/sentinel/agent/clock"
+	"github.com/sentinel-edge/sentinel/agent/statefile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -372,13 +373,13 @@ func TestGateModePersisted(t *testing.T) {
 	}
 
 	// A unit that lost its holdable barrier (config changed): normal, written, recorded.
-	_ = writeFileAtomic(path, []byte(`{"mode":"always_open"}`))
+	_ = statefile.Write(path, []byte(`{"mode":"always_open"}`))
 	for _, r := range []Relay{nil, plainRelay{}} {
 		g6 := NewGateMode(r, nil)
 		if mode, ev := g6.restore(path); mode != ModeNormal || ev.Type != EventModeRestored || !strings.Contains(ev.Detail, "always_open not restored") {
 			t.Errorf("relay %v: restored %s, event %+v", r, mode, ev)
 		}
-		_ = writeFileAtomic(path, []byte(`{"mode":"always_open"}`))
+		_ = statefile.Write(path, []byte(`{"mode":"always_open"}`))
 	}
 
 	// Corrupt files are moved aside, never overwritten; the unit starts normal.
@@ -429,8 +430,8 @@ func TestSetupOpsRestoresMode(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(nil)
 	dir := t.TempDir()
 	f := newCmdFixtureIdle(t, dir, priv)
-	modePath := stateFile(f.d.Cfg, modeFileName)
-	if err := writeFileAtomic(modePath, []byte(`{"mode":"always_open","set_at":"2026-11-24T20:00:00.000Z","clock":"synced","by":"command c-0"}`)); err != nil {
+	modePath := statefile.Path(f.d.Cfg.Queue.Path, modeFileName)
+	if err := statefile.Write(modePath, []byte(`{"mode":"always_open","set_at":"2026-11-24T20:00:00.000Z","clock":"synced","by":"command c-0"}`)); err != nil {
 		t.Fatal(err)
 	}
 	f.d.Pipeline = &Pipeline{Decider: opsDecision{}, Relay: f.rel}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sentinel-edge/sentinel/agent/statefile"
 	"os"
 	"sync"
 	"time"
@@ -140,7 +141,7 @@ type modeState struct {
 
 func (g *GateMode) write(path, mode, by string) error {
 	b, _ := json.Marshal(modeState{Mode: mode, SetAt: time.Now().UTC().Format(tsLayout), Clock: clockState(), By: by})
-	err := writeFileAtomic(path, b)
+	err := statefile.Write(path, b)
 	g.mu.Lock()
 	g.dirty = err != nil
 	g.mu.Unlock()
@@ -175,7 +176,7 @@ func (g *GateMode) restore(path string) (string, Event) {
 		if err != nil {
 			why = "not JSON"
 		}
-		ev.Detail = fmt.Sprintf("gate mode file corrupt (%s), starting normal; moved aside to %s", why, moveAside(path))
+		ev.Detail = fmt.Sprintf("gate mode file corrupt (%s), starting normal; moved aside to %s", why, statefile.MoveAside(path))
 		return ModeNormal, ev
 	}
 	g.mu.Lock()
