@@ -3,11 +3,12 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"github.com/sentinel-edge/sentinel/agent/statefile"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/statefile"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
 	"github.com/sentinel-edge/sentinel/internal/buildinfo"

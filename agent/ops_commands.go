@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sentinel-edge/sentinel/agent/clock"
-	"github.com/sentinel-edge/sentinel/agent/statefile"
 	"io"
 	"os"
 	"reflect"
@@ -18,6 +16,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/clock"
+	"github.com/sentinel-edge/sentinel/agent/statefile"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
 )

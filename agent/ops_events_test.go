@@ -5,8 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
-	"github.com/sentinel-edge/sentinel/agent/clock"
-	"github.com/sentinel-edge/sentinel/agent/statefile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/clock"
+	"github.com/sentinel-edge/sentinel/agent/statefile"
 
 	"github.com/sentinel-edge/sentinel/queue"
 )

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/clock"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sentinel-edge/sentinel/agent/statefile"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/statefile"
 )
 
 // modeFileName is the gate mode's state file (ops_state.go), beside the queue.

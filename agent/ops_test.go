@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/clock"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
 	"github.com/sentinel-edge/sentinel/queue"

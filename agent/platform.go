@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+
 	"github.com/sentinel-edge/sentinel/agent/clock"
 
 	"github.com/sentinel-edge/sentinel/agent/config"

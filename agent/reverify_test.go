@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sentinel-edge/sentinel/agent/clock"
 
 	"github.com/google/uuid"
 

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/clock"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 

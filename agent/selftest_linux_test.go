@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"github.com/sentinel-edge/sentinel/agent/clock"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/clock"
 
 	"github.com/creack/pty"
 	"periph.io/x/conn/v3/gpio"
