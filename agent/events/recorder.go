@@ -36,7 +36,7 @@ type Options struct {
 // Recorder appends events to a store on its own goroutine (Run). It is safe for concurrent
 // use.
 type Recorder struct {
-	store Store
+	db    Store
 	unit  record.Unit
 	topic string
 	opt   Options
@@ -73,7 +73,7 @@ func New(store Store, opt Options) *Recorder {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &Recorder{store: store, unit: opt.Unit, topic: opt.Unit.Topic(record.StreamEvent), opt: opt, ch: make(chan stamped, opt.QueueSize)}
+	return &Recorder{db: store, unit: opt.Unit, topic: opt.Unit.Topic(record.StreamEvent), opt: opt, ch: make(chan stamped, opt.QueueSize)}
 }
 
 // Emit queues ev without blocking; the recorder fills its id, seq, ts, device, venue and
@@ -141,7 +141,7 @@ func (r *Recorder) store(ctx context.Context, st stamped) {
 	lost := r.dropped.Swap(0)
 	ev.Lost = lost
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opt.StoreTimeout)
-	_, err := r.store.AppendID(sctx, record.StreamEvent, r.topic, "", func(seq int64, id string) ([]byte, error) {
+	_, err := r.db.AppendID(sctx, record.StreamEvent, r.topic, "", func(seq int64, id string) ([]byte, error) {
 		ev.ID, ev.Seq = id, seq
 		return json.Marshal(ev)
 	})
