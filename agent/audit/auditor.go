@@ -1,0 +1,310 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/record"
+	"github.com/sentinel-edge/sentinel/queue"
+	"github.com/sentinel-edge/sentinel/verify"
+)
+
+// Store keeps records durably; queue.Outbox is one.
+type Store interface {
+	AppendID(ctx context.Context, stream, topic, id string, build func(seq int64, id string) ([]byte, error)) (queue.Entry, error)
+}
+
+// Verifier re-checks flagged passages; verify.Verifier is one.
+type Verifier interface {
+	Recheck(ctx context.Context, cred verify.Credential, passageID string) verify.Decision
+	PolicyHash() string
+}
+
+// Options configure an Auditor.
+type Options struct {
+	Unit  record.Unit
+	Store Store
+	// Recheck, when set, re-verifies the passages allow_and_flag admitted, every
+	// ProbeInterval while the platform does not answer.
+	Recheck       Verifier
+	ProbeInterval time.Duration
+	// Scan, when set, reads every record the outbox holds, in order, for the start-up search
+	// of flagged passages a previous run left without a re-check. It may skip damaged rows
+	// (and should say how many).
+	Scan func(ctx context.Context, f func(queue.Entry) error) error
+	// QueueSize bounds the decisions whose calls wait to be stored; past it their rows are
+	// dropped and counted. 0 means 256.
+	QueueSize int
+	// Batch bounds the jobs stored at once (their appends run concurrently, so the outbox
+	// commits them together). 0 means 32.
+	Batch int
+	// DrainWait bounds how long shutdown stores the rows still queued. 0 means 10s.
+	DrainWait time.Duration
+	// StoreTimeout bounds the storing of one row or alert. 0 means 5s.
+	StoreTimeout time.Duration
+	// MaxRechecks bounds the credentials waiting for a re-check. 0 means 1000.
+	MaxRechecks int
+	Log         *slog.Logger
+}
+
+// job is the calls of one decision (or one ping): its rows are stored in call order.
+type job struct {
+	passage, purpose string
+	verdict          string // a re-check's verdict, for the row of the call that decided it
+	calls            []verify.Call
+}
+
+// Auditor stores audit rows and alerts, and re-checks flagged passages. Its hooks (Decided,
+// Ping) never block.
+type Auditor struct {
+	opt      Options
+	auditTop string
+	alertTop string
+	ch       chan job
+	rc       *rechecker // nil without Options.Recheck
+	scanned  chan struct{}
+	began    chan struct{} // closed once the start-up scan's read snapshot is taken
+
+	// dropped counts rows lost since the last stored row (carried in its lost field); lost
+	// only grows.
+	dropped, lost atomic.Int64
+	mu            sync.RWMutex // held for reading while a job is queued; for writing to stop
+	stopped       bool         // Run is draining or returned: enqueue drops
+}
+
+// New returns an auditor; Run must run for rows to be stored.
+func New(opt Options) *Auditor {
+	if opt.QueueSize <= 0 {
+		opt.QueueSize = 256
+	}
+	if opt.Batch <= 0 {
+		opt.Batch = 32
+	}
+	if opt.DrainWait <= 0 {
+		opt.DrainWait = 10 * time.Second
+	}
+	if opt.StoreTimeout <= 0 {
+		opt.StoreTimeout = 5 * time.Second
+	}
+	if opt.MaxRechecks <= 0 {
+		opt.MaxRechecks = 1000
+	}
+	if opt.ProbeInterval <= 0 {
+		opt.ProbeInterval = 30 * time.Second
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	a := &Auditor{opt: opt, auditTop: opt.Unit.Topic(record.StreamAudit), alertTop: opt.Unit.Topic(record.StreamAlert),
+		ch: make(chan job, opt.QueueSize), scanned: make(chan struct{}), began: make(chan struct{})}
+	if opt.Recheck != nil {
+		a.rc = newRechecker(a)
+	}
+	return a
+}
+
+// Decided queues the rows of a decision's calls (the pipeline's hook) and, for a flagged
+// passage, its credential for a re-check. It never blocks.
+func (a *Auditor) Decided(_ context.Context, cred verify.Credential, passageID string, d verify.Decision) {
+	a.enqueue(job{passage: passageID, purpose: record.PurposePassage, calls: d.Calls()})
+	if d.Flagged && a.rc != nil {
+		a.rc.add(cred, passageID, d)
+	}
+}
+
+// Ping queues the row of a liveness ping (the platform client's OnPing hook).
+func (a *Auditor) Ping(c verify.Call) {
+	a.enqueue(job{purpose: record.PurposePing, calls: []verify.Call{c}})
+}
+
+// Lost is how many audit rows could not be stored since start. Unless the outbox was closed,
+// each is also in the outbox's persisted loss counters.
+func (a *Auditor) Lost() int64 { return a.lost.Load() }
+
+// PendingRechecks is how many flagged passages wait for their re-check.
+func (a *Auditor) PendingRechecks() int {
+	if a.rc == nil {
+		return 0
+	}
+	return a.rc.pendingCount()
+}
+
+// Started is closed once the start-up scan's read snapshot was taken (or there is no scan):
+// records stored after it are not mistaken for a previous run's. Run closes it.
+func (a *Auditor) Started() <-chan struct{} { return a.began }
+
+// enqueue queues j without blocking. A full queue or a stopped auditor drops its rows and
+// counts them.
+func (a *Auditor) enqueue(j job) {
+	if len(j.calls) == 0 {
+		return
+	}
+	a.mu.RLock()
+	if !a.stopped {
+		select {
+		case a.ch <- j:
+			a.mu.RUnlock()
+			return
+		default:
+		}
+	}
+	stopped := a.stopped
+	a.mu.RUnlock()
+	a.lose(j, stopped)
+}
+
+// lose counts the rows of j as lost.
+func (a *Auditor) lose(j job, stopped bool) {
+	n := int64(len(j.calls))
+	a.dropped.Add(n)
+	a.lost.Add(n)
+	why := "audit queue full"
+	if stopped {
+		why = "audit stopped"
+	}
+	a.opt.Log.Error("audit rows NOT stored: "+why, "passage", j.passage, "purpose", j.purpose, "rows", n, "lost_total", a.lost.Load())
+}
+
+// Run stores queued rows, runs the start-up scan and the re-checks, until ctx ends; then it
+// stores what is still queued (within DrainWait) and returns. Rows queued after that are
+// dropped and counted.
+func (a *Auditor) Run(ctx context.Context) error {
+	go a.scanUnsettled(ctx)
+	stored := make(chan struct{})
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { defer close(stored); a.storeRows(sctx) }()
+	var err error
+	if a.rc != nil {
+		err = a.rc.run(ctx) // it audits its calls: the rows keep being stored meanwhile
+	} else {
+		<-ctx.Done()
+	}
+	<-a.scanned // the outbox stays open until the scan ended
+	stop()
+	<-stored
+	return err
+}
+
+// storeRows stores queued jobs until ctx ends, then drains.
+func (a *Auditor) storeRows(ctx context.Context) {
+	for {
+		select {
+		case j := <-a.ch:
+			a.storeBatch(ctx, a.take(j))
+		case <-ctx.Done():
+			a.drain(context.WithoutCancel(ctx))
+			return
+		}
+	}
+}
+
+// drain stops the auditor and stores what is queued.
+func (a *Auditor) drain(ctx context.Context) {
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
+	dctx, cancel := context.WithTimeout(ctx, a.opt.DrainWait)
+	defer cancel()
+	for {
+		select {
+		case j := <-a.ch:
+			if dctx.Err() != nil {
+				a.lose(j, true)
+				continue
+			}
+			a.storeBatch(dctx, a.take(j))
+		default:
+			return
+		}
+	}
+}
+
+// take returns first and the jobs queued behind it, at most Batch.
+func (a *Auditor) take(first job) []job {
+	batch := []job{first}
+	for len(batch) < a.opt.Batch {
+		select {
+		case j := <-a.ch:
+			batch = append(batch, j)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// storeBatch stores the jobs concurrently (the outbox commits them together), the rows of one
+// job in call order.
+func (a *Auditor) storeBatch(ctx context.Context, batch []job) {
+	if len(batch) == 1 {
+		a.store(ctx, batch[0])
+		return
+	}
+	var wg sync.WaitGroup
+	for _, j := range batch {
+		wg.Go(func() { a.store(ctx, j) })
+	}
+	wg.Wait()
+}
+
+// store stores one row per call, in order. A row that cannot be stored is logged and
+// counted, never silently dropped; the first row stored after losses carries their count.
+func (a *Auditor) store(ctx context.Context, j job) {
+	for _, c := range j.calls {
+		row := a.row(j, c)
+		row.Lost = a.dropped.Swap(0)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opt.StoreTimeout)
+		_, err := a.opt.Store.AppendID(actx, record.StreamAudit, a.auditTop, "", func(seq int64, id string) ([]byte, error) {
+			row.ID, row.Seq = id, seq
+			return json.Marshal(row)
+		})
+		cancel()
+		if err != nil {
+			a.dropped.Add(row.Lost + 1) // carried by the next row that is stored
+			a.lost.Add(1)
+			a.opt.Log.Error("audit row NOT stored", "passage", j.passage, "interface", c.Interface, "request_id", c.RequestID,
+				"lost_total", a.lost.Load(), "err", err)
+		}
+	}
+}
+
+// row is the audit row of call c.
+func (a *Auditor) row(j job, c verify.Call) record.AuditRow {
+	row := record.AuditRow{
+		TS:     record.TS(c.Start),
+		Device: a.opt.Unit.Device, Venue: a.opt.Unit.Venue,
+		Interface: c.Interface, Passage: j.passage, Purpose: j.purpose, Attempt: c.Attempt,
+		LatencyMS:  float64(c.Latency.Microseconds()) / 1000,
+		HTTPStatus: c.Status, PlatformRequestID: c.RequestID,
+		Signature: c.Signature, Result: c.Result, Source: c.Source,
+	}
+	if c.Start.IsZero() {
+		row.TS = record.TS(time.Now())
+	}
+	if j.purpose == record.PurposeRecheck && c.Source == verify.SourceLive {
+		row.Verdict = j.verdict
+	}
+	return row
+}
+
+// Alert stamps al and commits it to the outbox on stream alert; a refusal is logged, never
+// silent, and returned.
+func (a *Auditor) Alert(ctx context.Context, al record.Alert) error {
+	al.TS, al.Device, al.Venue = record.TS(time.Now()), a.opt.Unit.Device, a.opt.Unit.Venue
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opt.StoreTimeout)
+	defer cancel()
+	_, err := a.opt.Store.AppendID(actx, record.StreamAlert, a.alertTop, "", func(seq int64, id string) ([]byte, error) {
+		al.ID, al.Seq = id, seq
+		return json.Marshal(al)
+	})
+	if err != nil {
+		a.opt.Log.Error("alert NOT stored", "kind", al.Kind, "passage", al.Passage, "err", err)
+		return err
+	}
+	a.opt.Log.Warn("alert", "kind", al.Kind, "passage", al.Passage, "reason", al.Reason)
+	return nil
+}
