@@ -1,0 +1,195 @@
+package open
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/agent/record"
+	"github.com/sentinel-edge/sentinel/agent/seal"
+	"github.com/sentinel-edge/sentinel/internal/privacy"
+	"github.com/sentinel-edge/sentinel/queue"
+	"github.com/sentinel-edge/sentinel/verify"
+)
+
+// Unit is the unit's identity on the broker.
+func Unit(cfg *config.Config) record.Unit {
+	return record.Unit{Prefix: cfg.Uplink.TopicPrefix, Venue: cfg.Device.Venue, Device: cfg.Device.ID}
+}
+
+// ClientID is the uplink's MQTT client id: uplink.client_id, or sentinel-<venue>-<id>.
+func ClientID(cfg *config.Config) string {
+	if cfg.Uplink.ClientID != "" {
+		return cfg.Uplink.ClientID
+	}
+	return "sentinel-" + cfg.Device.Venue + "-" + cfg.Device.ID
+}
+
+// Platform builds the platform client the config asks for: its mapping (the reference one
+// when platform.mapping is empty) and, when platform.secret_file is set, its signer. onPing,
+// when set, is told about every ping (the audit) and trusted says whether the wall clock is
+// confirmed (while it is not, signed requests are stamped with the platform's clock).
+func Platform(cfg *config.Config, onPing func(verify.Call), trusted func() bool) (*verify.Client, error) {
+	p := cfg.Platform
+	m, err := verify.LoadMapping(p.Mapping)
+	if err != nil {
+		return nil, fmt.Errorf("platform.mapping: %w", err)
+	}
+	var signer *verify.Signer
+	if p.SecretFile != "" {
+		secret, err := verify.ReadSecretFile(p.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("platform.secret_file: %w", err)
+		}
+		if signer, err = verify.NewSigner(p.Signing, p.AppKey, secret); err != nil {
+			return nil, fmt.Errorf("platform.signing: %w", err)
+		}
+	}
+	return verify.NewClient(verify.ClientOptions{
+		URL: p.URL, Device: cfg.Device.ID, Venue: cfg.Device.Venue, Timeout: p.Timeout,
+		Mapping: m, Signer: signer, OnPing: onPing, ClockTrusted: trusted,
+	}), nil
+}
+
+// VerifierOptions are the venue policy and the offline policy of the config.
+func VerifierOptions(cfg *config.Config, trusted func() bool) verify.VerifierOptions {
+	pol := cfg.Policy
+	maxTok := 0
+	if cfg.Scanners.QR != nil {
+		maxTok = cfg.Scanners.QR.MaxLength
+	}
+	return verify.VerifierOptions{
+		Policy: verify.Policy{
+			Version:             pol.Version,
+			Credentials:         cfg.AcceptedCredentials(),
+			HealthCodes:         pol.HealthCodes,
+			NATMaxAge:           pol.NATMaxAge,
+			MinVaccineDoses:     pol.MinVaccineDoses,
+			IgnoreIdentityMatch: !pol.RequireIdentityMatch,
+		},
+		MaxTokenLen:   maxTok,
+		Budget:        cfg.Platform.Budget,
+		Offline:       cfg.Platform.OfflinePolicy,
+		CacheTTL:      cfg.Platform.CacheTTL,
+		ProbeInterval: cfg.Platform.ProbeInterval,
+		ClockTrusted:  trusted,
+	}
+}
+
+// Capacity is the outbox's capacity and full policy (queue.*).
+func Capacity(cfg *config.Config) queue.Capacity {
+	return queue.Capacity{
+		MaxRecords:  cfg.Queue.MaxRecords,
+		MaxBytes:    cfg.Queue.MaxBytes,
+		Retention:   cfg.Queue.Retention,
+		OnFull:      cfg.Queue.OnFull,
+		NoticeTopic: Unit(cfg).Topic(record.StreamQueue),
+	}
+}
+
+// Uplink is the uplink's settings (uplink.*): brokers, client id, window, drain rate,
+// backoff, TLS and the credential files.
+func Uplink(cfg *config.Config, log *slog.Logger) (queue.UplinkConfig, error) {
+	u := cfg.Uplink
+	uc := queue.UplinkConfig{
+		Brokers: u.Brokers, ClientID: ClientID(cfg),
+		Window: u.MaxInflight, DrainRate: u.DrainRate, DrainBytesPerSec: u.DrainBytesPerS,
+		BackoffBase: u.BackoffBase, BackoffCap: u.BackoffCap, BackoffReset: u.BackoffReset,
+		Logger: log,
+	}
+	var err error
+	if uc.TLS, err = TLS(u.TLS); err != nil {
+		return uc, err
+	}
+	uc.Username, uc.Password, err = Credentials(cfg)
+	return uc, err
+}
+
+// TLS builds the uplink's TLS settings: TLS 1.2 or newer, the broker verified against the
+// configured CA (the system's roots without one), and the client certificate if set; nil
+// when neither is configured.
+func TLS(t config.UplinkTLS) (*tls.Config, error) {
+	if t.CAFile == "" && t.CertFile == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("uplink.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("uplink.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("uplink.tls.cert_file, uplink.tls.key_file: %s, %s: %w", t.CertFile, t.KeyFile, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// Credentials reads the broker's user name and password (uplink.username_file,
+// uplink.password_file); both empty when no user name file is set.
+func Credentials(cfg *config.Config) (user, pass string, err error) {
+	u := cfg.Uplink
+	if u.UsernameFile == "" {
+		return "", "", nil
+	}
+	if user, err = readCredential("uplink.username_file", u.UsernameFile); err != nil {
+		return "", "", err
+	}
+	if pass, err = readCredential("uplink.password_file", u.PasswordFile); err != nil {
+		return "", "", err
+	}
+	return user, pass, nil
+}
+
+// readCredential reads a user name or password from its file: the first line, without the
+// line end; an empty one is refused. The value is never logged.
+func readCredential(key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	b = bytes.TrimRight(b, "\r")
+	if len(b) == 0 {
+		return "", fmt.Errorf("%s: %s is empty", key, path)
+	}
+	return string(b), nil
+}
+
+// Sealer loads the platform's public key and the unit's look-up hash key (privacy.*) and
+// returns the sealer of subjects; nil without privacy.platform_key_file (records carry
+// masked fields only). camera.keep: sealed seals the deciding face too.
+func Sealer(cfg *config.Config, log *slog.Logger) (*seal.Sealer, error) {
+	p := cfg.Privacy
+	keepFace := cfg.Camera != nil && cfg.Camera.Keep == config.CameraKeepSealed
+	if p.PlatformKeyFile == "" {
+		if keepFace {
+			return nil, fmt.Errorf("camera.keep: sealed needs privacy.platform_key_file")
+		}
+		return nil, nil
+	}
+	pub, err := privacy.LoadPublicKey(p.PlatformKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("privacy.platform_key_file: %w", err)
+	}
+	hashKey, err := privacy.LoadOrCreateHashKey(p.HashKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("privacy.hash_key_file: %w", err)
+	}
+	return seal.New(seal.Options{PlatformKey: pub, HashKey: hashKey, KeepFace: keepFace, Log: log}), nil
+}
