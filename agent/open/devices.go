@@ -135,7 +135,7 @@ func IDCardReader(cfg *config.Config, log *slog.Logger, onState func(online bool
 	if r == nil {
 		return nil, nil
 	}
-	sam := idcard.NewSAM(idcard.Config{Port: r.Port, Baud: r.Baud, OnState: onState}, log)
+	sam := SAM(cfg, log, onState)
 	if err := sam.Open(); err != nil {
 		return nil, fmt.Errorf("scanners.idcard.port: %w", err)
 	}
@@ -184,29 +184,50 @@ func InputPin(cfg *config.Config, in *config.Input) (gpio.PinIO, error) {
 // detection. The caller halts them (lane.Run does).
 func Inputs(cfg *config.Config, log *slog.Logger) ([]*inputs.Input, error) {
 	var ins []*inputs.Input
-	fail := func(err error) ([]*inputs.Input, error) {
-		for _, i := range ins {
-			_ = i.Halt()
-		}
-		return nil, err
-	}
 	for _, name := range InputNames {
-		in := cfg.Inputs.Named()[name]
-		if in == nil {
-			continue
-		}
-		pin, err := InputPin(cfg, in)
+		i, err := Input(cfg, name, log)
 		if err != nil {
-			return fail(fmt.Errorf("inputs.%s.pin: %w", name, err))
+			for _, i := range ins {
+				_ = i.Halt()
+			}
+			return nil, err
 		}
-		i, err := inputs.New(name, pin, inputs.Options{ActiveLow: in.ActiveLow, Debounce: in.Debounce}, log)
-		if err != nil {
-			return fail(fmt.Errorf("inputs.%s.pin: %w", name, err))
+		if i != nil {
+			ins = append(ins, i)
 		}
-		ins = append(ins, i)
 	}
 	return ins, nil
 }
 
 // InputNames are the lane inputs, in the order they are built and shown.
 var InputNames = []string{"exit_button", "door_sensor", "fire_alarm", "tamper"}
+
+// SAM builds the ID-card reader's driver (scanners.idcard) without opening it: the daemon
+// opens it (IDCardReader), the selftest probes it.
+func SAM(cfg *config.Config, log *slog.Logger, onState func(online bool, err error)) *idcard.SAM {
+	r := cfg.Scanners.IDCard
+	return idcard.NewSAM(idcard.Config{Port: r.Port, Baud: r.Baud, OnState: onState}, log)
+}
+
+// Input claims one lane input (inputs.<name>) with edge detection: its line (InputPin), then
+// the claim (ClaimInput); nil when it is not configured. The caller halts it.
+func Input(cfg *config.Config, name string, log *slog.Logger) (*inputs.Input, error) {
+	in := cfg.Inputs.Named()[name]
+	if in == nil {
+		return nil, nil
+	}
+	pin, err := InputPin(cfg, in)
+	if err != nil {
+		return nil, fmt.Errorf("inputs.%s.pin: %w", name, err)
+	}
+	return ClaimInput(name, pin, in, log)
+}
+
+// ClaimInput claims pin for the lane input name with edge detection and debouncing.
+func ClaimInput(name string, pin gpio.PinIO, in *config.Input, log *slog.Logger) (*inputs.Input, error) {
+	i, err := inputs.New(name, pin, inputs.Options{ActiveLow: in.ActiveLow, Debounce: in.Debounce}, log)
+	if err != nil {
+		return nil, fmt.Errorf("inputs.%s.pin: cannot claim %s with edge detection: %w", name, in.Pin, err)
+	}
+	return i, nil
+}
