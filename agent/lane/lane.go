@@ -132,6 +132,14 @@ func New(opt Options) *Lane {
 // HasBarrier says whether the lane drives a barrier.
 func (l *Lane) HasBarrier() bool { return l.opt.Relay != nil }
 
+// Barrier names the barrier's relay ("" without one).
+func (l *Lane) Barrier() string {
+	if l.opt.Relay == nil {
+		return ""
+	}
+	return l.opt.Relay.String()
+}
+
 // State returns what the status shows of the lane.
 func (l *Lane) State() State {
 	l.mu.Lock()

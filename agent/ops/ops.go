@@ -1,0 +1,396 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/clock"
+	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/agent/events"
+	"github.com/sentinel-edge/sentinel/agent/lane"
+	"github.com/sentinel-edge/sentinel/agent/pipeline"
+	"github.com/sentinel-edge/sentinel/agent/record"
+	"github.com/sentinel-edge/sentinel/internal/buildinfo"
+	"github.com/sentinel-edge/sentinel/queue"
+	"github.com/sentinel-edge/sentinel/verify"
+)
+
+// Lane is what operations need of the lane; lane.Lane is one.
+type Lane interface {
+	State() lane.State
+	Barrier() string // the relay's name; "" without a barrier
+	Open(ctx context.Context) (time.Duration, error)
+	SetGateMode(mode, by string) error
+}
+
+// QueueStats reads the outbox's counters; queue.Outbox is one.
+type QueueStats interface {
+	Stats(ctx context.Context) (queue.Stats, error)
+}
+
+// Uplink says whether the record uplink has a broker; queue.Uplink is one.
+type Uplink interface{ Connected() bool }
+
+// Pinger asks the platform whether it answers; verify.Client is one.
+type Pinger interface {
+	Ping(ctx context.Context) (verify.Call, error)
+}
+
+// Emitter records an event without blocking; events.Recorder is one.
+type Emitter interface{ Emit(record.Event) }
+
+// Counters are the other parts' counters the metrics show, read at scrape time.
+type Counters struct {
+	Passages  func() int64        // passages handled by the pipeline
+	AuditLost func() int64        // audit rows lost
+	Events    func() events.Stats // the event recorder's counters
+}
+
+// Options configure operations. Cfg, Lane, Queue, Uplink and Events are required.
+type Options struct {
+	Cfg *config.Config
+	// ConfigPath is the file Cfg came from; the reload command reads it again ("": reload is
+	// unsupported).
+	ConfigPath string
+	Lane       Lane
+	Queue      QueueStats
+	Uplink     Uplink
+	// Control is how the control connection reaches the brokers: the uplink's brokers, TLS and
+	// credentials; its client id gets "-ctl".
+	Control queue.UplinkConfig
+	Pinger  Pinger // nil: no idle ping
+	Events  Emitter
+	// Selftest runs the live self-test for the selftest command; nil answers unsupported.
+	Selftest func(ctx context.Context) (ok bool, detail string, err error)
+	Counters Counters
+	Timing   Timing
+	// Clock says whether the wall clock is trusted; nil means clock.State.
+	Clock func() string
+	// Now is the wall clock commands are checked against; nil means time.Now.
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// Timing are the operations' tunables; zero values take the defaults.
+type Timing struct {
+	// StatusPoll is how often the status is rebuilt to look for changes nobody signalled (the
+	// uplink, the queue depth); 1s.
+	StatusPoll time.Duration
+	// StatusMinInterval is the shortest gap between two published statuses, heartbeats
+	// aside: a busy lane changes the queue depth with every passage; 1s.
+	StatusMinInterval time.Duration
+	// ControlTimeout bounds one connect, publish or subscribe of the control connection; 5s.
+	ControlTimeout time.Duration
+	// ReconnectBase and ReconnectCap bound the control connection's full-jitter reconnect
+	// backoff; by default the uplink's (uplink.backoff_base, uplink.backoff_cap).
+	ReconnectBase, ReconnectCap time.Duration
+	// SubscribeRetry is how often a failed or refused command subscription is tried again
+	// while the connection stays up; 30s.
+	SubscribeRetry time.Duration
+	// QueueStatsTTL is how long one read of the outbox's stats serves the status, the screen
+	// and the metrics; 500ms.
+	QueueStatsTTL time.Duration
+	// ScreenRefresh is how often the screen's unit state is rebuilt when nothing signalled a
+	// change; 2s.
+	ScreenRefresh time.Duration
+	// BindRetry is how often a screen or metrics listener that could not bind tries again; 5s.
+	BindRetry time.Duration
+	// Commands bound the remote commands.
+	MaxCommandBytes int           // largest payload read; 8 KiB
+	CommandSkew     time.Duration // how far in the future issued_at may lie; 1m
+	RefusalBurst    int           // refusals recorded as events in a burst; 20
+	RefusalEvery    time.Duration // one more refusal recorded per; 3s
+	MaxSeen         int           // unexpired command ids kept; 10000
+}
+
+func (t Timing) withDefaults(u queue.UplinkConfig) Timing {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.StatusPoll, time.Second)
+	def(&t.StatusMinInterval, time.Second)
+	def(&t.ControlTimeout, 5*time.Second)
+	def(&t.ReconnectBase, u.BackoffBase)
+	def(&t.ReconnectBase, 250*time.Millisecond)
+	def(&t.ReconnectCap, u.BackoffCap)
+	def(&t.ReconnectCap, 30*time.Second)
+	def(&t.SubscribeRetry, 30*time.Second)
+	def(&t.QueueStatsTTL, 500*time.Millisecond)
+	def(&t.ScreenRefresh, 2*time.Second)
+	def(&t.BindRetry, 5*time.Second)
+	def(&t.CommandSkew, time.Minute)
+	def(&t.RefusalEvery, 3*time.Second)
+	if t.MaxCommandBytes <= 0 {
+		t.MaxCommandBytes = 8 << 10
+	}
+	if t.RefusalBurst <= 0 {
+		t.RefusalBurst = 20
+	}
+	if t.MaxSeen <= 0 {
+		t.MaxSeen = 10000
+	}
+	return t
+}
+
+// Ops is the operations of one unit. Its hooks (Passage, Changed, ReaderState) never block.
+type Ops struct {
+	opt     Options
+	unit    record.Unit
+	t       Timing
+	metrics *metrics
+	cmds    *commander
+	scr     *screenPart // nil with screen.listen off
+
+	changed    chan struct{} // a value means "status may have changed"
+	laterArmed atomic.Bool   // a touchLater timer is pending
+	listeners  []func()      // told of every change (the screen); set in New
+
+	qsMu     sync.Mutex // one queue-stats query at a time, shared by status and metrics
+	qs       queue.Stats
+	qsErr    error
+	qsAt     time.Time
+	qsCached bool
+
+	mu             sync.Mutex
+	install        config.Install
+	heartbeat      time.Duration
+	readers        map[string]bool
+	platform       string
+	lastPlatformOK time.Time
+	selftest       *record.SelftestState
+}
+
+// New builds operations: it reads the operator keys and the command nonces' state file. Run
+// runs them.
+func New(opt Options) (*Ops, error) {
+	if opt.Clock == nil {
+		opt.Clock = clock.State
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	cfg := opt.Cfg
+	o := &Ops{
+		opt:  opt,
+		unit: record.Unit{Prefix: cfg.Uplink.TopicPrefix, Venue: cfg.Device.Venue, Device: cfg.Device.ID},
+		t:    opt.Timing.withDefaults(opt.Control), changed: make(chan struct{}, 1),
+		install: cfg.Install, heartbeat: cfg.Status.Heartbeat,
+		readers: map[string]bool{}, platform: record.PlatformUnknown,
+	}
+	o.metrics = newMetrics(o)
+	o.scr = o.newScreen()
+	cmds, err := newCommander(o)
+	if err != nil {
+		return nil, err
+	}
+	o.cmds = cmds
+	return o, nil
+}
+
+// touch says that something the status or the screen shows has changed.
+func (o *Ops) touch() {
+	select {
+	case o.changed <- struct{}{}:
+	default:
+	}
+	for _, f := range o.listeners {
+		f()
+	}
+}
+
+// Changed is the lane's hook: its gate mode, fire alarm or tamper changed.
+func (o *Ops) Changed() {
+	st := o.opt.Lane.State()
+	o.metrics.fireAlarm.Set(b2f(st.FireAlarm == record.FireAlarmActive))
+	o.touch()
+}
+
+// ReaderState returns the hook a credential reader's driver calls when the reader goes
+// offline (with why) or comes back: the status, the screen and the metrics show it, and it
+// is recorded as a reader_offline / reader_online event with the given source.
+func (o *Ops) ReaderState(source string) func(online bool, err error) {
+	return func(online bool, err error) {
+		o.setReader(source, online)
+		e := record.Event{Type: record.EventReaderOnline, Source: source}
+		if !online {
+			e.Type = record.EventReaderOffline
+			if err != nil {
+				e.Detail = err.Error()
+			}
+		}
+		o.opt.Events.Emit(e)
+	}
+}
+
+// setReader records whether the named reader is online.
+func (o *Ops) setReader(name string, online bool) {
+	o.mu.Lock()
+	prev, known := o.readers[name]
+	o.readers[name] = online
+	o.mu.Unlock()
+	o.metrics.readerOnline.WithLabelValues(name).Set(b2f(online))
+	if !known || prev != online {
+		o.touch()
+	}
+}
+
+// ReaderUp records that a reader opened at start (before its driver reports anything).
+func (o *Ops) ReaderUp(name string) { o.setReader(name, true) }
+
+// Readers returns the readers' states (name → online).
+func (o *Ops) Readers() map[string]bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := make(map[string]bool, len(o.readers))
+	for k, v := range o.readers {
+		m[k] = v
+	}
+	return m
+}
+
+// SetSelftest records a selftest's outcome; it is part of the docking state.
+func (o *Ops) SetSelftest(ok bool, detail string) {
+	o.mu.Lock()
+	o.selftest = &record.SelftestState{OK: ok, Detail: detail, At: time.Now().UTC().Format(time.RFC3339)}
+	o.mu.Unlock()
+	o.metrics.selftestOK.Set(b2f(ok))
+	o.touch()
+}
+
+// Passage is the pipeline's observer: the metrics count the passage, the platform's state
+// follows its calls, and the status and the screen are told.
+func (o *Ops) Passage(out pipeline.Outcome) {
+	o.metrics.passage(out)
+	o.scr.show(out.Record)
+	if len(out.Calls) > 0 { // the platform was asked (not a malformed scan)
+		online := out.Record.Mode != verify.ModeOffline
+		ok := online && out.Record.Reason != verify.ReasonPlatformError && out.Record.Reason != verify.ReasonBadResponse
+		o.setPlatform(online, ok)
+	}
+	o.touch()
+}
+
+// setPlatform records reachability, and whether the call was a success (docking proven).
+func (o *Ops) setPlatform(online, ok bool) {
+	s := record.PlatformOffline
+	if online {
+		s = record.PlatformOnline
+	}
+	o.mu.Lock()
+	prev := o.platform
+	o.platform = s
+	wasDocked := !o.lastPlatformOK.IsZero()
+	if ok {
+		o.lastPlatformOK = time.Now()
+	}
+	o.mu.Unlock()
+	o.metrics.platformOnline.Set(b2f(online))
+	if prev != s || (ok && !wasDocked) {
+		o.touch()
+	}
+}
+
+// queueStats returns the outbox's stats, read at most once per QueueStatsTTL; concurrent
+// callers share one query. ctx bounds the query (at most 2s).
+func (o *Ops) queueStats(ctx context.Context) (queue.Stats, error) {
+	o.qsMu.Lock()
+	defer o.qsMu.Unlock()
+	if o.qsCached && time.Since(o.qsAt) < o.t.QueueStatsTTL {
+		return o.qs, o.qsErr
+	}
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	o.qs, o.qsErr = o.opt.Queue.Stats(qctx)
+	o.qsAt, o.qsCached = time.Now(), true
+	return o.qs, o.qsErr
+}
+
+// Status builds the status message now. ctx bounds the queue query.
+func (o *Ops) Status(ctx context.Context) record.Status {
+	cfg := o.opt.Cfg
+	ls := o.opt.Lane.State()
+	s := record.Status{
+		Online:      true,
+		TS:          record.TS(time.Now()),
+		Clock:       o.opt.Clock(),
+		Device:      cfg.Device.ID,
+		Venue:       cfg.Device.Venue,
+		DeviceStyle: cfg.Device.Style,
+		Version:     buildinfo.Get().Version,
+		Mode:        ls.GateMode,
+		FireAlarm:   ls.FireAlarm,
+		Readers:     map[string]string{},
+		Uplink:      o.opt.Uplink.Connected(),
+	}
+	s.LastSeen = s.TS
+	if qs, err := o.queueStats(ctx); err == nil {
+		s.QueuePending = qs.Pending
+		s.QueueOldestAge = qs.OldestPendingAge().Round(time.Second).Seconds()
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s.Unit, s.Location, s.Brand = o.install.Unit, o.install.Location, o.install.Brand
+	s.Style, s.InstallStatus = o.install.StyleLabel, o.install.Status
+	for n, on := range o.readers {
+		s.Readers[n] = record.ReaderOffline
+		if on {
+			s.Readers[n] = record.ReaderOnline
+		}
+	}
+	s.Platform = o.platform
+	if !o.lastPlatformOK.IsZero() {
+		s.LastPlatformOK = o.lastPlatformOK.UTC().Format(time.RFC3339)
+	}
+	if o.selftest != nil {
+		cp := *o.selftest
+		s.Selftest = &cp
+	}
+	s.Docked = !o.lastPlatformOK.IsZero() && (o.selftest == nil || o.selftest.OK)
+	return s
+}
+
+// significant is the part of a status whose change triggers a publication: everything but
+// the times and the queue's age.
+func significant(s record.Status) string {
+	s.TS, s.LastSeen, s.QueueOldestAge, s.LastPlatformOK = "", "", 0, ""
+	if s.Selftest != nil {
+		cp := *s.Selftest
+		cp.At = ""
+		s.Selftest = &cp
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// Run runs the control connection (status and commands), the verdict screen and the
+// metrics until ctx ends, then publishes the offline status and returns once the command in
+// hand was answered and recorded.
+func (o *Ops) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { o.serveScreen(ctx) })
+	wg.Go(func() { o.serveMetrics(ctx) })
+	c := newControl(o)
+	err := c.run(ctx)
+	wg.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
