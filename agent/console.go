@@ -5,6 +5,9 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/pipeline"
+	"github.com/sentinel-edge/sentinel/agent/record"
 )
 
 // Console prints one line per passage for people watching a terminal (the demo, a field
@@ -20,12 +23,12 @@ type Console struct {
 }
 
 type pendingLine struct {
-	rec   Record
+	rec   record.Passage
 	timer *time.Timer
 }
 
 // Passage registers a decided passage.
-func (c *Console) Passage(p Passage) {
+func (c *Console) Passage(p pipeline.Outcome) {
 	if !p.Committed {
 		c.print(p.Record, "LOST")
 		return
@@ -57,7 +60,7 @@ func (c *Console) settle(id, delivered string) {
 	}
 }
 
-func (c *Console) print(r Record, delivered string) {
+func (c *Console) print(r record.Passage, delivered string) {
 	subject := r.Subject.ID
 	if subject == "" {
 		subject = "-"

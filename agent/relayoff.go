@@ -7,6 +7,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/agent/open"
 )
 
 // RelayOff drives the barrier relay named in the config file at path to its de-energised
@@ -28,7 +29,7 @@ func RelayOff(path string) (bool, error) {
 	if c.Barrier.Driver != "gpio" {
 		return false, nil
 	}
-	rel, err := openRelay(&config.Config{Barrier: c.Barrier})
+	rel, err := open.Relay(c.Barrier)
 	if err != nil {
 		return false, fmt.Errorf("agent: relay-off: %w", err)
 	}

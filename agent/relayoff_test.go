@@ -7,6 +7,8 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
+
+	"github.com/sentinel-edge/sentinel/agent/open"
 )
 
 // relay-off de-energises the relay from the barrier section alone, even when the rest of the
@@ -14,9 +16,9 @@ import (
 func TestRelayOff(t *testing.T) {
 	for _, activeLow := range []bool{false, true} {
 		pin := &gpiotest.Pin{N: "GPIO17", L: gpio.Level(!activeLow)} // left energised by a crash
-		old := lookupRelayPin
-		lookupRelayPin = func(string) (gpio.PinIO, error) { return pin, nil }
-		t.Cleanup(func() { lookupRelayPin = old })
+		old := open.LookupRelayPin
+		open.LookupRelayPin = func(string) (gpio.PinIO, error) { return pin, nil }
+		t.Cleanup(func() { open.LookupRelayPin = old })
 		path := filepath.Join(t.TempDir(), "c.yaml")
 		body := "device: {id: \"not/valid\"}\nbogus_key: 1\nbarrier: {driver: gpio, pin: GPIO17, active_low: " +
 			map[bool]string{false: "false", true: "true"}[activeLow] + "}\n"

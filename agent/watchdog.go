@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -11,57 +12,44 @@ import (
 
 // The systemd watchdog. Under systemd (Type=notify, WatchdogSec=) the daemon says READY=1
 // once the pipeline is up, then WATCHDOG=1 at a quarter of the watchdog interval, but only
-// while the pipeline loop is alive: Pipeline.LastActive must have advanced within
-// watchdogStallAfter. A stuck decision, a stuck outbox write or a dead loop stops the pings
-// and systemd restarts the unit (Restart=always). Without NOTIFY_SOCKET the part does nothing.
+// while the pipeline loop is alive: its LastActive must have advanced within the stall
+// limit. A stuck decision, a stuck outbox write or a dead loop stops the pings and systemd
+// restarts the unit (Restart=always). Without NOTIFY_SOCKET there is no watchdog.
 
-// Watchdog tunables; tests shrink them.
-var (
-	// watchdogStallAfter is how old Pipeline.LastActive may be before pings stop; 0 derives
-	// it from the interval: half of it, and at least three idle turns of the loop.
-	watchdogStallAfter time.Duration
-	// sdNotify sends one notification; a package variable so tests can count them.
-	sdNotify = func(state string) error {
-		_, err := daemon.SdNotify(false, state)
-		return err
-	}
-)
-
-func init() {
-	RegisterPart(Part{Name: "watchdog", Order: 1000, Setup: setupWatchdog})
+// sdNotify sends one notification; an OS seam that tests may swap.
+var sdNotify = func(state string) error {
+	_, err := daemon.SdNotify(false, state)
+	return err
 }
 
-// watchdog holds what the part needs once running.
+// watchdog pings systemd while the pipeline turns.
 type watchdog struct {
-	d        *Daemon
-	interval time.Duration // 0: systemd asked for READY only, no watchdog
-	stall    time.Duration
-	ready    chan struct{}
+	interval   time.Duration // 0: systemd asked for READY only, no watchdog
+	stall      time.Duration
+	lastActive func() time.Time
+	log        *slog.Logger
+	ready      chan struct{}
 }
 
-func setupWatchdog(_ context.Context, d *Daemon) (func(context.Context) error, error) {
-	if !notifySocketSet() {
+// newWatchdog returns the watchdog systemd asked for (NOTIFY_SOCKET, WATCHDOG_USEC), nil
+// when it asked for none. lastActive is the pipeline's; tick its idle turn (0: 1s): the stall
+// limit is half the interval, and at least three idle turns.
+func newWatchdog(lastActive func() time.Time, tick time.Duration, log *slog.Logger) (*watchdog, error) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
 		return nil, nil
 	}
 	interval, err := daemon.SdWatchdogEnabled(false)
 	if err != nil {
 		return nil, fmt.Errorf("systemd watchdog: %w", err)
 	}
-	w := &watchdog{d: d, interval: interval, ready: make(chan struct{})}
-	w.stall = watchdogStallAfter
-	if w.stall == 0 {
-		w.stall = max(interval/2, 3*livenessTick)
+	if tick <= 0 {
+		tick = time.Second
 	}
-	// The daemon calls Opt.Ready right before the pipeline loop starts.
-	prev := d.Opt.Ready
-	d.Opt.Ready = func() {
-		if prev != nil {
-			prev()
-		}
-		close(w.ready)
-	}
-	return w.run, nil
+	return &watchdog{interval: interval, stall: max(interval/2, 3*tick), lastActive: lastActive, log: log, ready: make(chan struct{})}, nil
 }
+
+// up says the pipeline is up: READY=1 may be sent.
+func (w *watchdog) up() { close(w.ready) }
 
 func (w *watchdog) run(ctx context.Context) error {
 	select {
@@ -69,16 +57,15 @@ func (w *watchdog) run(ctx context.Context) error {
 		return nil
 	case <-w.ready:
 	}
-	log := w.d.Log.With("part", "watchdog")
 	if err := sdNotify("READY=1\nSTATUS=pipeline up"); err != nil {
-		log.Warn("systemd notify failed", "err", err)
+		w.log.Warn("systemd notify failed", "err", err)
 	}
 	defer func() { _ = sdNotify("STOPPING=1\nSTATUS=stopping") }()
 	if w.interval == 0 {
 		<-ctx.Done()
 		return nil
 	}
-	log.Info("systemd watchdog on", "interval", w.interval, "stall_after", w.stall)
+	w.log.Info("systemd watchdog on", "interval", w.interval, "stall_after", w.stall)
 	tick := time.NewTicker(max(w.interval/4, time.Millisecond))
 	defer tick.Stop()
 	stalled := false
@@ -88,11 +75,11 @@ func (w *watchdog) run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		age := time.Since(w.d.Pipeline.LastActive())
+		age := time.Since(w.lastActive())
 		if age > w.stall {
 			if !stalled {
 				stalled = true
-				log.Error("pipeline stalled: withholding watchdog pings so that systemd restarts the unit",
+				w.log.Error("pipeline stalled: withholding watchdog pings so that systemd restarts the unit",
 					"last_active_ago", age.Round(time.Millisecond), "stall_after", w.stall)
 				_ = sdNotify(fmt.Sprintf("STATUS=pipeline stalled for %s", age.Round(time.Second)))
 			}
@@ -100,14 +87,11 @@ func (w *watchdog) run(ctx context.Context) error {
 		}
 		if stalled {
 			stalled = false
-			log.Warn("pipeline alive again: watchdog pings resume")
+			w.log.Warn("pipeline alive again: watchdog pings resume")
 			_ = sdNotify("STATUS=pipeline up")
 		}
 		if err := sdNotify("WATCHDOG=1"); err != nil {
-			log.Warn("systemd watchdog ping failed", "err", err)
+			w.log.Warn("systemd watchdog ping failed", "err", err)
 		}
 	}
 }
-
-// notifySocketSet says whether systemd (or a test) asked for notifications.
-func notifySocketSet() bool { return os.Getenv("NOTIFY_SOCKET") != "" }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-edge/sentinel/agent/pipeline"
+	"github.com/sentinel-edge/sentinel/agent/record"
+	"github.com/sentinel-edge/sentinel/queue/queuetest"
 	"github.com/sentinel-edge/sentinel/verify"
 )
 
@@ -97,29 +100,27 @@ func (b *blockingDecider) Decide(context.Context, verify.Credential, string) ver
 func TestWatchdogPingsStopWhenPipelineStalls(t *testing.T) {
 	sock := listenNotify(t)
 	t.Setenv("WATCHDOG_USEC", "400000") // 400ms: pings every 100ms, stall after 200ms
-	defer func(d time.Duration) { livenessTick = d }(livenessTick)
-	livenessTick = 10 * time.Millisecond
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dec := &blockingDecider{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	p := &Pipeline{Device: "d1", Venue: "v1", Topic: "t", Decider: dec, Outbox: &fakeOutbox{o: &order{}}, Log: log}
-	d := &Daemon{Log: log, Pipeline: p}
-	run, err := setupWatchdog(context.Background(), d)
-	if err != nil || run == nil {
-		t.Fatalf("setup: run=%v err=%v", run != nil, err)
+	p := pipeline.New(pipeline.Options{Unit: record.Unit{Prefix: "t", Venue: "v1", Device: "d1"}, Decider: dec, Store: queuetest.New(),
+		Barrier: noBarrier{}, Log: log, LivenessTick: 10 * time.Millisecond})
+	w, err := newWatchdog(p.LastActive, 10*time.Millisecond, log)
+	if err != nil || w == nil {
+		t.Fatalf("watchdog: %v, %v", w, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wdDone := make(chan error, 1)
-	go func() { wdDone <- run(ctx) }()
+	go func() { wdDone <- w.run(ctx) }()
 
 	src := make(chanSource)
 	pipeDone := make(chan error, 1)
-	d.Opt.Ready()
+	w.up()
 	go func() { pipeDone <- p.Run(ctx, src) }()
 
 	sock.waitFor(t, "READY=1", 5*time.Second)
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		sock.waitFor(t, "WATCHDOG=1", 5*time.Second)
 	}
 
@@ -160,22 +161,24 @@ watch:
 	sock.waitFor(t, "STOPPING=1", 5*time.Second)
 }
 
+// noBarrier is a lane without a barrier.
+type noBarrier struct{}
+
+func (noBarrier) Plan(bool) (string, string)                  { return record.GateNoBarrier, "" }
+func (noBarrier) Open(context.Context) (time.Duration, error) { return 0, nil }
+
 func TestWatchdogOffWithoutSystemd(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
-	d := &Daemon{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	run, err := setupWatchdog(context.Background(), d)
-	if run != nil || err != nil {
-		t.Fatalf("without NOTIFY_SOCKET: run=%v err=%v, want nothing", run != nil, err)
-	}
-	if d.Opt.Ready != nil {
-		t.Fatal("without NOTIFY_SOCKET the Ready hook must stay untouched")
+	w, err := newWatchdog(time.Now, 0, slog.Default())
+	if w != nil || err != nil {
+		t.Fatalf("without NOTIFY_SOCKET: %v, %v, want nothing", w, err)
 	}
 }
 
 func TestWatchdogBadInterval(t *testing.T) {
 	listenNotify(t)
 	t.Setenv("WATCHDOG_USEC", "soon")
-	_, err := setupWatchdog(context.Background(), &Daemon{Log: slog.Default()})
+	_, err := newWatchdog(time.Now, 0, slog.Default())
 	if err == nil || !strings.Contains(err.Error(), "WATCHDOG_USEC") {
 		t.Fatalf("err = %v, want one naming WATCHDOG_USEC", err)
 	}
@@ -185,20 +188,14 @@ func TestWatchdogBadInterval(t *testing.T) {
 func TestWatchdogReadyOnly(t *testing.T) {
 	sock := listenNotify(t)
 	t.Setenv("WATCHDOG_USEC", "")
-	d := &Daemon{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Pipeline: &Pipeline{}}
-	var chained bool
-	d.Opt.Ready = func() { chained = true }
-	run, err := setupWatchdog(context.Background(), d)
-	if err != nil {
-		t.Fatal(err)
+	w, err := newWatchdog(time.Now, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil || w == nil {
+		t.Fatal(w, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	d.Opt.Ready()
-	if !chained {
-		t.Error("the Ready hook set before the watchdog was not called")
-	}
+	go func() { done <- w.run(ctx) }()
+	w.up()
 	sock.waitFor(t, "READY=1", 5*time.Second)
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {

@@ -128,6 +128,24 @@ func (p *proc) waitFor(t *testing.T, re *regexp.Regexp, within time.Duration) st
 	}
 }
 
+// waitOutput waits until the output so far holds a line matching re, without taking lines
+// from those waitFor reads: what the process logged while it started (the uplink may connect
+// before the pipeline is up) stays there for the test's own waits.
+func (p *proc) waitOutput(t *testing.T, re *regexp.Regexp, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !re.MatchString(p.output()) {
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before %q:\n%s", filepath.Base(p.cmd.Path), re, p.output())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q from %s within %s:\n%s", re, filepath.Base(p.cmd.Path), within, p.output())
+		}
+	}
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -181,7 +199,7 @@ func (w *world) agent(t *testing.T, cfg string) *proc {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
 	ag := start(t, nil, filepath.Join(w.Bins, "sentinel"), "run", "--config", path)
-	ag.waitFor(t, regexp.MustCompile(`msg="pipeline up"`), 15*time.Second)
+	ag.waitOutput(t, regexp.MustCompile(`msg="pipeline up"`), 15*time.Second)
 	return ag
 }
 

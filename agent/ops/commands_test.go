@@ -212,7 +212,9 @@ func TestReloadCommand(t *testing.T) {
 func TestSelftestCommand(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(nil)
 	f := newFixture(t, t.TempDir(), priv, func(o *Options) {
-		o.Selftest = func(context.Context) (bool, string, error) { return false, "platform: fail (ping failed); reader qr: OFFLINE", nil }
+		o.Selftest = func(context.Context) (bool, string, error) {
+			return false, "platform: fail (ping failed); reader qr: OFFLINE", nil
+		}
 	})
 	r := f.send(t, record.CmdSelftest, f.signed(t, priv, f.cmd("s-1", record.CmdSelftest, nil)))
 	if r.Result != record.ReplyFailed || !strings.Contains(r.Detail, "reader qr: OFFLINE") {

@@ -193,4 +193,6 @@ func counterValue(t *testing.T, o *Ops, name string, labels map[string]string) f
 	return 0
 }
 
-func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})) }
+func slogTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

@@ -131,8 +131,10 @@ func (t subToken) Done() <-chan struct{} {
 func (t subToken) Error() error            { return t.err }
 func (t subToken) Result() map[string]byte { return t.result }
 
-func grantedToken(filter string, rc byte) mqtt.Token { return subToken{result: map[string]byte{filter: rc}} }
-func failedToken(err error) mqtt.Token              { return subToken{err: err} }
+func grantedToken(filter string, rc byte) mqtt.Token {
+	return subToken{result: map[string]byte{filter: rc}}
+}
+func failedToken(err error) mqtt.Token { return subToken{err: err} }
 
 // subClient is an mqtt.Client whose Subscribe answers from a script.
 type subClient struct {

@@ -69,11 +69,16 @@ func (b barrier) Plan(pass bool) (string, string) {
 	return record.GateNotOpened, ""
 }
 
-func (b barrier) Open(context.Context) (time.Duration, error) { b.o.add("open"); return time.Second, nil }
+func (b barrier) Open(context.Context) (time.Duration, error) {
+	b.o.add("open")
+	return time.Second, nil
+}
 
 type fixed verify.Decision
 
-func (d fixed) Decide(context.Context, verify.Credential, string) verify.Decision { return verify.Decision(d) }
+func (d fixed) Decide(context.Context, verify.Credential, string) verify.Decision {
+	return verify.Decision(d)
+}
 
 var (
 	pass = fixed{Verdict: verify.Pass, Reason: verify.ReasonOK, Mode: verify.ModeOnline,

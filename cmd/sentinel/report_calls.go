@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/audit"
 )
 
 func init() {
@@ -50,7 +50,7 @@ func reportCalls(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sentinel report calls: --since (%s) must be before --until (%s)\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
 		return exitUsage
 	}
-	r, err := agent.ReportCalls(context.Background(), cfg.Queue.Path, from, to, time.Local)
+	r, err := audit.ReportCalls(context.Background(), cfg.Queue.Path, from, to, time.Local)
 	if err != nil {
 		fmt.Fprintf(stderr, "sentinel report calls: %v\n", err)
 		return exitFailure
@@ -59,7 +59,7 @@ func reportCalls(args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(struct {
-			agent.CallsReport
+			audit.CallsReport
 			Problems []string `json:"problems"`
 		}{r, r.Problems()})
 		return exitOK
@@ -82,7 +82,7 @@ func parseReportTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not RFC 3339 (2026-11-25T08:00:00+08:00), a date (2026-11-25) or a positive duration (24h)", s)
 }
 
-func printCallsReport(w io.Writer, device, venue string, r agent.CallsReport) {
+func printCallsReport(w io.Writer, device, venue string, r audit.CallsReport) {
 	tf := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/selftest"
 )
 
 func init() {
@@ -22,7 +22,7 @@ func cmdSelftest(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("selftest", "selftest --config FILE [--json] [--timeout D]", stdout, stderr)
 	path := fs.String("config", "", "config `FILE` of this unit")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
-	timeout := fs.Duration("timeout", agent.CheckTimeout, "longest time one check may take")
+	timeout := fs.Duration("timeout", selftest.DefaultTimeout, "longest time one check may take")
 	if code := parse(fs, args, stdout); code >= 0 {
 		return code
 	}
@@ -34,10 +34,9 @@ func cmdSelftest(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	agent.CheckTimeout = *timeout
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	rows, ok := agent.SelfTest(ctx, cfg)
+	rows, ok := selftest.Run(ctx, cfg, selftest.Options{Timeout: *timeout})
 	if *asJSON {
 		type row struct {
 			Check  string `json:"check"`
@@ -69,7 +68,7 @@ func cmdSelftest(args []string, stdout, stderr io.Writer) int {
 
 // printSelftest writes the table a field engineer reads on site: one row per check, and
 // under each failure what to do.
-func printSelftest(w io.Writer, path, device, venue string, rows []agent.CheckReport, ok bool) {
+func printSelftest(w io.Writer, path, device, venue string, rows []selftest.Row, ok bool) {
 	fmt.Fprintf(w, "Sentinel self-test of %s (device %s, venue %s), %s\n\n", path, device, venue, time.Now().UTC().Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tRESULT\tDETAIL")
@@ -77,14 +76,14 @@ func printSelftest(w io.Writer, path, device, venue string, rows []agent.CheckRe
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Status, oneLine(r.Detail))
 		switch r.Status {
-		case agent.CheckPass:
+		case selftest.StatusPass:
 			pass++
-		case agent.CheckNotApplicable:
+		case selftest.StatusNotApplicable:
 			na++
 		default:
 			fail++
 		}
-		if r.Fix != "" && r.Status == agent.CheckFail {
+		if r.Fix != "" && r.Status == selftest.StatusFail {
 			fmt.Fprintf(tw, "\t\t-> %s\n", oneLine(r.Fix))
 		}
 	}

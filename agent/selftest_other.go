@@ -1,7 +1,0 @@
-//go:build !unix
-
-package agent
-
-import "errors"
-
-func freeBytes(string) (uint64, error) { return 0, errors.New("free space is not measured on this OS") }
