@@ -41,6 +41,9 @@ type Error struct {
 	Path   string
 	Err    error  // one of the package's sentinels
 	Detail string // what was found, and what to do
+	// Cause is the operating system's error behind ErrRead (e.g. fs.ErrNotExist matches
+	// it); nil for the other sentinels.
+	Cause error
 }
 
 func (e *Error) Error() string {
@@ -61,8 +64,17 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the sentinel.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the sentinel and, for ErrRead, the operating system's error.
+func (e *Error) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Err, e.Cause}
+	}
+	return []error{e.Err}
+}
+
+func (o Options) readErr(path string, err error) error {
+	return &Error{Key: o.Key, Path: path, Err: ErrRead, Detail: pathErr(err), Cause: err}
+}
 
 func (o Options) fail(path string, sentinel error, format string, args ...any) error {
 	return &Error{Key: o.Key, Path: path, Err: sentinel, Detail: fmt.Sprintf(format, args...)}
@@ -83,18 +95,18 @@ func Read(path string, opt Options) ([]byte, error) {
 	// some devices has effects); fstat again after opening, for the file actually opened.
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, opt.fail(path, ErrRead, "%s", pathErr(err))
+		return nil, opt.readErr(path, err)
 	}
 	if err := opt.check(path, fi); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
 	if err != nil {
-		return nil, opt.fail(path, ErrRead, "%s", pathErr(err))
+		return nil, opt.readErr(path, err)
 	}
 	defer f.Close()
 	if fi, err = f.Stat(); err != nil {
-		return nil, opt.fail(path, ErrRead, "%s", pathErr(err))
+		return nil, opt.readErr(path, err)
 	}
 	if err := opt.check(path, fi); err != nil {
 		return nil, err
@@ -102,7 +114,7 @@ func Read(path string, opt Options) ([]byte, error) {
 	limit := opt.max()
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, opt.fail(path, ErrRead, "%s", pathErr(err))
+		return nil, opt.readErr(path, err)
 	}
 	if int64(len(b)) > limit {
 		return nil, opt.fail(path, ErrTooLarge, "more than %d bytes", limit)

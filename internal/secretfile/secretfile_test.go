@@ -106,6 +106,13 @@ func TestFIFOWithWriter(t *testing.T) {
 	})
 }
 
+func TestMissingIsNotExist(t *testing.T) {
+	_, err := Read(filepath.Join(t.TempDir(), "nope"), Options{})
+	if !errors.Is(err, ErrRead) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("err = %v, want ErrRead and os.ErrNotExist", err)
+	}
+}
+
 func TestSymlinkToDevice(t *testing.T) {
 	l := filepath.Join(t.TempDir(), "secret")
 	if err := os.Symlink("/dev/zero", l); err != nil {
