@@ -250,6 +250,12 @@ func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string
 		d.Reason, d.Err = ReasonBadResponse, err
 		return d
 	}
+	v.decideAnswer(&d, cred, res)
+	return d
+}
+
+// decideAnswer decides by a usable answer: whose it is, then the venue policy.
+func (v *Verifier) decideAnswer(d *Decision, cred Credential, res Result) {
 	if bound(cred) {
 		// The answer must be about the card that was read: an answer about another person
 		// would admit the card holder on that person's record (and record them as the
@@ -257,7 +263,7 @@ func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string
 		if got := normalizeAnswerID(res.Identity.IDNumber); got != "" && got != cred.IDNumber {
 			other := res.Identity
 			d.Mismatch, d.Reason = &other, ReasonIdentityMismatch
-			return d
+			return
 		}
 	} else if res.Identity.IDNumber != "" {
 		d.Subject = res.Identity
@@ -267,12 +273,11 @@ func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string
 		d.NATSampledAt = res.NAT.SampledAt
 	}
 	now := v.now()
-	at := v.policyTime(&d, res, now)
+	at := v.policyTime(d, res, now)
 	d.Verdict, d.Reason = v.policy.Decide(res, at)
 	if d.Verdict == Pass {
 		v.cache.put(cred, res.Identity.IDNumber, now)
 	}
-	return d
 }
 
 // bound says whether the identity of an answer about cred must be the credential's own: an
