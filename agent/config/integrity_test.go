@@ -5,9 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/internal/secretfile/secretfiletest"
 )
 
 // problemsOf parses y and returns its problem lines (without the file name).
@@ -155,30 +156,13 @@ func containsLine(ps []string, want string) bool {
 	return false
 }
 
-// within fails the test when f does not return within d.
-func within(t *testing.T, d time.Duration, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { defer close(done); f() }()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("did not return within %s", d)
-	}
-}
-
 // TestSecretFilesChecked (issue #11, finding 9): CheckProvisioned refuses a secret file that
 // is a device, a FIFO, a directory, too large or open to group and others (with the chmod to
 // run), and never blocks or reads without bound.
 func TestSecretFilesChecked(t *testing.T) {
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	open := filepath.Join(dir, "open")
-	os.WriteFile(open, []byte("k3Jd8sPq0ZxV2mW9tY4uB7nR\n"), 0o600)
-	os.Chmod(open, 0o644)
+	fifo := secretfiletest.FIFO(t)
+	open := secretfiletest.File(t, "open", "k3Jd8sPq0ZxV2mW9tY4uB7nR\n", 0o644)
 	big := filepath.Join(dir, "big")
 	os.WriteFile(big, make([]byte, 1<<20), 0o600)
 	pub := filepath.Join(dir, "platform.pub")
@@ -204,7 +188,7 @@ func TestSecretFilesChecked(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			within(t, 5*time.Second, func() {
+			secretfiletest.Within(t, 5*time.Second, func() {
 				c := &Config{Device: Device{ID: "gate-07", Venue: "350582-0001"}}
 				tt.mod(c)
 				ps := CheckProvisioned(c)
@@ -229,12 +213,8 @@ func TestSecretFilesChecked(t *testing.T) {
 // TestLoadFIFO: a config path that is a FIFO or a device is refused at once, never read
 // without bound.
 func TestLoadFIFO(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "sentinel.yaml")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{fifo, "/dev/zero"} {
-		within(t, 5*time.Second, func() {
+	for _, p := range []string{secretfiletest.FIFO(t), "/dev/zero"} {
+		secretfiletest.Within(t, 5*time.Second, func() {
 			_, err := Load(p)
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not a regular file") {
 				t.Errorf("Load(%s): %v", p, err)

@@ -8,38 +8,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/internal/secretfile/secretfiletest"
 )
 
-func write(t *testing.T, name, body string, mode os.FileMode) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(body), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil { // past the umask
-		t.Fatal(err)
-	}
-	return p
-}
-
-// within runs f and fails the test when it does not return within d: a FIFO must never
-// block a read.
-func within(t *testing.T, d time.Duration, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { defer close(done); f() }()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("did not return within %s (blocked)", d)
-	}
-}
+var (
+	write  = secretfiletest.File
+	within = secretfiletest.Within
+)
 
 func TestRefused(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := secretfiletest.FIFO(t)
 	big := write(t, "big", strings.Repeat("a", DefaultMaxSize+1), 0o600)
 	tests := []struct {
 		name, path string
@@ -85,10 +64,7 @@ func TestRefused(t *testing.T) {
 
 // TestFIFOWithWriter: even with a writer feeding it (reads would succeed), a FIFO is refused.
 func TestFIFOWithWriter(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := secretfiletest.FIFO(t)
 	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
