@@ -203,6 +203,12 @@ func TestSecretFilesChecked(t *testing.T) {
 	if ps := CheckProvisioned(c); len(ps) != 0 {
 		t.Errorf("0644 public key and user name refused: %v", ps)
 	}
+	// The system's CA bundle is larger than a secret may be, and public.
+	bundle := secretfiletest.File(t, "ca.pem", strings.Repeat("-----BEGIN CERTIFICATE-----\n", 8000), 0o644)
+	c = &Config{Device: Device{ID: "gate-07", Venue: "350582-0001"}, Uplink: Uplink{TLS: UplinkTLS{CAFile: bundle}}}
+	if ps := CheckProvisioned(c); len(ps) != 0 {
+		t.Errorf("a 220 KB CA bundle refused: %v", ps)
+	}
 	// A hash key that does not exist yet is made at the first run.
 	c = &Config{Device: Device{ID: "gate-07", Venue: "350582-0001"}, Privacy: Privacy{PlatformKeyFile: pub, HashKeyFile: filepath.Join(dir, "new.key")}}
 	if ps := CheckProvisioned(c); len(ps) != 0 {

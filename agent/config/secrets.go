@@ -75,6 +75,9 @@ var PublicFileKeys = []string{
 	PlatformKeyKey,
 }
 
+// MaxPublicFileSize bounds a public file: a CA bundle (the system's is about 200 KiB) fits.
+const MaxPublicFileSize = 1 << 20
+
 // HashKeyKey names the device-local hash key: a secret that the daemon creates (mode 0600)
 // when it does not exist yet.
 const HashKeyKey = "privacy.hash_key_file"
@@ -142,7 +145,7 @@ func checkPublicFile(c *Config, key string) (Problem, bool) {
 	if !ok || path == "" {
 		return Problem{}, false
 	}
-	b, err := secretfile.Read(path, secretfile.Options{Public: true})
+	b, err := secretfile.Read(path, secretfile.Options{Public: true, MaxSize: MaxPublicFileSize})
 	if err != nil {
 		fix := "point it at the file provisioning wrote"
 		if key == PlatformKeyKey {
