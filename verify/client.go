@@ -25,6 +25,10 @@ var (
 	ErrPlatform          = errors.New("verify: platform error")
 	ErrBadResponse       = errors.New("verify: bad platform response")
 	ErrSignatureRejected = errors.New("verify: the platform rejected the request's signature")
+	// ErrRedirect is a 3xx answer. The client never follows one: the body and the signing
+	// headers would go to another host, whose answer would decide the passage. The error
+	// also matches ErrPlatform (the passage is denied platform_error).
+	ErrRedirect = errors.New("verify: the platform answered with a redirect, not followed")
 )
 
 // Result classes of a call, as the audit names them.
@@ -112,11 +116,16 @@ func NewClient(opt ClientOptions) *Client {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	// Never follow a redirect, whoever built the client: the request's body and signing
+	// headers would go to the location, and its answer would decide the passage. The 3xx
+	// answer itself comes back and is refused (ErrRedirect).
+	refusing := *hc
+	refusing.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	m := opt.Mapping
 	if m == nil {
 		m = ReferenceMapping()
 	}
-	return &Client{base: strings.TrimRight(opt.URL, "/"), opt: opt, m: m, http: hc}
+	return &Client{base: strings.TrimRight(opt.URL, "/"), opt: opt, m: m, http: &refusing}
 }
 
 // String names the platform for logs.
@@ -140,6 +149,10 @@ type Call struct {
 	// ServerTime is the platform's clock by the answer's HTTP Date header (one-second
 	// resolution); zero when no answer or no parsable header arrived.
 	ServerTime time.Time
+	// RedirectHost is the host (host[:port]) a 3xx answer's Location pointed to, which the
+	// client did not follow; empty for any other answer. Never the location's path or query
+	// (they may carry tokens).
+	RedirectHost string
 }
 
 // Retryable says whether the failure of this call is safe to retry: the platform said so with
@@ -318,6 +331,10 @@ func (c *Client) do(ctx context.Context, ep Endpoint, body []byte, passageID str
 	switch {
 	case resp.StatusCode == http.StatusOK:
 		return raw, nil
+	case resp.StatusCode >= 300 && resp.StatusCode <= 399:
+		call.Result = ResultPlatformError
+		call.RedirectHost = redirectHost(resp)
+		return nil, alsoPlatform{fmt.Errorf("%w: %s answered HTTP %d to %s", ErrRedirect, ep.Path, resp.StatusCode, orNone(call.RedirectHost))}
 	case resp.StatusCode == http.StatusNotFound && slices.Contains(r.NotFound, code):
 		call.Result = ResultNotFound
 		return nil, ErrUnknownCredential
@@ -331,6 +348,35 @@ func (c *Client) do(ctx context.Context, ep Endpoint, body []byte, passageID str
 		call.Result = ResultPlatformError
 		return nil, fmt.Errorf("%w: %s answered HTTP %d (code %q)", ErrPlatform, ep.Path, resp.StatusCode, code)
 	}
+}
+
+// redirectHost is the host a redirect's Location names (resolved against the request, so a
+// relative location names the platform's own host); "" when it has none that parses.
+func redirectHost(resp *http.Response) string {
+	u, err := resp.Location()
+	if err != nil {
+		return ""
+	}
+	if len(u.Host) > maxRedirectHost {
+		return u.Host[:maxRedirectHost]
+	}
+	return u.Host
+}
+
+// alsoPlatform is an error that also matches ErrPlatform, without saying so twice.
+type alsoPlatform struct{ err error }
+
+func (e alsoPlatform) Error() string   { return e.err.Error() }
+func (e alsoPlatform) Unwrap() []error { return []error{e.err, ErrPlatform} }
+
+// maxRedirectHost bounds the host kept from a Location header.
+const maxRedirectHost = 255
+
+func orNone(host string) string {
+	if host == "" {
+		return "no usable Location"
+	}
+	return "host " + host
 }
 
 // netResult tells a timeout from a connection that failed or dropped.

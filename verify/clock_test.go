@@ -89,7 +89,7 @@ func TestClockUntrustedIDNumber(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &fakePlatform{answers: []fakeAnswer{okGreen}}
+			p := &fakePlatform{answers: []fakeAnswer{answerAbout(card.IDNumber, true)}}
 			v := NewVerifier(p, VerifierOptions{Policy: greenOnly, Now: func() time.Time { return tt.now }, ClockTrusted: func() bool { return tt.trusted }})
 			if d := v.Decide(context.Background(), card, "p"); d.Reason != tt.want {
 				t.Errorf("reason %s, want %s", d.Reason, tt.want)
@@ -100,7 +100,7 @@ func TestClockUntrustedIDNumber(t *testing.T) {
 	future := fix("35058220300101123") // born 2030-01-01
 	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	for _, trusted := range []bool{true, false} {
-		v := NewVerifier(&fakePlatform{answers: []fakeAnswer{okGreen}}, VerifierOptions{Policy: greenOnly, Now: func() time.Time { return now }, ClockTrusted: func() bool { return trusted }})
+		v := NewVerifier(&fakePlatform{answers: []fakeAnswer{answerAbout(future, true)}}, VerifierOptions{Policy: greenOnly, Now: func() time.Time { return now }, ClockTrusted: func() bool { return trusted }})
 		d := v.Decide(context.Background(), Credential{Kind: KindIDCard, IDNumber: future, Name: "张三"}, "p")
 		if want := map[bool]string{true: ReasonInvalidIDNumber, false: ReasonOK}[trusted]; d.Reason != want {
 			t.Errorf("birth 2030, clock trusted %v: reason %s, want %s", trusted, d.Reason, want)

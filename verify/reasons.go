@@ -13,7 +13,7 @@ const (
 	ReasonNATExpired          = "nat_expired"             // the test was sampled longer ago than policy.nat_max_age
 	ReasonNATUnknown          = "nat_unknown"             // the test result is neither negative nor positive
 	ReasonNATTimeInvalid      = "nat_time_invalid"        // the sampling time lies in the future by more than the clock skew allowed
-	ReasonIdentityMismatch    = "identity_mismatch"       // the platform says the name does not match the ID number
+	ReasonIdentityMismatch    = "identity_mismatch"       // the platform says the name does not match the ID number, or answered about another person than the card's
 	ReasonUnknownCredential   = "unknown_credential"      // the platform does not know the token or ID number
 	ReasonMalformedScan       = "malformed_scan"          // the scan is not a well-formed credential; the platform was not asked
 	ReasonPlatformUnreachable = "platform_unreachable"    // no answer within platform.timeout; the offline policy denied
@@ -42,7 +42,7 @@ var Reasons = []struct{ Code, Meaning string }{
 	{ReasonNATExpired, "the nucleic-acid test was sampled longer ago than policy.nat_max_age"},
 	{ReasonNATUnknown, "the nucleic-acid result is neither negative nor positive"},
 	{ReasonNATTimeInvalid, "the sampling time lies in the future beyond the allowed clock skew"},
-	{ReasonIdentityMismatch, "the platform says the name does not match the ID number"},
+	{ReasonIdentityMismatch, "the platform says the name does not match the ID number, or its answer is about another person than the ID card read (or the card a face was verified with)"},
 	{ReasonUnknownCredential, "the platform does not know this QR token or ID number"},
 	{ReasonMalformedScan, "the scan is not a well-formed credential; the platform was not asked"},
 	{ReasonPlatformUnreachable, "the platform did not answer within platform.timeout and the offline policy denies"},

@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"os"
 	"strings"
 
 	"github.com/emmansun/gmsm/sm3"
+
+	"github.com/sentinel-edge/sentinel/internal/secretfile"
 )
 
 // Signing algorithms (platform.signing).
@@ -56,17 +57,12 @@ func NewSigner(algorithm, appKey string, secret []byte) (*Signer, error) {
 }
 
 // ReadSecretFile reads a secret file, refusing an empty one. Errors never quote the content.
+// The file must be a regular file of at most secretfile.DefaultMaxSize bytes that only its
+// owner may access (internal/secretfile): a device, a FIFO or a 0644 file is refused.
 func ReadSecretFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.ReadSecret(path, secretfile.Options{})
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("%w: read secret file %s: %v", ErrSigning, path, err)
-	}
-	if len(strings.TrimSpace(string(b))) == 0 {
-		return nil, fmt.Errorf("%w: secret file %s is empty", ErrSigning, path)
+		return nil, fmt.Errorf("%w: secret file: %w", ErrSigning, err)
 	}
 	return b, nil
 }

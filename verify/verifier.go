@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -64,6 +65,12 @@ type Decision struct {
 	Retried *Call
 	Err     error // why the platform gave no usable answer, when it did not
 	Took    time.Duration
+	// Mismatch is the person the platform's answer was about when that is not the holder of
+	// the credential (an ID card, or a face verified 1:1 with the card): the passage is
+	// denied identity_mismatch and Subject stays the card holder. Nil otherwise. Raw personal
+	// data, for the caller's alert: mask it, never log it. (A pointer keeps Decision
+	// comparable.)
+	Mismatch *Identity
 }
 
 // Calls are every request made for the decision, in order: the retried attempt, if any,
@@ -243,7 +250,22 @@ func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string
 		d.Reason, d.Err = ReasonBadResponse, err
 		return d
 	}
-	if res.Identity.IDNumber != "" {
+	v.decideAnswer(&d, cred, res)
+	return d
+}
+
+// decideAnswer decides by a usable answer: whose it is, then the venue policy.
+func (v *Verifier) decideAnswer(d *Decision, cred Credential, res Result) {
+	if bound(cred) {
+		// The answer must be about the card that was read: an answer about another person
+		// would admit the card holder on that person's record (and record them as the
+		// subject). The card holder stays the subject; the other person goes to the alert.
+		if got := normalizeAnswerID(res.Identity.IDNumber); got != "" && got != cred.IDNumber {
+			other := res.Identity
+			d.Mismatch, d.Reason = &other, ReasonIdentityMismatch
+			return
+		}
+	} else if res.Identity.IDNumber != "" {
 		d.Subject = res.Identity
 	}
 	d.HealthCode = res.HealthCode
@@ -251,12 +273,28 @@ func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string
 		d.NATSampledAt = res.NAT.SampledAt
 	}
 	now := v.now()
-	at := v.policyTime(&d, res, now)
+	at := v.policyTime(d, res, now)
 	d.Verdict, d.Reason = v.policy.Decide(res, at)
 	if d.Verdict == Pass {
 		v.cache.put(cred, res.Identity.IDNumber, now)
 	}
-	return d
+}
+
+// bound says whether the identity of an answer about cred must be the credential's own: an
+// ID card, and a face verified 1:1 with the card's ID number. A QR token and a face
+// without an ID number (1:N) are identified by the platform.
+//
+// An answer that names no ID number is taken to be about the ID number asked (the mapping
+// makes response.id_number optional, and platforms that do not echo it answer only for the
+// number they were sent); one that names another is an identity_mismatch.
+func bound(cred Credential) bool {
+	return cred.Kind == KindIDCard || (cred.Kind == KindFace && cred.IDNumber != "")
+}
+
+// normalizeAnswerID is an ID number from an answer as the credential's is compared:
+// surrounding white space removed, a final x written X.
+func normalizeAnswerID(id string) string {
+	return NormalizeIDNumber(strings.TrimSpace(id))
 }
 
 // clockTrusted says whether the unit's wall clock, reading now, can be trusted.

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sentinel-edge/sentinel/internal/secretfile"
 )
 
 // Device styles.
@@ -198,11 +198,15 @@ func (e *Error) Error() string {
 // Is makes errors.Is(err, ErrInvalid) true.
 func (e *Error) Is(target error) bool { return target == ErrInvalid }
 
-// Load reads, decodes, defaults and validates the file at path.
+// maxConfigSize bounds a config file: far more than any unit's.
+const maxConfigSize = 1 << 20
+
+// Load reads, decodes, defaults and validates the file at path. The path must name a regular
+// file of at most 1 MiB (a FIFO or a device is refused, never read).
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := secretfile.Read(path, secretfile.Options{Public: true, MaxSize: maxConfigSize})
 	if err != nil {
-		return nil, &Error{File: path, Problems: []Problem{{Msg: "cannot read config: " + unwrapPathErr(err)}}}
+		return nil, &Error{File: path, Problems: []Problem{{Msg: "cannot read config: " + strings.TrimPrefix(err.Error(), "secretfile: "+path+": ")}}}
 	}
 	return Parse(path, data)
 }
@@ -231,37 +235,59 @@ func Parse(name string, data []byte) (*Config, error) {
 	lines := map[string]int{}
 	leaves := map[int][]leaf{}
 	var probs []Problem
+	// walk reports unknown and duplicate keys and drops the duplicates from the tree, so that
+	// the rest of the file still decodes (one problem, not a cascade of "is required").
 	walk(doc, "", reflect.TypeOf(Config{}), lines, leaves, &probs)
 
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for _, m := range te.Errors {
-				p := yamlProblem(m)
-				if strings.Contains(p.Msg, "not found in type") {
-					continue // reported by walk with its full key
-				}
-				probs = append(probs, typeProblem(p, leaves[p.Line]))
-			}
-		} else {
-			probs = append(probs, yamlProblem(err.Error()))
+	probs = append(probs, decode(doc, &c, leaves)...)
+	// A value that does not decode is one problem: the checks of its key, which see the
+	// zero (or whatever the decoder made of it), would only add confusion.
+	undecoded := map[string]bool{}
+	for _, p := range probs {
+		undecoded[p.Key] = true
+	}
+	present := func(key string) bool { _, ok := lines[key]; return ok }
+	zeros := c.writtenZeros(present)
+	c.applyDefaults(present)
+	for _, p := range append(c.refuseZeros(zeros), c.validate()...) {
+		if !undecoded[p.Key] {
+			probs = append(probs, p)
 		}
 	}
-	c.applyDefaults(func(key string) bool { _, ok := lines[key]; return ok })
-	for _, p := range c.validate() {
-		if p.Line == 0 {
-			p.Line = lineOf(lines, p.Key)
+	for i := range probs {
+		if probs[i].Line == 0 {
+			probs[i].Line = lineOf(lines, probs[i].Key)
 		}
-		probs = append(probs, p)
 	}
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 		return nil, &Error{File: name, Problems: dedupe(probs)}
 	}
 	return &c, nil
+}
+
+// decode decodes the (de-duplicated) tree into c; type errors become problems naming their
+// key. Unknown keys were reported by walk.
+func decode(doc *yaml.Node, c *Config, leaves map[int][]leaf) []Problem {
+	err := doc.Decode(c)
+	if err == nil {
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []Problem{yamlProblem(err.Error())}
+	}
+	var probs []Problem
+	used := map[*leaf]bool{}
+	for _, m := range te.Errors {
+		p := yamlProblem(m)
+		if strings.Contains(p.Msg, "not found in type") {
+			continue // reported by walk with its full key
+		}
+		probs = append(probs, typeProblem(p, leaves[p.Line], used))
+	}
+	return probs
 }
 
 func dedupe(ps []Problem) []Problem {
@@ -311,6 +337,11 @@ func walk(n *yaml.Node, path string, t reflect.Type, lines map[string]int, leave
 	switch {
 	case n.Kind == yaml.ScalarNode:
 		leaves[n.Line] = append(leaves[n.Line], leaf{key: path, value: n.Value})
+		if overflows(n, t) {
+			// The decoder refuses a positive one but turns a negative one into the
+			// smallest int64 without a word.
+			*probs = append(*probs, Problem{Line: n.Line, Key: path, Msg: fmt.Sprintf("must be a whole number that fits (%s), got %q", numberRange("into int64"), n.Value)})
+		}
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct && t != durationType:
 		fields := map[string]reflect.Type{}
 		for i := 0; i < t.NumField(); i++ {
@@ -320,6 +351,7 @@ func walk(n *yaml.Node, path string, t reflect.Type, lines map[string]int, leave
 				fields[tag] = f.Type
 			}
 		}
+		dropDuplicates(n, path, probs)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			key := k.Value
@@ -335,6 +367,7 @@ func walk(n *yaml.Node, path string, t reflect.Type, lines map[string]int, leave
 			walk(v, key, ft, lines, leaves, probs)
 		}
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		dropDuplicates(n, path, probs)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := path + "." + n.Content[i].Value
 			lines[key] = n.Content[i].Line
@@ -347,6 +380,30 @@ func walk(n *yaml.Node, path string, t reflect.Type, lines map[string]int, leave
 			walk(item, key, t.Elem(), lines, leaves, probs)
 		}
 	}
+}
+
+// dropDuplicates reports every key of mapping n that repeats an earlier one (YAML allows a
+// key once) and removes the repeat from the tree, keeping the first: the decoder would
+// otherwise refuse the whole mapping and every key in it would look missing.
+func dropDuplicates(n *yaml.Node, path string, probs *[]Problem) {
+	first := map[string]int{}
+	kept := n.Content[:0:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind == yaml.ScalarNode && k.Value != "<<" {
+			if line, dup := first[k.Value]; dup {
+				key := k.Value
+				if path != "" {
+					key = path + "." + k.Value
+				}
+				*probs = append(*probs, Problem{Line: k.Line, Key: key, Msg: fmt.Sprintf("is a duplicate key (also at line %d): a key may appear once; keep one", line)})
+				continue
+			}
+			first[k.Value] = k.Line
+		}
+		kept = append(kept, k, n.Content[i+1])
+	}
+	n.Content = kept
 }
 
 func sortedKeys(m map[string]reflect.Type) []string {
@@ -363,26 +420,65 @@ type leaf struct{ key, value string }
 
 var quoted = regexp.MustCompile("`([^`]*)`")
 
+// numberType matches the Go type of a yaml type error about a number.
+var numberType = regexp.MustCompile(`into (u?int(8|16|32|64)?|float(32|64))$`)
+
 // typeProblem names the key of a yaml type error ("cannot unmarshal !!str `3d` into
-// time.Duration") by finding the value on that line, and says what was wanted.
-func typeProblem(p Problem, onLine []leaf) Problem {
+// time.Duration") by finding the value on that line (the error shortens a value of more
+// than ten characters to its first seven and "..."), and says what was wanted. used marks
+// the leaves already named, so that two errors on one line name two keys.
+func typeProblem(p Problem, onLine []leaf, used map[*leaf]bool) Problem {
 	var val string
 	if m := quoted.FindStringSubmatch(p.Msg); m != nil {
 		val = m[1]
 	}
-	for _, l := range onLine {
-		if l.value == val || len(onLine) == 1 {
-			p.Key = l.key
+	short, cut := strings.CutSuffix(val, "...")
+	for i := range onLine {
+		l := &onLine[i]
+		if used[l] {
+			continue
+		}
+		if l.value == val || (cut && strings.HasPrefix(l.value, short)) || len(onLine) == 1 {
+			p.Key, val, used[l] = l.key, l.value, true
 			break
 		}
 	}
 	switch {
 	case strings.HasSuffix(p.Msg, "time.Duration"):
 		p.Msg = fmt.Sprintf("must be a duration like 800ms, 30s or 72h, got %q", val)
-	case strings.HasSuffix(p.Msg, "into int"):
+	case numberType.MatchString(p.Msg) && wholeNumber.MatchString(val):
+		p.Msg = fmt.Sprintf("must be a whole number that fits (%s), got %q", numberRange(p.Msg), val)
+	case numberType.MatchString(p.Msg) && strings.Contains(p.Msg, "into float"):
+		p.Msg = fmt.Sprintf("must be a number, got %q", val)
+	case numberType.MatchString(p.Msg):
 		p.Msg = fmt.Sprintf("must be a whole number, got %q", val)
 	case strings.HasSuffix(p.Msg, "into bool"):
 		p.Msg = fmt.Sprintf("must be true or false, got %q", val)
 	}
 	return p
+}
+
+// overflows says whether a scalar for an integer field is a decimal whole number too large
+// for it.
+func overflows(n *yaml.Node, t reflect.Type) bool {
+	if t == durationType || t.Kind() < reflect.Int || t.Kind() > reflect.Int64 || n.Tag == "!!str" || !wholeNumber.MatchString(n.Value) {
+		return false
+	}
+	_, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 10, t.Bits())
+	return errors.Is(err, strconv.ErrRange)
+}
+
+// wholeNumber is a decimal integer, as an overflowing value is written.
+var wholeNumber = regexp.MustCompile(`^[-+]?[0-9][0-9_]*$`)
+
+// numberRange says which whole numbers a Go integer type holds (the config has int, int64
+// and float64 numbers).
+func numberRange(msg string) string {
+	switch {
+	case strings.Contains(msg, "into uint"):
+		return "from 0 to 18446744073709551615"
+	case strings.HasSuffix(msg, "int32"):
+		return "from -2147483648 to 2147483647"
+	}
+	return "from -9223372036854775808 to 9223372036854775807"
 }

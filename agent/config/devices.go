@@ -10,6 +10,9 @@ import (
 // Defaults and bounds of the device keys (drivers issue).
 const (
 	DefaultIDCardBaud = 115200
+	// DefaultIDCardDuplicateWindow is on: the same card laid again within it (or lost and
+	// found again by the reader) is one passage.
+	DefaultIDCardDuplicateWindow = 2 * time.Second
 	// DefaultDuplicateWindow is off: the device styles' configs set one (2s suggested).
 	DefaultDuplicateWindow = 0
 	maxDuplicateWindow     = time.Minute
@@ -29,6 +32,8 @@ type IDCardReader struct {
 	Driver string `yaml:"driver"` // sam
 	Port   string `yaml:"port"`
 	Baud   int    `yaml:"baud"`
+	// DuplicateWindow makes the same card laid again within it one passage; 0s turns it off.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 }
 
 // Camera captures stills for face verification.
@@ -104,14 +109,15 @@ func (in Inputs) Named() map[string]*Input {
 	return m
 }
 
-func init() { registerSection(devicesDefaults, devicesValidate) }
-
 func devicesDefaults(c *Config, present func(string) bool) {
 	if q := c.Scanners.QR; q != nil && !present("scanners.qr.duplicate_window") {
 		q.DuplicateWindow = DefaultDuplicateWindow
 	}
 	if r := c.Scanners.IDCard; r != nil && r.Baud == 0 {
 		r.Baud = DefaultIDCardBaud
+	}
+	if r := c.Scanners.IDCard; r != nil && !present("scanners.idcard.duplicate_window") {
+		r.DuplicateWindow = DefaultIDCardDuplicateWindow
 	}
 	if c.Barrier.Mode == "" {
 		c.Barrier.Mode = DefaultBarrierMode
@@ -147,92 +153,111 @@ func devicesDefaults(c *Config, present func(string) bool) {
 	}
 }
 
+// devicesValidate checks the device keys, part by part.
 func devicesValidate(c *Config) []Problem {
-	var ps []Problem
-	add := func(key, format string, args ...any) { ps = append(ps, Problemf(key, format, args...)) }
+	var ps problems
+	for _, step := range []func(*Config, *problems){validateScanners, validateBarrierMode, validateCamera, validateInputs} {
+		step(c, &ps)
+	}
+	return ps
+}
 
+func validateScanners(c *Config, ps *problems) {
 	if q := c.Scanners.QR; q != nil {
 		if q.Driver == "evdev" && q.Device == "" {
-			add("scanners.qr.device", "is required for driver evdev (e.g. /dev/input/by-id/usb-...-event-kbd)")
+			ps.add("scanners.qr.device", "is required for driver evdev (e.g. /dev/input/by-id/usb-...-event-kbd)")
 		}
 		if q.Driver == "serial" && q.Device != "" {
-			add("scanners.qr.device", "is for driver evdev; a serial scanner uses scanners.qr.port")
+			ps.add("scanners.qr.device", "is for driver evdev; a serial scanner uses scanners.qr.port")
 		}
 		if q.DuplicateWindow < 0 || q.DuplicateWindow > maxDuplicateWindow {
-			add("scanners.qr.duplicate_window", "must be between 0s (off) and %s, got %s", maxDuplicateWindow, q.DuplicateWindow)
+			ps.add("scanners.qr.duplicate_window", "must be between 0s (off) and %s, got %s", maxDuplicateWindow, q.DuplicateWindow)
 		}
 	}
-	if r := c.Scanners.IDCard; r != nil {
-		if r.Driver != "sam" {
-			add("scanners.idcard.driver", "must be one of sam, got %q", r.Driver)
-		}
-		if r.Port == "" {
-			add("scanners.idcard.port", "is required (the reader's serial device, e.g. /dev/ttyUSB1)")
-		}
-		if r.Baud < 1 || r.Baud > 4_000_000 {
-			add("scanners.idcard.baud", "must be between 1 and 4000000, got %d", r.Baud)
-		}
-		if q := c.Scanners.QR; q != nil && q.Driver == "serial" && q.Port == r.Port && r.Port != "" {
-			add("scanners.idcard.port", "is the QR scanner's port too (%s)", r.Port)
-		}
+	r := c.Scanners.IDCard
+	if r == nil {
+		return
 	}
+	if r.Driver != "sam" {
+		ps.add("scanners.idcard.driver", "must be one of sam, got %q", r.Driver)
+	}
+	if r.Port == "" {
+		ps.add("scanners.idcard.port", "is required (the reader's serial device, e.g. /dev/ttyUSB1)")
+	}
+	if r.Baud < 1 || r.Baud > 4_000_000 {
+		ps.add("scanners.idcard.baud", "must be between 1 and 4000000, got %d", r.Baud)
+	}
+	if q := c.Scanners.QR; q != nil && q.Driver == "serial" && q.Port == r.Port && r.Port != "" {
+		ps.add("scanners.idcard.port", "is the QR scanner's port too (%s)", r.Port)
+	}
+	if r.DuplicateWindow < 0 || r.DuplicateWindow > maxDuplicateWindow {
+		ps.add("scanners.idcard.duplicate_window", "must be between 0s (off) and %s, got %s", maxDuplicateWindow, r.DuplicateWindow)
+	}
+}
 
+func validateBarrierMode(c *Config, ps *problems) {
 	b := c.Barrier
 	if !slices.Contains([]string{"pulse", "hold"}, b.Mode) {
-		add("barrier.mode", "must be one of pulse, hold, got %q", b.Mode)
+		ps.add("barrier.mode", "must be one of pulse, hold, got %q", b.Mode)
 	}
 	if b.MaxPulse <= 0 || b.MaxPulse > maxMaxPulse {
-		add("barrier.max_pulse", "must be > 0 and at most %s, got %s", maxMaxPulse, b.MaxPulse)
+		ps.add("barrier.max_pulse", "must be > 0 and at most %s, got %s", maxMaxPulse, b.MaxPulse)
 	} else if b.Pulse > b.MaxPulse {
-		add("barrier.pulse", "must be at most barrier.max_pulse (%s), got %s", b.MaxPulse, b.Pulse)
+		ps.add("barrier.pulse", "must be at most barrier.max_pulse (%s), got %s", b.MaxPulse, b.Pulse)
 	}
 	if b.Mode == "hold" && c.Inputs.DoorSensor == nil && c.HasBarrier() {
-		add("barrier.mode", "hold needs inputs.door_sensor (the relay is released when the person has passed)")
+		ps.add("barrier.mode", "hold needs inputs.door_sensor (the relay is released when the person has passed)")
 	}
+}
 
-	if cam := c.Camera; cam != nil {
-		switch cam.Driver {
-		case "v4l2":
-			if cam.Device == "" {
-				add("camera.device", "is required for driver v4l2 (e.g. /dev/video0)")
-			}
-		case "http":
-			if u, err := url.Parse(cam.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				add("camera.url", "must be an http:// or https:// snapshot URL with a host")
-			}
-		case "none":
-		default:
-			add("camera.driver", "must be one of v4l2, http, none, got %q", cam.Driver)
-		}
-		if cam.Timeout < 0 || cam.Timeout > 30*time.Second {
-			add("camera.timeout", "must be > 0 and at most 30s, got %s", cam.Timeout)
-		}
-		switch {
-		case !slices.Contains(CameraVerifyModes, cam.Verify):
-			add("camera.verify", "must be one of %s, got %q", strings.Join(CameraVerifyModes, ", "), cam.Verify)
-		case cam.Verify != CameraVerifyNever && !c.HasCamera():
-			add("camera.verify", "%s needs camera.driver v4l2 or http", cam.Verify)
-		case cam.Verify != CameraVerifyNever && c.Scanners.IDCard == nil:
-			add("camera.verify", "%s needs scanners.idcard (the face is verified with the card's ID number)", cam.Verify)
-		case cam.Verify != CameraVerifyNever && len(c.AcceptedCredentials()) > 0 && !slices.Contains(c.AcceptedCredentials(), "face"):
-			add("camera.verify", "%s needs face in policy.credentials.%s", cam.Verify, c.Device.Style)
-		}
-		switch cam.Keep {
-		case CameraKeepNone:
-		case CameraKeepSealed:
-			if c.Privacy.PlatformKeyFile == "" {
-				add("camera.keep", "sealed needs privacy.platform_key_file (snapshots are stored only sealed to the platform's key)")
-			}
-			if cam.Verify == CameraVerifyNever {
-				add("camera.keep", "sealed keeps the snapshots of face verification, but camera.verify is never")
-			}
-		default:
-			add("camera.keep", "must be one of none, sealed, got %q", cam.Keep)
-		}
+func validateCamera(c *Config, ps *problems) {
+	cam := c.Camera
+	if cam == nil {
+		return
 	}
+	switch cam.Driver {
+	case "v4l2":
+		if cam.Device == "" {
+			ps.add("camera.device", "is required for driver v4l2 (e.g. /dev/video0)")
+		}
+	case "http":
+		if u, err := url.Parse(cam.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ps.add("camera.url", "must be an http:// or https:// snapshot URL with a host")
+		}
+	case "none":
+	default:
+		ps.add("camera.driver", "must be one of v4l2, http, none, got %q", cam.Driver)
+	}
+	if cam.Timeout < 0 || cam.Timeout > 30*time.Second {
+		ps.add("camera.timeout", "must be > 0 and at most 30s, got %s", cam.Timeout)
+	}
+	switch {
+	case !slices.Contains(CameraVerifyModes, cam.Verify):
+		ps.add("camera.verify", "must be one of %s, got %q", strings.Join(CameraVerifyModes, ", "), cam.Verify)
+	case cam.Verify != CameraVerifyNever && !c.HasCamera():
+		ps.add("camera.verify", "%s needs camera.driver v4l2 or http", cam.Verify)
+	case cam.Verify != CameraVerifyNever && c.Scanners.IDCard == nil:
+		ps.add("camera.verify", "%s needs scanners.idcard (the face is verified with the card's ID number)", cam.Verify)
+	case cam.Verify != CameraVerifyNever && len(c.AcceptedCredentials()) > 0 && !slices.Contains(c.AcceptedCredentials(), "face"):
+		ps.add("camera.verify", "%s needs face in policy.credentials.%s", cam.Verify, c.Device.Style)
+	}
+	switch cam.Keep {
+	case CameraKeepNone:
+	case CameraKeepSealed:
+		if c.Privacy.PlatformKeyFile == "" {
+			ps.add("camera.keep", "sealed needs privacy.platform_key_file (snapshots are stored only sealed to the platform's key)")
+		}
+		if cam.Verify == CameraVerifyNever {
+			ps.add("camera.keep", "sealed keeps the snapshots of face verification, but camera.verify is never")
+		}
+	default:
+		ps.add("camera.keep", "must be one of none, sealed, got %q", cam.Keep)
+	}
+}
 
+func validateInputs(c *Config, ps *problems) {
 	pins := map[string]string{}
-	if b.Driver == "gpio" && b.Pin != "" {
+	if b := c.Barrier; b.Driver == "gpio" && b.Pin != "" {
 		pins[b.Pin] = "barrier.pin"
 	}
 	for _, name := range []string{"exit_button", "door_sensor", "fire_alarm", "tamper"} {
@@ -242,9 +267,9 @@ func devicesValidate(c *Config) []Problem {
 		}
 		key := "inputs." + name
 		if in.Pin == "" {
-			add(key+".pin", "is required (a GPIO line name, e.g. GPIO5)")
+			ps.add(key+".pin", "is required (a GPIO line name, e.g. GPIO5)")
 		} else if other, dup := pins[in.Pin]; dup {
-			add(key+".pin", "%s is already used by %s", in.Pin, other)
+			ps.add(key+".pin", "%s is already used by %s", in.Pin, other)
 		} else {
 			pins[in.Pin] = key + ".pin"
 		}
@@ -253,17 +278,16 @@ func devicesValidate(c *Config) []Problem {
 			limit = maxFireDebounce // the release must come within 100 ms
 		}
 		if in.Debounce < 0 || in.Debounce > limit {
-			add(key+".debounce", "must be between 0s and %s, got %s", limit, in.Debounce)
+			ps.add(key+".debounce", "must be between 0s and %s, got %s", limit, in.Debounce)
 		}
 		if name != "door_sensor" && in.HeldOpen != 0 {
-			add(key+".held_open", "is only for inputs.door_sensor")
+			ps.add(key+".held_open", "is only for inputs.door_sensor")
 		}
 		if name == "door_sensor" && (in.HeldOpen <= 0 || in.HeldOpen > time.Hour) {
-			add(key+".held_open", "must be > 0 and at most 1h, got %s", in.HeldOpen)
+			ps.add(key+".held_open", "must be > 0 and at most 1h, got %s", in.HeldOpen)
 		}
 	}
 	if c.Inputs.ExitButton != nil && !c.HasBarrier() && slices.Contains(Styles, c.Device.Style) {
-		add("inputs.exit_button", "style %s has no barrier for the exit button to open", c.Device.Style)
+		ps.add("inputs.exit_button", "style %s has no barrier for the exit button to open", c.Device.Style)
 	}
-	return ps
 }

@@ -97,8 +97,6 @@ func IsLoopbackListen(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func init() { registerSection(opsDefaults, opsValidate) }
-
 func opsDefaults(c *Config, present func(string) bool) {
 	if c.Screen.Listen == "" && !present("screen.listen") {
 		c.Screen.Listen = DefaultScreenListen

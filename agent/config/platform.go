@@ -28,8 +28,6 @@ const (
 // CredentialKinds are the kinds policy.credentials may list.
 var CredentialKinds = []string{verify.KindQR, verify.KindIDCard, verify.KindFace}
 
-func init() { registerSection(platformDefaults, validatePlatform) }
-
 func platformDefaults(c *Config, present func(string) bool) {
 	p := &c.Platform
 	if p.Budget == 0 {

@@ -29,8 +29,6 @@ const (
 	minBackoffBase         = time.Millisecond
 )
 
-func init() { registerSection(queueDefaults, queueValidate) }
-
 func queueDefaults(c *Config, present func(string) bool) {
 	q := &c.Queue
 	if !present("queue.max_bytes") {

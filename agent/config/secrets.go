@@ -2,12 +2,15 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"reflect"
 	"strings"
 
 	"github.com/sentinel-edge/sentinel/internal/privacy"
+	"github.com/sentinel-edge/sentinel/internal/secretfile"
 )
 
 // Provisioning: a unit goes live only with its own identity and secrets. Secrets live in
@@ -62,9 +65,29 @@ func CheckSecret(b []byte) error {
 	return nil
 }
 
+// PublicFileKeys are the config keys that name a file the unit reads that holds no secret
+// (a user name, a certificate, the platform's public key): it may be readable by anyone, but
+// like a secret file it must be a regular file of bounded size.
+var PublicFileKeys = []string{
+	"uplink.username_file",
+	"uplink.tls.ca_file",
+	"uplink.tls.cert_file",
+	PlatformKeyKey,
+}
+
+// MaxPublicFileSize bounds a public file: a CA bundle (the system's is about 200 KiB) fits.
+const MaxPublicFileSize = 1 << 20
+
+// HashKeyKey names the device-local hash key: a secret that the daemon creates (mode 0600)
+// when it does not exist yet.
+const HashKeyKey = "privacy.hash_key_file"
+
 // CheckProvisioned reports what keeps this config from going live: a device id that was
-// never set, a secret file that is missing, unreadable, empty or a default placeholder, or a
-// platform key that is not an X25519 public key. The demo (no secret files) passes.
+// never set; a secret file that is missing, not a regular file, too large, open to group or
+// others (the problem gives the chmod), empty or a default placeholder; a public file
+// (PublicFileKeys) that is missing, not a regular file or too large; a platform key that is
+// not an X25519 public key. Files are read with internal/secretfile: a FIFO or a device
+// never blocks or floods it. The demo (no secret files) passes.
 func CheckProvisioned(c *Config) []Problem {
 	var ps []Problem
 	if c.Device.ID == Unprovisioned {
@@ -74,37 +97,78 @@ func CheckProvisioned(c *Config) []Problem {
 		ps = append(ps, Problemf("device.venue", "is the placeholder %q: run sentinel provision with the venue's code", UnprovisionedVenue))
 	}
 	for _, key := range SecretKeys {
-		path, ok := c.StringAt(key)
-		if !ok || path == "" {
-			continue
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			ps = append(ps, Problemf(key, "cannot read %s: %s", path, unwrapPathErr(err)))
-			continue
-		}
-		if key == "uplink.tls.key_file" {
-			if len(bytes.TrimSpace(b)) == 0 {
-				ps = append(ps, Problemf(key, "%s is empty: run sentinel provision to create the client key", path))
-			}
-			continue
-		}
-		if err := CheckSecret(b); err != nil {
-			ps = append(ps, Problemf(key, "the secret in %s %s: put the secret the platform issued for this unit there (sentinel provision does)", path, err))
+		if p, bad := checkSecretFile(c, key); bad {
+			ps = append(ps, p)
 		}
 	}
-	if path, ok := c.StringAt(PlatformKeyKey); ok && path != "" {
-		b, err := os.ReadFile(path)
-		if err == nil {
-			_, err = privacy.ParseKey(path, b)
-		} else {
-			err = fmt.Errorf("cannot read %s: %s", path, unwrapPathErr(err))
+	for _, key := range PublicFileKeys {
+		if p, bad := checkPublicFile(c, key); bad {
+			ps = append(ps, p)
 		}
-		if err != nil {
-			ps = append(ps, Problemf(PlatformKeyKey, "%v: put the platform's public key there (sentinel provision --platform-key)", err))
+	}
+	if path, ok := c.StringAt(HashKeyKey); ok && path != "" {
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			if _, err := secretfile.Read(path, secretfile.Options{}); err != nil {
+				ps = append(ps, fileProblem(HashKeyKey, err, "move it aside to have the daemon make a new one (look-up hashes change)"))
+			}
 		}
 	}
 	return ps
+}
+
+// checkSecretFile checks the secret file named by key, when this build has the key and it
+// is set.
+func checkSecretFile(c *Config, key string) (Problem, bool) {
+	path, ok := c.StringAt(key)
+	if !ok || path == "" {
+		return Problem{}, false
+	}
+	b, err := secretfile.ReadSecret(path, secretfile.Options{})
+	switch {
+	case key == "uplink.tls.key_file" && errors.Is(err, secretfile.ErrEmpty):
+		return Problemf(key, "%s is empty: run sentinel provision to create the client key", path), true
+	case err != nil:
+		return fileProblem(key, err, "put the secret the platform issued for this unit there (sentinel provision does)"), true
+	case key == "uplink.tls.key_file":
+		return Problem{}, false
+	}
+	if err := CheckSecret(b); err != nil {
+		return Problemf(key, "the secret in %s %s: put the secret the platform issued for this unit there (sentinel provision does)", path, err), true
+	}
+	return Problem{}, false
+}
+
+// checkPublicFile checks the public file named by key, when this build has the key and it
+// is set; the platform key must hold an X25519 public key.
+func checkPublicFile(c *Config, key string) (Problem, bool) {
+	path, ok := c.StringAt(key)
+	if !ok || path == "" {
+		return Problem{}, false
+	}
+	b, err := secretfile.Read(path, secretfile.Options{Public: true, MaxSize: MaxPublicFileSize})
+	if err != nil {
+		fix := "point it at the file provisioning wrote"
+		if key == PlatformKeyKey {
+			fix = "put the platform's public key there (sentinel provision --platform-key)"
+		}
+		return fileProblem(key, err, fix), true
+	}
+	if key == PlatformKeyKey {
+		if _, err := privacy.ParseKey(path, b); err != nil {
+			return Problemf(key, "%v: put the platform's public key there (sentinel provision --platform-key)", err), true
+		}
+	}
+	return Problem{}, false
+}
+
+// fileProblem is a secretfile error as a problem of key: the error's own words (the path,
+// what is wrong, the chmod to run), then what to do unless the error already says it.
+func fileProblem(key string, err error, fix string) Problem {
+	msg := strings.TrimPrefix(err.Error(), "secretfile: ")
+	if errors.Is(err, secretfile.ErrTooOpen) {
+		return Problemf(key, "%s", msg)
+	}
+	return Problemf(key, "%s: %s", msg, fix)
 }
 
 // StringAt returns the string value at a dotted key (e.g. platform.secret_file) and whether

@@ -15,7 +15,7 @@ var Reasons = map[string]Text{
 	"platform_unreachable":    {"平台暂时无法连接，请联系工作人员", "The platform cannot be reached. Please see the staff."},
 	"platform_error":          {"平台返回错误，请联系工作人员", "The platform returned an error. Please see the staff."},
 	"bad_response":            {"平台应答异常，请联系工作人员", "The platform's answer was not usable. Please see the staff."},
-	"identity_mismatch":       {"姓名与证件号不一致", "The name does not match the ID number."},
+	"identity_mismatch":       {"身份信息核验不一致，请联系工作人员", "The identity could not be confirmed. Please see the staff."},
 	"health_code_green":       {"本场所不接受绿码", "This venue does not admit a green code."},
 	"health_code_yellow":      {"健康码为黄码，不能通行", "Health code is yellow: entry not allowed."},
 	"health_code_red":         {"健康码为红码，不能通行", "Health code is red: entry not allowed."},

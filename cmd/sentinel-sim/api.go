@@ -24,7 +24,8 @@ func runAPI(ctx context.Context, args []string, e env) error {
 			"or sm3-hmac) and refuses replays; without them it accepts unsigned requests.\n"+
 			"Faults (--fault, or one per line in --fault-file, the last repeating; the file is\n"+
 			"read again when it changes): ok, \"latency 300ms\", hang, 5xx, malformed,\n"+
-			"bad_signature, drop.", e)
+			"bad_signature, drop, other_person (a known credential is answered with another\n"+
+			"person's record: that person's ID number and name, match true).", e)
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to listen on; loopback only unless --allow-remote")
 	popFile := fs.String("population", "", "population CSV `file` (required; see `sentinel-sim population`)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a non-loopback --listen address")

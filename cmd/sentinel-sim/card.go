@@ -27,15 +27,17 @@ func runCard(ctx context.Context, args []string, e env) error {
 			"(30 01), status (11 FF) and reset (10 FF) frames with the real byte protocol.\n"+
 			"The card on the reader is the population's person with ID number --present\n"+
 			"(or #N, the N-th row), or what --script lays there over time; with neither,\n"+
-			"no card lies on the reader. A script has one step a line:\n"+
-			"  present ID|#N   remove   wait DURATION   fault NAME   sam-fail\n"+
+			"no card lies on the reader. badcheck:ID or badcheck:#N presents that card with\n"+
+			"a wrong GB 11643 check character (a forged or damaged card). A script has one\n"+
+			"step a line:\n"+
+			"  present ID|#N|badcheck:ID|badcheck:#N   remove   wait DURATION   fault NAME   sam-fail\n"+
 			"--fault NAME[,NAME] with --fault-every N puts faults into every N-th reply.\n"+
 			"Faults: "+strings.Join(names, ", ")+".\n"+
 			"Prints \"port ready: PATH -> /dev/pts/N\" to stderr. Runs until SIGINT/SIGTERM\n"+
 			"(after a script ends, the last card stays). ID numbers are logged masked.", e)
 	port := fs.String("port", "", "`path` of the pty symlink to create (required)")
 	popFile := fs.String("population", "", "population CSV `file` (required)")
-	present := fs.String("present", "", "ID number (or #N) of the card lying on the reader")
+	present := fs.String("present", "", "ID number (or #N, or badcheck:ID|#N) of the card lying on the reader")
 	script := fs.String("script", "", "script `file` that lays cards on the reader and injects faults")
 	faults := fs.String("fault", "", "comma-separated faults put into every --fault-every-th reply")
 	every := fs.Int("fault-every", 0, "put the --fault faults into every `N`-th reply (0: never)")

@@ -46,6 +46,11 @@ var (
 type Config struct {
 	Port string
 	Baud int
+	// DuplicateWindow makes the same card, taken off and laid again (or lost and found
+	// again by a flaky find) within this time of its last read, one card: it is not emitted
+	// again. The window restarts with every read of the card, so a card left lying is one
+	// card however long it lies. 0 turns it off (a card is still emitted once per laying).
+	DuplicateWindow time.Duration
 	// OnState, when set, is told when the reader goes offline (with why) and comes back
 	// online (with a nil error). It runs on the driver's goroutine: keep it quick.
 	OnState func(online bool, err error)
@@ -58,9 +63,14 @@ type SAM struct {
 
 	reads, noCard, failures, resets, reopens atomic.Int64
 	noise, badChecksum, badLength, badText   atomic.Int64
+	invalidID, duplicates                    atomic.Int64
 	up                                       atomic.Bool
 	burst                                    bool // a run of bad replies was logged
 	everOnline                               bool
+	// seen and seenAt are the last card read and when (Run's goroutine only): the
+	// duplicate window, kept across reopens of the port.
+	seen   string
+	seenAt time.Time
 }
 
 // NewSAM returns a reader on cfg.Port; Run opens it.
@@ -89,7 +99,11 @@ func (s *SAM) Open() error {
 type Stats struct {
 	Reads, NoCard, Failures, Resets, Reopens int64
 	Noise, BadChecksum, BadLength, BadText   int64
-	Online                                   bool
+	// InvalidID counts cards delivered whose ID number fails the GB 11643 format or check
+	// character (the verifier denies them invalid_id_number); Duplicates, cards laid again
+	// within the duplicate window and not emitted.
+	InvalidID, Duplicates int64
+	Online                bool
 }
 
 // Stats returns the counters.
@@ -97,7 +111,7 @@ func (s *SAM) Stats() Stats {
 	return Stats{
 		Reads: s.reads.Load(), NoCard: s.noCard.Load(), Failures: s.failures.Load(), Resets: s.resets.Load(), Reopens: s.reopens.Load(),
 		Noise: s.noise.Load(), BadChecksum: s.badChecksum.Load(), BadLength: s.badLength.Load(), BadText: s.badText.Load(),
-		Online: s.up.Load(),
+		InvalidID: s.invalidID.Load(), Duplicates: s.duplicates.Load(), Online: s.up.Load(),
 	}
 }
 
@@ -165,7 +179,7 @@ func (s *SAM) session(ctx context.Context, p Port, emit func(Card), opened func(
 			s.cfg.OnState(true, nil)
 		}
 	}
-	var last string // ID of the card lying on the reader, already emitted
+	var last string // the card lying on the reader (ID number and name), already handled
 	fails := 0
 	nextStatus := time.Now().Add(statusEvery)
 	tick := time.NewTicker(pollEvery)
@@ -189,11 +203,12 @@ func (s *SAM) session(ctx context.Context, p Port, emit func(Card), opened func(
 		case err == nil:
 			fails = 0
 			s.burst = false
-			if card.IDNumber != last {
-				last = card.IDNumber
-				s.reads.Add(1)
-				emit(card)
+			key := card.IDNumber + "\x00" + card.Name
+			if key != last {
+				last = key
+				s.deliver(card, key, emit)
 			}
+			s.seen, s.seenAt = key, time.Now()
 		case errors.Is(err, errNoCard):
 			fails = 0
 			s.burst = false
@@ -212,6 +227,20 @@ func (s *SAM) session(ctx context.Context, p Port, emit func(Card), opened func(
 			}
 		}
 	}
+}
+
+// deliver emits a card newly laid on the reader, unless it is the last card read, read again
+// within the duplicate window.
+func (s *SAM) deliver(card Card, key string, emit func(Card)) {
+	if w := s.cfg.DuplicateWindow; w > 0 && key == s.seen && time.Since(s.seenAt) < w {
+		s.duplicates.Add(1)
+		return
+	}
+	if !validID(card.IDNumber) {
+		s.invalidID.Add(1) // read fine: the card says so; the verifier denies it
+	}
+	s.reads.Add(1)
+	emit(card)
 }
 
 var errNoCard = errors.New("idcard: no card")

@@ -31,6 +31,12 @@ type rig struct {
 
 func newRig(t *testing.T, opt card.Options) *rig {
 	t.Helper()
+	return newRigWith(t, opt, idcard.Config{})
+}
+
+// newRigWith is newRig with the driver's config (its Port and OnState are the rig's).
+func newRigWith(t *testing.T, opt card.Options, cfg idcard.Config) *rig {
+	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("pty simulator is Linux-only")
 	}
@@ -39,12 +45,14 @@ func newRig(t *testing.T, opt card.Options) *rig {
 		pop:   population.Generate(population.GenerateOptions{Seed: 7, Random: 2}),
 		cards: make(chan idcard.Card, 16), states: make(chan bool, 256)}
 	r.plug()
-	r.drv = idcard.NewSAM(idcard.Config{Port: r.path, OnState: func(on bool, _ error) {
+	cfg.Port = r.path
+	cfg.OnState = func(on bool, _ error) {
 		select {
 		case r.states <- on:
 		default:
 		}
-	}}, nil)
+	}
+	r.drv = idcard.NewSAM(cfg, nil)
 	if err := r.drv.Open(); err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sentinel-edge/sentinel/internal/secretfile"
 )
 
 // HashKeyFile is the name of the device-local hash key, created beside the queue database.
@@ -27,10 +29,11 @@ func KeyedHash(key []byte, idNumber string) string {
 
 // LoadOrCreateHashKey reads the device-local hash key at path, creating it (32 random bytes,
 // base64, mode 0600, written to a temporary file, synced and renamed into place) when it does
-// not exist. An existing file that does not hold a key is an error naming it, and is left
-// as it is.
+// not exist. The key is a secret: an existing file must be a regular file of bounded size
+// that only its owner may access (internal/secretfile; the error gives the chmod). An existing
+// file that does not hold a key is an error naming it, and is left as it is.
 func LoadOrCreateHashKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, secretfile.Options{MaxSize: maxKeyFile})
 	if err == nil {
 		k, err := ParseKey(path, b)
 		if err != nil {

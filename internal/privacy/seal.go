@@ -7,14 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"golang.org/x/crypto/nacl/box"
+
+	"github.com/sentinel-edge/sentinel/internal/secretfile"
 )
 
 // KeySize is the size of an X25519 key.
 const KeySize = 32
+
+// maxKeyFile bounds a key file: 44 characters of base64 and some white space.
+const maxKeyFile = 4 << 10
 
 // ErrKey means a key file does not hold a usable key.
 var ErrKey = errors.New("privacy: bad key")
@@ -46,9 +50,10 @@ func ParseKey(name string, b []byte) ([KeySize]byte, error) {
 }
 
 // LoadPublicKey reads the platform's public key from a file written by EncodeKey (or by
-// `sentinel-sim keygen`).
+// `sentinel-sim keygen`). The key is public: the file may be readable by anyone, but it must
+// be a regular file of bounded size (internal/secretfile).
 func LoadPublicKey(path string) (*PublicKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, secretfile.Options{Public: true, MaxSize: maxKeyFile})
 	if err != nil {
 		return nil, fmt.Errorf("privacy: platform key: %w", err)
 	}

@@ -3,6 +3,7 @@ package card
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -118,5 +119,34 @@ func TestPlay(t *testing.T) {
 	}
 	if c := r.Current(); c == nil || c.IDNumber != pop.People()[0].IDNumber || !r.samFail {
 		t.Fatalf("after the script: card %v, SAM failing %v", c, r.samFail)
+	}
+}
+
+// TestBadCheck: badcheck: presents a person's card whose ID number fails GB 11643 and
+// differs from the right one only in its last character; it still encodes as a card.
+func TestBadCheck(t *testing.T) {
+	pop := testPop(t)
+	for i, p := range pop.People() {
+		ref := "badcheck:" + p.IDNumber
+		if i%2 == 0 {
+			ref = "badcheck:#" + strconv.Itoa(i+1)
+		}
+		info, err := Lookup(pop, ref)
+		if err != nil {
+			t.Fatalf("%s: %v", population.Mask(ref), err)
+		}
+		if population.ValidID(info.IDNumber) || info.IDNumber[:17] != p.IDNumber[:17] || info.Name != p.Name {
+			t.Errorf("person %d: the bad-check card is not that person's card with a wrong check character", i+1)
+		}
+		if _, err := idcard.EncodeRead(info, nil); err != nil {
+			t.Errorf("person %d: %v", i+1, err)
+		}
+	}
+	steps, err := ParseScript(strings.NewReader("present badcheck:#1\n"), "s", pop)
+	if err != nil || len(steps) != 1 || population.ValidID(steps[0].Card.IDNumber) {
+		t.Fatalf("script: %v", err)
+	}
+	if _, err := Lookup(pop, "badcheck:#99"); err == nil {
+		t.Error("badcheck:#99 accepted")
 	}
 }

@@ -25,6 +25,9 @@ type Step struct {
 //
 //	present ID      lay the card of the person with this ID number on the reader
 //	present #N      the card of the population's N-th person (1-based)
+//	present badcheck:ID|#N
+//	                that person's card with a wrong check character (a forged or damaged
+//	                card that the reader reads fine; GB 11643 fails)
 //	remove          take the card away
 //	wait DURATION   pause (Go duration: 500ms, 2s)
 //	fault NAME      put a fault into the next reply (checksum, length, short, fragment,
@@ -68,7 +71,7 @@ func ParseScript(r io.Reader, name string, pop *population.Population) ([]Step, 
 			}
 			st.Fault = fl
 		default:
-			return nil, bad("unknown step %q (present ID|#N, remove, wait D, fault NAME, sam-fail)", f[0])
+			return nil, bad("unknown step %q (present ID|#N|badcheck:ID|badcheck:#N, remove, wait D, fault NAME, sam-fail)", f[0])
 		}
 		steps = append(steps, st)
 	}
@@ -78,8 +81,20 @@ func ParseScript(r io.Reader, name string, pop *population.Population) ([]Step, 
 	return steps, nil
 }
 
-// Lookup finds the card for ref: an ID number in pop, or #N for the N-th person.
+// BadCheckPrefix before a card reference (badcheck:#2, badcheck:ID) presents that person's
+// card with a wrong check character.
+const BadCheckPrefix = "badcheck:"
+
+// Lookup finds the card for ref: an ID number in pop, or #N for the N-th person; with
+// BadCheckPrefix, that card with its ID number's check character made wrong (WithBadCheck).
 func Lookup(pop *population.Population, ref string) (idcard.Info, error) {
+	if rest, ok := strings.CutPrefix(ref, BadCheckPrefix); ok {
+		info, err := Lookup(pop, rest)
+		if err != nil {
+			return idcard.Info{}, err
+		}
+		return WithBadCheck(info), nil
+	}
 	if rest, ok := strings.CutPrefix(ref, "#"); ok {
 		var i int
 		if _, err := fmt.Sscanf(rest, "%d", &i); err != nil || i < 1 || i > pop.Len() {
@@ -92,6 +107,24 @@ func Lookup(pop *population.Population, ref string) (idcard.Info, error) {
 		return idcard.Info{}, fmt.Errorf("%w: %s", ErrUnknownID, population.Mask(ref))
 	}
 	return FromPerson(p), nil
+}
+
+// WithBadCheck returns info with its ID number's last character replaced by one that fails
+// the GB 11643 check (the next in "0123456789X" after the right one). An ID number that is
+// not 18 characters is returned as it is.
+func WithBadCheck(info idcard.Info) idcard.Info {
+	id := info.IDNumber
+	if len(id) != 18 {
+		return info
+	}
+	const chars = "0123456789X"
+	right, err := population.CheckChar(id[:17])
+	if err != nil {
+		right = id[17]
+	}
+	i := strings.IndexByte(chars, right)
+	info.IDNumber = id[:17] + string(chars[(i+1)%len(chars)])
+	return info
 }
 
 // Play runs steps against r, in order, until the end or ctx's end.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/sim/population"
 )
 
 // Fault kinds the server can inject into a verification request.
@@ -19,10 +21,16 @@ const (
 	FaultMalformed    = "malformed"     // 200 with a body that is not JSON
 	FaultBadSignature = "bad_signature" // refuse the request's signature (401)
 	FaultDrop         = "drop"          // close the connection without an answer
+	// FaultOtherPerson answers a known credential with another person's record: the
+	// identity (ID number and name) of another person of the population, match true, and
+	// that person's health data (a green code with a negative test when the population has
+	// one). An unknown credential is still not found. It plays a platform that mixes up
+	// answers, or an attacker in the middle.
+	FaultOtherPerson = "other_person"
 )
 
 // FaultKinds lists the fault kinds.
-var FaultKinds = []string{FaultNone, FaultLatency, FaultHang, Fault5xx, FaultMalformed, FaultBadSignature, FaultDrop}
+var FaultKinds = []string{FaultNone, FaultLatency, FaultHang, Fault5xx, FaultMalformed, FaultBadSignature, FaultDrop, FaultOtherPerson}
 
 // Fault is what to do to one verification request.
 type Fault struct {
@@ -38,7 +46,7 @@ func (f Fault) String() string {
 }
 
 // ParseFault reads "ok", "latency 300ms" (or "latency:300ms"), "hang", "5xx", "malformed",
-// "bad_signature" or "drop".
+// "bad_signature", "drop" or "other_person".
 func ParseFault(s string) (Fault, error) {
 	s = strings.TrimSpace(s)
 	kind, arg, _ := strings.Cut(strings.Replace(s, ":", " ", 1), " ")
@@ -50,7 +58,7 @@ func ParseFault(s string) (Fault, error) {
 			return Fault{}, fmt.Errorf("fault %q: latency needs a duration between 0 and 1h, like \"latency 300ms\"", s)
 		}
 		return Fault{Kind: kind, Delay: d}, nil
-	case FaultNone, FaultHang, Fault5xx, FaultMalformed, FaultBadSignature, FaultDrop:
+	case FaultNone, FaultHang, Fault5xx, FaultMalformed, FaultBadSignature, FaultDrop, FaultOtherPerson:
 		if arg != "" {
 			return Fault{}, fmt.Errorf("fault %q: %s takes no argument", s, kind)
 		}
@@ -155,4 +163,33 @@ func (f *FileScript) Err() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.err
+}
+
+// otherPerson is the answer of FaultOtherPerson: the credential is looked up as usual, and
+// the answer is about someone else: the population's other person with a green code and the
+// latest negative test, else any other person.
+func (s *Server) otherPerson(iface string, req credRequest) (*Data, bool) {
+	asked, ok := s.lookup(iface, req)
+	if !ok {
+		return nil, false
+	}
+	var best, anyone *population.Person
+	for _, p := range s.pop.People() {
+		if p.IDNumber == asked.Identity.IDNumber {
+			continue
+		}
+		if anyone == nil {
+			anyone = &p
+		}
+		if p.HealthCode == population.Green && p.NATResult == population.Negative && (best == nil || p.NATSampledAt.After(best.NATSampledAt)) {
+			best = &p
+		}
+	}
+	if best == nil {
+		best = anyone
+	}
+	if best == nil {
+		return asked, true // a population of one: there is nobody else to answer about
+	}
+	return s.data(*best, Identity{IDNumber: best.IDNumber, Name: best.Name, Match: true}), true
 }

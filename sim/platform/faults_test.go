@@ -178,3 +178,29 @@ func TestFace(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultOtherPerson: an ID-card request is answered with another person's identity and
+// record; an unknown ID number is still not found.
+func TestFaultOtherPerson(t *testing.T) {
+	pop, people := testPopulation(t)
+	h := NewServer(pop, Options{Now: func() time.Time { return testNow }, Faults: Always(Fault{Kind: FaultOtherPerson})})
+	red := personByToken(t, people, population.TokenRed)
+	ask := func(id, name string) (int, Answer) {
+		body, _ := json.Marshal(map[string]string{"id_number": id, "name": name})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", PathIDCard, bytes.NewReader(body)))
+		var a Answer
+		_ = json.Unmarshal(rec.Body.Bytes(), &a)
+		return rec.Code, a
+	}
+	st, a := ask(red.IDNumber, red.Name)
+	if st != http.StatusOK || a.Data == nil {
+		t.Fatalf("status %d, answer %+v", st, a)
+	}
+	if id := a.Data.Identity; id.IDNumber == red.IDNumber || id.IDNumber == "" || !id.Match || a.Data.HealthCode != "green" {
+		t.Errorf("answer about %s (match %v, %s), want another, green person", population.Mask(id.IDNumber), id.Match, a.Data.HealthCode)
+	}
+	if st, _ := ask("11010519491231002X", "某"); st != http.StatusNotFound {
+		t.Errorf("unknown ID number: status %d, want 404", st)
+	}
+}

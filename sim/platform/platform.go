@@ -389,7 +389,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, e *LogEntry) {
 			return
 		}
 	}
-	data, ok := s.lookup(e.Interface, req)
+	lookup := s.lookup
+	if fault.Kind == FaultOtherPerson {
+		lookup = s.otherPerson // faults.go
+	}
+	data, ok := lookup(e.Interface, req)
 	if !ok {
 		s.fail(w, r, e, failNotFound, "unknown credential", cred)
 		return
