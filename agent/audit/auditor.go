@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sentinel-edge/sentinel/agent/record"
+	"github.com/sentinel-edge/sentinel/internal/privacy"
 	"github.com/sentinel-edge/sentinel/queue"
 	"github.com/sentinel-edge/sentinel/verify"
 )
@@ -51,11 +52,13 @@ type Options struct {
 	Log         *slog.Logger
 }
 
-// job is the calls of one decision (or one ping): its rows are stored in call order.
+// job is the calls of one decision (or one ping): its rows are stored in call order; and
+// the alert the decision raised, if any, after them.
 type job struct {
 	passage, purpose string
 	verdict          string // a re-check's verdict, for the row of the call that decided it
 	calls            []verify.Call
+	alert            *record.Alert
 }
 
 // Auditor stores audit rows and alerts, and re-checks flagged passages. Its hooks (Decided,
@@ -110,7 +113,7 @@ func New(opt Options) *Auditor {
 // Decided queues the rows of a decision's calls (the pipeline's hook) and, for a flagged
 // passage, its credential for a re-check. It never blocks.
 func (a *Auditor) Decided(_ context.Context, cred verify.Credential, passageID string, d verify.Decision) {
-	a.enqueue(job{passage: passageID, purpose: record.PurposePassage, calls: d.Calls()})
+	a.enqueue(job{passage: passageID, purpose: record.PurposePassage, calls: d.Calls(), alert: mismatchAlert(cred, passageID, d)})
 	if d.Flagged && a.rc != nil {
 		a.rc.add(cred, passageID, d)
 	}
@@ -140,7 +143,7 @@ func (a *Auditor) Started() <-chan struct{} { return a.began }
 // enqueue queues j without blocking. A full queue or a stopped auditor drops its rows and
 // counts them.
 func (a *Auditor) enqueue(j job) {
-	if len(j.calls) == 0 {
+	if len(j.calls) == 0 && j.alert == nil {
 		return
 	}
 	a.mu.RLock()
@@ -159,6 +162,9 @@ func (a *Auditor) enqueue(j job) {
 
 // lose counts the rows of j as lost.
 func (a *Auditor) lose(j job, stopped bool) {
+	if j.alert != nil {
+		a.opt.Log.Error("alert NOT stored: audit queue full or stopped", "kind", j.alert.Kind, "passage", j.passage)
+	}
 	n := int64(len(j.calls))
 	a.dropped.Add(n)
 	a.lost.Add(n)
@@ -254,7 +260,16 @@ func (a *Auditor) storeBatch(ctx context.Context, batch []job) {
 // store stores one row per call, in order. A row that cannot be stored is logged and
 // counted, never silently dropped; the first row stored after losses carries their count.
 func (a *Auditor) store(ctx context.Context, j job) {
+	defer func() {
+		if j.alert != nil {
+			_ = a.Alert(ctx, *j.alert) // logged either way
+		}
+	}()
 	for _, c := range j.calls {
+		if c.RedirectHost != "" {
+			a.opt.Log.Warn("the platform answered with a redirect; it was not followed and the call counts as platform_error",
+				"passage", j.passage, "interface", c.Interface, "redirect_host", c.RedirectHost, "http_status", c.Status)
+		}
 		row := a.row(j, c)
 		row.Lost = a.dropped.Swap(0)
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opt.StoreTimeout)
@@ -280,7 +295,7 @@ func (a *Auditor) row(j job, c verify.Call) record.AuditRow {
 		Interface: c.Interface, Passage: j.passage, Purpose: j.purpose, Attempt: c.Attempt,
 		LatencyMS:  float64(c.Latency.Microseconds()) / 1000,
 		HTTPStatus: c.Status, PlatformRequestID: c.RequestID,
-		Signature: c.Signature, Result: c.Result, Source: c.Source,
+		Signature: c.Signature, Result: c.Result, Source: c.Source, RedirectHost: c.RedirectHost,
 	}
 	if c.Start.IsZero() {
 		row.TS = record.TS(time.Now())
@@ -289,6 +304,28 @@ func (a *Auditor) row(j job, c verify.Call) record.AuditRow {
 		row.Verdict = j.verdict
 	}
 	return row
+}
+
+// mismatchAlert is the alert of a decision whose platform answer was about another person
+// than the card's; nil otherwise. Both people are masked.
+func mismatchAlert(cred verify.Credential, passageID string, d verify.Decision) *record.Alert {
+	if d.Mismatch == nil {
+		return nil
+	}
+	kind := cred.Kind
+	if d.Credential != "" {
+		kind = d.Credential
+	}
+	al := &record.Alert{
+		Kind: record.AlertIdentityMismatch, Passage: passageID, PassageTS: record.TS(time.Now()), Credential: kind,
+		Subject:       record.Subject{ID: privacy.MaskID(d.Subject.IDNumber), Name: privacy.MaskName(d.Subject.Name)},
+		AnswerSubject: &record.Subject{ID: privacy.MaskID(d.Mismatch.IDNumber), Name: privacy.MaskName(d.Mismatch.Name)},
+		Verdict:       d.Verdict, Reason: d.Reason, Policy: d.PolicyHash,
+	}
+	if d.Call != nil {
+		al.PlatformRequestID = d.Call.RequestID
+	}
+	return al
 }
 
 // Alert stamps al and commits it to the outbox on stream alert; a refusal is logged, never

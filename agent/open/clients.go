@@ -1,17 +1,16 @@
 package open
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/agent/seal"
 	"github.com/sentinel-edge/sentinel/internal/privacy"
+	"github.com/sentinel-edge/sentinel/internal/secretfile"
 	"github.com/sentinel-edge/sentinel/queue"
 	"github.com/sentinel-edge/sentinel/verify"
 )
@@ -111,14 +110,16 @@ func Uplink(cfg *config.Config, log *slog.Logger) (queue.UplinkConfig, error) {
 
 // TLS builds the uplink's TLS settings: TLS 1.2 or newer, the broker verified against the
 // configured CA (the system's roots without one), and the client certificate if set; nil
-// when neither is configured.
+// when neither is configured. The key file is read as a secret (owner-only, bounded), the
+// certificates as public files (bounded).
 func TLS(t config.UplinkTLS) (*tls.Config, error) {
 	if t.CAFile == "" && t.CertFile == "" {
 		return nil, nil
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	public := secretfile.Options{Public: true, MaxSize: config.MaxPublicFileSize}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pem, err := secretfile.Read(t.CAFile, public)
 		if err != nil {
 			return nil, fmt.Errorf("uplink.tls.ca_file: %w", err)
 		}
@@ -129,7 +130,16 @@ func TLS(t config.UplinkTLS) (*tls.Config, error) {
 		c.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		certPEM, err := secretfile.Read(t.CertFile, public)
+		if err != nil {
+			return nil, fmt.Errorf("uplink.tls.cert_file: %w", err)
+		}
+		keyPEM, err := secretfile.Read(t.KeyFile, secretfile.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("uplink.tls.key_file: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		clear(keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("uplink.tls.cert_file, uplink.tls.key_file: %s, %s: %w", t.CertFile, t.KeyFile, err)
 		}
@@ -139,36 +149,21 @@ func TLS(t config.UplinkTLS) (*tls.Config, error) {
 }
 
 // Credentials reads the broker's user name and password (uplink.username_file,
-// uplink.password_file); both empty when no user name file is set.
+// uplink.password_file): the first line of each; an empty one is refused, and the password
+// file must be owner-only. Both are empty when no user name file is set. The values are
+// never logged.
 func Credentials(cfg *config.Config) (user, pass string, err error) {
 	u := cfg.Uplink
 	if u.UsernameFile == "" {
 		return "", "", nil
 	}
-	if user, err = readCredential("uplink.username_file", u.UsernameFile); err != nil {
-		return "", "", err
+	if user, err = secretfile.ReadLine(u.UsernameFile, secretfile.Options{Public: true}); err != nil {
+		return "", "", fmt.Errorf("uplink.username_file: %w", err)
 	}
-	if pass, err = readCredential("uplink.password_file", u.PasswordFile); err != nil {
-		return "", "", err
+	if pass, err = secretfile.ReadLine(u.PasswordFile, secretfile.Options{}); err != nil {
+		return "", "", fmt.Errorf("uplink.password_file: %w", err)
 	}
 	return user, pass, nil
-}
-
-// readCredential reads a user name or password from its file: the first line, without the
-// line end; an empty one is refused. The value is never logged.
-func readCredential(key, path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", key, err)
-	}
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		b = b[:i]
-	}
-	b = bytes.TrimRight(b, "\r")
-	if len(b) == 0 {
-		return "", fmt.Errorf("%s: %s is empty", key, path)
-	}
-	return string(b), nil
 }
 
 // Sealer loads the platform's public key and the unit's look-up hash key (privacy.*) and

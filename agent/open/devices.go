@@ -206,7 +206,7 @@ var InputNames = []string{"exit_button", "door_sensor", "fire_alarm", "tamper"}
 // opens it (IDCardReader), the selftest probes it.
 func SAM(cfg *config.Config, log *slog.Logger, onState func(online bool, err error)) *idcard.SAM {
 	r := cfg.Scanners.IDCard
-	return idcard.NewSAM(idcard.Config{Port: r.Port, Baud: r.Baud, OnState: onState}, log)
+	return idcard.NewSAM(idcard.Config{Port: r.Port, Baud: r.Baud, DuplicateWindow: r.DuplicateWindow, OnState: onState}, log)
 }
 
 // Input claims one lane input (inputs.<name>) with edge detection: its line (InputPin), then

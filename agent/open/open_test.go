@@ -218,9 +218,16 @@ func TestTLSAndCredentials(t *testing.T) {
 		t.Fatalf("credentials = %q, %q, %v", u, p, err)
 	}
 	cfg.Uplink.PasswordFile = empty
-	if _, _, err := open.Credentials(cfg); err == nil || !strings.Contains(err.Error(), "uplink.password_file: "+empty+" is empty") {
+	if _, _, err := open.Credentials(cfg); err == nil || !strings.HasPrefix(err.Error(), "uplink.password_file: ") || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("empty credential: %v", err)
 	}
+	open644 := filepath.Join(dir, "pass644")
+	_ = os.WriteFile(open644, []byte("s3cret\n"), 0o644)
+	cfg.Uplink.PasswordFile = open644
+	if _, _, err := open.Credentials(cfg); err == nil || !strings.Contains(err.Error(), "chmod 600 "+open644) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("world-readable password file: %v", err)
+	}
+	cfg.Uplink.PasswordFile = empty
 	uc, err := open.Uplink(cfg, quiet())
 	if err == nil || uc.Brokers[0] != "tcp://127.0.0.1:1883" {
 		t.Fatalf("uplink with an empty password file: %+v, %v", uc, err)

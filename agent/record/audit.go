@@ -33,4 +33,7 @@ type AuditRow struct {
 	// Lost counts audit rows lost before this one: the audit queue was full or stopped, or
 	// the outbox refused them.
 	Lost int64 `json:"lost,omitempty"`
+	// RedirectHost is the host a 3xx answer pointed to (host[:port] only); the redirect was
+	// not followed and the call is a platform_error.
+	RedirectHost string `json:"redirect_host,omitempty"`
 }

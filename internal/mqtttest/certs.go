@@ -82,7 +82,7 @@ func (ca *CA) Issue(t testing.TB, name string) (certFile, keyFile string) {
 	}
 	certFile, keyFile = filepath.Join(ca.dir, name+".crt"), filepath.Join(ca.dir, name+".key")
 	writePEM(t, certFile, "CERTIFICATE", der, 0o644)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kder, 0o644) // read by mosquitto, which may drop to another user
+	writePEM(t, keyFile, "EC PRIVATE KEY", kder, 0o600) // owner-only, as the agent requires of a key; mosquitto runs as the same user (user root when root)
 	return certFile, keyFile
 }
 

@@ -1,4 +1,4 @@
-package agent_test
+package e2e_test
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package agent_test
+package e2e_test
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/mqtttest"
 	"github.com/sentinel-edge/sentinel/internal/privacy"
 	simcard "github.com/sentinel-edge/sentinel/sim/card"
@@ -57,7 +57,7 @@ metrics: {listen: "off"}
 
 	ag.waitFor(t, regexp.MustCompile(`msg=passage .*credential=idcard`), 15*time.Second)
 	msgs := passages.WaitN(1, 15*time.Second)
-	var r agent.Record
+	var r record.Passage
 	if err := json.Unmarshal(msgs[0].Payload, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -99,5 +99,63 @@ metrics: {listen: "off"}
 	ag.stop(t)
 	if idNumber.MatchString(ag.output()) {
 		t.Error("the agent's log carries an unmasked ID number")
+	}
+}
+
+// TestE2EIdentityMismatch (issue #11, finding 3): the platform answers an ID-card query about
+// another person (green, match true). The agent denies identity_mismatch, the barrier stays
+// shut, the record keeps the card holder (masked), and an identity_mismatch alert naming both
+// people, masked, reaches the broker.
+func TestE2EIdentityMismatch(t *testing.T) {
+	broker := mqtttest.Start(t)
+	w := newWorld(t, "--fault", "other_person")
+	const venue, device = "350582-0001", "e2e-id-other"
+	passages := broker.Subscribe(t, "sentinel/v1/"+venue+"/"+device+"/passage")
+	alerts := broker.Subscribe(t, "sentinel/v1/"+venue+"/"+device+"/alert")
+
+	popFile := filepath.Join(w.Dir, "population.csv")
+	pop, err := simpop.Load(popFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := simcard.FromPerson(pop.People()[0])
+	idPort := filepath.Join(w.Dir, "ttyID")
+	start(t, nil, filepath.Join(w.Bins, "sentinel-sim"), "card", "--port", idPort, "--population", popFile, "--present", "#1").
+		waitFor(t, regexp.MustCompile(`port ready`), 10*time.Second)
+	ag := w.agent(t, fmt.Sprintf(`device: {id: %s, venue: "%s", style: gate_all_in_one}
+scanners:
+  qr: {driver: serial, port: %s, baud: 9600}
+  idcard: {driver: sam, port: %s}
+platform: {url: "http://%s", timeout: 800ms}
+barrier: {driver: fake, pulse: 300ms}
+queue: {path: %s}
+uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
+screen: {listen: "off"}
+metrics: {listen: "off"}
+`, device, venue, w.Port, idPort, w.APIAddr, filepath.Join(w.Dir, "queue.db"), broker.URL()))
+
+	msgs := passages.WaitN(1, 15*time.Second)
+	var r record.Passage
+	if err := json.Unmarshal(msgs[0].Payload, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Credential != "idcard" || r.Verdict != "deny" || r.Reason != "identity_mismatch" || r.Gate != "not_opened" {
+		t.Errorf("record credential=%s verdict=%s reason=%s gate=%s, want idcard deny identity_mismatch not_opened", r.Credential, r.Verdict, r.Reason, r.Gate)
+	}
+	if r.Subject.ID != privacy.MaskID(holder.IDNumber) || r.Subject.Name != privacy.MaskName(holder.Name) {
+		t.Errorf("subject %q/%q, want the card holder's %q/%q", r.Subject.ID, r.Subject.Name, privacy.MaskID(holder.IDNumber), privacy.MaskName(holder.Name))
+	}
+	am := alerts.WaitN(1, 15*time.Second)
+	var a record.Alert
+	if err := json.Unmarshal(am[0].Payload, &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Kind != "identity_mismatch" || a.Passage != r.ID || a.Subject.ID != r.Subject.ID || a.AnswerSubject == nil || a.AnswerSubject.ID == r.Subject.ID || a.AnswerSubject.ID == "" {
+		t.Errorf("alert %+v, want identity_mismatch for passage %s naming the card holder and another person", a, r.ID)
+	}
+	for _, b := range [][]byte{msgs[0].Payload, am[0].Payload, []byte(ag.output())} {
+		if idNumber.Match(b) {
+			t.Errorf("an unmasked ID number: %s", b)
+		}
 	}
 }
