@@ -22,7 +22,7 @@ import (
 // A platform that gives times as Unix milliseconds: the mapping says `layout: unix_ms`, and
 // the time is read as that instant (a JSON number or a string).
 func TestFindingUnixMillisCanBeMapped(t *testing.T) {
-	const sampled = 1795939200000 // 2026-11-28T04:00:00Z
+	const sampled = 1795939200000 // 2026-11-29T08:00:00Z
 	for _, form := range []string{`1795939200000`, `"1795939200000"`} {
 		m, err := verify.ParseMapping([]byte(strings.ReplaceAll(unixMsMapping, "SAMPLED", form)))
 		if err != nil {
