@@ -140,7 +140,7 @@ func (r *Response) newest(key, arrPath string, arr []any, newestBy string) (int,
 	var layoutField *Field
 	for _, nf := range r.fields() {
 		if nf.f.Path == arrPath+"[]."+newestBy && slices.Contains(timeFields, nf.key) {
-			layoutField = &nf.f
+			layoutField, key = &nf.f, nf.key
 			break
 		}
 	}
@@ -197,6 +197,9 @@ func (r *Response) scalar(doc any, key string, f Field) (s string, present bool,
 		return "", false, nil
 	}
 	v, ok, err := r.resolve(doc, key, f)
+	if errors.Is(err, ErrBadResponse) {
+		return "", false, err
+	}
 	if err != nil {
 		return "", false, fmt.Errorf("%w: %s: %v", ErrBadResponse, key, err)
 	}

@@ -346,7 +346,7 @@ func (m *Mapping) sampleProblems(l *problemList) {
 		case r.Problem == "" && r.Key == "code" && r.Value != "ok":
 			l.add("response.code", "in the sample answer is %q, which is not in response.ok: the sample must be a success answer", r.Raw)
 		case r.Problem == "":
-		case !r.Present:
+		case r.Problem == ProblemAbsent:
 			l.add("response."+r.Key+".path", "%q points at nothing in the sample answer", r.Path)
 		default:
 			l.add("response."+r.Key, "in the sample answer: %s", r.Problem)

@@ -20,6 +20,9 @@ type Reading struct {
 	Personal bool   // an ID number or a name
 }
 
+// ProblemAbsent is the Problem of a field whose path resolves to nothing.
+const ProblemAbsent = "absent (no value, or null)"
+
 // ReadFields reads every field the mapping names from an answer, whatever its outcome, and
 // says for each what the unit makes of it and what does not resolve: a path that points at
 // nothing, a value the value map does not know, a time that does not fit its layout. Fields
@@ -42,7 +45,7 @@ func (m *Mapping) ReadFields(raw []byte) ([]Reading, error) {
 		case err != nil:
 			rd.Problem = trimBadResponse(err)
 		case !present:
-			rd.Problem = "absent (no value, or null)"
+			rd.Problem = ProblemAbsent
 		default:
 			rd.Present, rd.Raw = true, s
 			rd.Value, rd.Problem = r.interpret(nf.key, nf.f, s)

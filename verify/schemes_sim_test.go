@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -174,5 +175,21 @@ func TestCanonicalSectionIsTheReferenceScheme(t *testing.T) {
 		if d := wrong.Decide(context.Background(), verify.Credential{Kind: verify.KindQR, QRToken: population.TokenGreenFresh}, "p"); d.Reason != verify.ReasonSignatureRejected {
 			t.Errorf("%s with a wrong secret: %s", alg.section, d.Reason)
 		}
+	}
+}
+
+func readMapping(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "configs", "mappings", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -137,15 +137,6 @@ func ParamValue(v any) string {
 		return ""
 	case string:
 		return x
-	case json.RawMessage:
-		if string(x) == "null" {
-			return ""
-		}
-		var s string
-		if len(x) > 0 && x[0] == '"' && json.Unmarshal(x, &s) == nil {
-			return s
-		}
-		return string(x)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
