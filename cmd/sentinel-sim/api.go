@@ -15,21 +15,22 @@ import (
 	"github.com/sentinel-edge/sentinel/sim/population"
 )
 
+const apiAbout = "Serves the docking interface of docs/docking-spec.md (ping, QR, ID-card and face\n" +
+	"verification) from a population CSV, in the reference dialect or the province one.\n" +
+	"Prints \"listening on HOST:PORT\" to stderr once ready; --listen 127.0.0.1:0\n" +
+	"picks a free port. Logs one line per call, credentials masked.\n\n" +
+	"With --app-key and --secret-file it checks every request's signature by the dialect's\n" +
+	"scheme (the reference and province dialects: hmac-sha256 or sm3-hmac; vendor-sorted,\n" +
+	"vendor-md5, vendor-sha256, vendor-sm2: docs/docking-spec.md, \"Signing\") and refuses\n" +
+	"replays; without them it accepts unsigned requests. --app-key may be repeated (all\n" +
+	"share --secret-file and --sm2-public-key), and --keys-file lists more app keys, one\n" +
+	"per line: APP_KEY SECRET_FILE [SM2_PUBLIC_KEY_FILE] (SECRET_FILE - for none).\n" +
+	"Faults (--fault, or one per line in --fault-file, the last repeating; the file is\n" +
+	"read again when it changes): ok, \"latency 300ms\", hang, 5xx, malformed,\n" +
+	"bad_signature, drop."
+
 func runAPI(ctx context.Context, args []string, e env) error {
-	fs := newFlags("api", "--population FILE [--listen ADDR] [flags]",
-		"Serves the docking interface of docs/docking-spec.md (ping, QR, ID-card and face\n"+
-			"verification) from a population CSV, in the reference dialect or the province one.\n"+
-			"Prints \"listening on HOST:PORT\" to stderr once ready; --listen 127.0.0.1:0\n"+
-			"picks a free port. Logs one line per call, credentials masked.\n\n"+
-			"With --app-key and --secret-file it checks every request's signature by the dialect's\n"+
-			"scheme (the reference and province dialects: hmac-sha256 or sm3-hmac; vendor-sorted,\n"+
-			"vendor-md5, vendor-sha256, vendor-sm2: docs/docking-spec.md, \"Signing\") and refuses\n"+
-			"replays; without them it accepts unsigned requests. --app-key may be repeated (all\n"+
-			"share --secret-file and --sm2-public-key), and --keys-file lists more app keys, one\n"+
-			"per line: APP_KEY SECRET_FILE [SM2_PUBLIC_KEY_FILE] (SECRET_FILE - for none).\n"+
-			"Faults (--fault, or one per line in --fault-file, the last repeating; the file is\n"+
-			"read again when it changes): ok, \"latency 300ms\", hang, 5xx, malformed,\n"+
-			"bad_signature, drop.", e)
+	fs := newFlags("api", "--population FILE [--listen ADDR] [flags]", apiAbout, e)
 	listen := fs.String("listen", "127.0.0.1:8080", "`address` to listen on; loopback only unless --allow-remote")
 	popFile := fs.String("population", "", "population CSV `file` (required; see `sentinel-sim population`)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a non-loopback --listen address")
@@ -72,27 +73,13 @@ func runAPI(ctx context.Context, args []string, e env) error {
 	if *window <= 0 || *window > 24*time.Hour {
 		return usagef("--replay-window must be between 0 and 24h, got %v", *window)
 	}
-	if *faultFlag != "" && *faultFile != "" {
-		return usagef("--fault and --fault-file exclude each other")
-	}
-	var faults platform.FaultSource
-	if *faultFlag != "" {
-		f, err := platform.ParseFault(*faultFlag)
-		if err != nil {
-			return usagef("--fault: %v", err)
-		}
-		faults = platform.Always(f)
+	faults, err := apiFaults(*faultFlag, *faultFile)
+	if err != nil {
+		return err
 	}
 	log, err := newLogger(*level, e, "api")
 	if err != nil {
 		return err
-	}
-	if *faultFile != "" {
-		script, err := platform.NewFileScript(*faultFile)
-		if err != nil {
-			return err
-		}
-		faults = script
 	}
 	signing, err := apiSigning(appKeys, *secretFile, *sm2Pub, *keysFile, *window)
 	if err != nil {
@@ -124,6 +111,23 @@ func runAPI(ctx context.Context, args []string, e env) error {
 	log.Info("population loaded", "file", *popFile, "people", pop.Len(), "dialect", *dialect, "signing", signing != nil, "faults", faults != nil)
 	fmt.Fprintf(e.stderr, "listening on %s\n", ln.Addr())
 	return srv.Serve(ctx, ln)
+}
+
+// apiFaults is the fault source of --fault or --fault-file; nil when neither is given.
+func apiFaults(flag, file string) (platform.FaultSource, error) {
+	switch {
+	case flag != "" && file != "":
+		return nil, usagef("--fault and --fault-file exclude each other")
+	case flag != "":
+		f, err := platform.ParseFault(flag)
+		if err != nil {
+			return nil, usagef("--fault: %v", err)
+		}
+		return platform.Always(f), nil
+	case file != "":
+		return platform.NewFileScript(file)
+	}
+	return nil, nil
 }
 
 // repeated is a flag that may be given several times.
