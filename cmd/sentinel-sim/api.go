@@ -16,7 +16,7 @@ import (
 )
 
 const apiAbout = "Serves the docking interface of docs/docking-spec.md (ping, QR, ID-card and face\n" +
-	"verification) from a population CSV, in the reference dialect or the province one.\n" +
+	"verification) from a population CSV, in one of its dialects (--dialect).\n" +
 	"Prints \"listening on HOST:PORT\" to stderr once ready; --listen 127.0.0.1:0\n" +
 	"picks a free port. Logs one line per call, credentials masked.\n\n" +
 	"With --app-key and --secret-file it checks every request's signature by the dialect's\n" +
