@@ -79,8 +79,8 @@ func (o *outgoing) params() map[string]string {
 	return p
 }
 
-// encode writes the body and the query by the endpoint's encoding. A GET (or an empty
-// body of a ping) has no body.
+// encode writes the body and the query by the endpoint's encoding. A query endpoint, and
+// a request without fields (a ping), have no body.
 func (o *outgoing) encode() error {
 	o.body, o.contentType = nil, ""
 	q := o.query
@@ -91,9 +91,11 @@ func (o *outgoing) encode() error {
 			q[k] = vs
 		}
 	case EncodingForm:
-		o.body, o.contentType = []byte(o.flat().Encode()), "application/x-www-form-urlencoded"
+		if len(o.fields) > 0 {
+			o.body, o.contentType = []byte(o.flat().Encode()), "application/x-www-form-urlencoded"
+		}
 	default:
-		if o.ep.Method == http.MethodGet && len(o.fields) == 0 {
+		if len(o.fields) == 0 { // a ping: no body, as ever
 			break
 		}
 		b, err := json.Marshal(o.fields)

@@ -58,7 +58,7 @@ func sendQR(t *testing.T, url string, m *verify.Mapping, s *verify.Signer) {
 
 func signer(t *testing.T, m *verify.Mapping, key string) *verify.Signer {
 	t.Helper()
-	s, err := verify.NewMappingSigner(m, "", "app-1", []byte(key))
+	s, err := verify.NewMappingSigner(m, verify.SignHMACSHA256, "app-1", []byte(key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,5 +204,37 @@ func TestSM2KeyFileWithSecretSuffix(t *testing.T) {
 	der, _ := base64.StdEncoding.DecodeString(body["signData"])
 	if !sm2.VerifyASN1WithSM2(&priv.PublicKey, nil, []byte(want), der) {
 		t.Errorf("signData does not verify over %q", want)
+	}
+}
+
+// A ping carries no body, whatever its method, and is signed like every request; a
+// sorted scheme's fields go in a GET ping's query.
+func TestPingRequest(t *testing.T) {
+	post := strings.Replace(string(verify.ReferenceMappingYAML()), "ping:   {method: GET,  path: /api/v1/ping}", "ping:   {method: POST, path: /api/v1/ping}", 1)
+	pm, err := verify.ParseMapping([]byte(post))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := loadMapping(t, "vendor-sorted")
+	for _, tt := range []struct {
+		name string
+		m    *verify.Mapping
+		get  bool
+	}{{"reference GET", verify.ReferenceMapping(), true}, {"POST", pm, false}, {"sorted GET", sorted, true}} {
+		u, got := capture(t, `{}`)
+		s := signer(t, tt.m, "sec")
+		c := verify.NewClient(verify.ClientOptions{URL: u, Timeout: time.Second, Mapping: tt.m, Signer: s})
+		_, _ = c.Ping(context.Background())
+		r := <-got
+		if len(r.body) != 0 || r.header.Get("Content-Type") != "" || (r.method == "GET") != tt.get {
+			t.Errorf("%s: %s body %q content type %q", tt.name, r.method, r.body, r.header.Get("Content-Type"))
+		}
+		if tt.m == sorted {
+			if r.query.Get("sign") == "" || r.query.Get("appId") != "app-1" {
+				t.Errorf("%s: query %v", tt.name, r.query)
+			}
+		} else if r.header.Get("X-Signature") == "" || len(r.query) != 0 {
+			t.Errorf("%s: headers %v query %v", tt.name, r.header, r.query)
+		}
 	}
 }
