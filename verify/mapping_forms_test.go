@@ -298,3 +298,36 @@ func TestReadFields(t *testing.T) {
 		t.Error("an array answer was read")
 	}
 }
+
+// FuzzVendorMappings: the vendor mappings' reader ([] paths with newest_by, Unix times,
+// value maps) never panics, and what it accepts is consistent.
+func FuzzVendorMappings(f *testing.F) {
+	names := []string{"vendor-sorted", "vendor-md5", "vendor-sha256", "vendor-sm2"}
+	ms := make([]*verify.Mapping, len(names))
+	for i, n := range names {
+		ms[i] = loadMapping(f, n)
+		f.Add([]byte(ms[i].Sample), uint8(i))
+	}
+	f.Add([]byte(`{"code":0,"data":{"match":1,"healthColor":"绿码","nucleicList":[{"sampleTime":1},{"sampleTime":"x"},null]}}`), uint8(0))
+	f.Add([]byte(`{"retCode":"000000","result":{"nameMatch":"Y","hmColor":"GREEN","hsjcList":[{"cysj":"20261124120000"},{"cysj":20261124120000}]}}`), uint8(2))
+	f.Add([]byte(`{"infcode":0,"output":{"psn":{"match":"1"},"hc":{"color":1},"nat_list":{"smpl_time":1}}}`), uint8(3))
+	f.Fuzz(func(t *testing.T, b []byte, which uint8) {
+		m := ms[int(which)%len(ms)]
+		r, err := m.ParseAnswer(b)
+		if _, rerr := m.ReadFields(b); (rerr == nil) != (err == nil || !strings.Contains(err.Error(), "not JSON") && !strings.Contains(err.Error(), "not a JSON object")) {
+			t.Fatalf("ReadFields and ParseAnswer disagree on the answer being JSON: %v / %v", rerr, err)
+		}
+		if err != nil {
+			return
+		}
+		switch r.HealthCode {
+		case "", "green", "yellow", "red":
+		default:
+			t.Fatalf("accepted colour %q outside the value map", r.HealthCode)
+		}
+		unix := strings.HasPrefix(m.Response.NATSampledAt.Layout, "unix_")
+		if r.NAT != nil && !r.NAT.SampledAt.IsZero() && unix && (r.NAT.SampledAt.Year() < 2000 || r.NAT.SampledAt.Year() > 2100) {
+			t.Fatalf("accepted a sampling time in %d", r.NAT.SampledAt.Year())
+		}
+	})
+}
