@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,12 +175,12 @@ func (c *Client) Verify(ctx context.Context, cred Credential, passageID string) 
 		call.Result = ResultBadResponse
 		return Result{}, call, fmt.Errorf("%w: the mapping %s has no endpoint for credential kind %q", ErrBadResponse, c.m.Name, cred.Kind)
 	}
-	body, err := c.m.BuildRequest(cred, c.opt.Device, c.opt.Venue)
+	out, err := c.m.newOutgoing(ep, &cred, c.opt.Device, c.opt.Venue)
 	if err != nil {
 		call.Result = ResultBadResponse
 		return Result{}, call, err
 	}
-	raw, err := c.do(ctx, ep, body, passageID, &call)
+	raw, err := c.do(ctx, out, passageID, &call)
 	if err != nil {
 		return Result{}, call, err
 	}
@@ -234,7 +232,10 @@ func (c *Client) learnClock(date time.Time) {
 // Ping checks that the platform answers.
 func (c *Client) Ping(ctx context.Context) (Call, error) {
 	call := Call{Interface: "ping", Attempt: 1}
-	_, err := c.do(ctx, c.m.Endpoints.Ping, nil, "", &call)
+	out, err := c.m.newOutgoing(c.m.Endpoints.Ping, nil, c.opt.Device, c.opt.Venue)
+	if err == nil {
+		_, err = c.do(ctx, out, "", &call)
+	}
 	if err == nil {
 		call.Result = ResultOK
 	}
@@ -260,46 +261,35 @@ func classify(err error) string {
 	}
 }
 
-func (c *Client) do(ctx context.Context, ep Endpoint, body []byte, passageID string, call *Call) ([]byte, error) {
+func (c *Client) do(ctx context.Context, o *outgoing, passageID string, call *Call) ([]byte, error) {
 	if c.opt.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opt.Timeout)
 		defer cancel()
 	}
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, ep.Method, c.base+ep.Path, rd)
+	req, err := c.newRequest(ctx, o, passageID, call)
 	if err != nil {
-		call.Result = ResultUnreachable
-		return nil, fmt.Errorf("%w: build request for %s: %v", ErrUnreachable, ep.Path, err)
-	}
-	h := c.m.Headers
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set(h.Device, c.opt.Device)
-	req.Header.Set(h.Venue, c.opt.Venue)
-	if passageID != "" {
-		req.Header.Set(h.Passage, passageID)
-	}
-	call.Start = c.opt.Now()
-	call.Signature = SigNone
-	if s := c.opt.Signer; s != nil {
-		stamp := c.stampTime(call.Start)
-		ts := stamp.UnixMilli()
-		if h.TimestampUnit == "s" {
-			ts = stamp.Unix()
+		call.Result = ResultBadResponse
+		if errors.Is(err, ErrUnreachable) {
+			call.Result = ResultUnreachable
 		}
-		tss, nonce := strconv.FormatInt(ts, 10), newNonce()
-		req.Header.Set(h.AppKey, s.AppKey)
-		req.Header.Set(h.Timestamp, tss)
-		req.Header.Set(h.Nonce, nonce)
-		req.Header.Set(h.SignMethod, s.Algorithm)
-		req.Header.Set(h.Signature, s.Sign(ep.Method, ep.Path, tss, nonce, body))
-		call.Signature = SigUnknown
+		return nil, err
 	}
+	tr := traceOf(ctx)
+	if tr == nil {
+		return c.send(req, o.ep, call, nil)
+	}
+	x := o.exchange(req)
+	raw, err := c.send(req, o.ep, call, &x)
+	x.Status, x.Latency, x.Err = call.Status, call.Latency, err
+	tr(x)
+	return raw, err
+}
+
+// send makes the request and reads the answer; x, when set, gets the answer's headers and
+// body.
+func (c *Client) send(req *http.Request, ep Endpoint, call *Call, x *Exchange) ([]byte, error) {
+	h := c.m.Headers
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -322,6 +312,9 @@ func (c *Client) do(ctx context.Context, ep Endpoint, body []byte, passageID str
 	if err != nil {
 		call.Result = netResult(err)
 		return nil, fmt.Errorf("%w: reading answer to %s: %v", ErrUnreachable, ep.Path, cleanNetErr(err))
+	}
+	if x != nil {
+		x.RespHeader, x.Answer = resp.Header.Clone(), raw
 	}
 	code, rid := c.m.AnswerCode(raw)
 	if rid != "" {

@@ -93,7 +93,7 @@ func TestMappingProblems(t *testing.T) {
 		{"bad placeholder", strings.Replace(ref, "${qr_token}", "${token}", 1), "unknown placeholder ${token}"},
 		{"credential not carried", strings.Replace(ref, "qr_token: ${qr_token}", "qr_token: HC-1", 1), "request.qr must carry ${qr_token}"},
 		{"bad value map", strings.Replace(ref, "values: {green: green, yellow: yellow, red: red}", "values: {green: verde}", 1), "response.health_code.values must map to green"},
-		{"unknown key", ref + "\nextra: 1\n", "field extra not found"},
+		{"unknown key", ref + "\nextra: 1\n", "line 55: extra: unknown key"},
 		{"bad offset", strings.Replace(ref, "nat_sampled_at: {path: data.nat.sampled_at}", "nat_sampled_at: {path: data.nat.sampled_at, utc_offset: CST}", 1), "response.nat_sampled_at.utc_offset"},
 		{"empty", "", "empty"},
 	}

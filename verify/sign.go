@@ -10,6 +10,7 @@ import (
 	"hash"
 	"strings"
 
+	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/sm3"
 
 	"github.com/sentinel-edge/sentinel/internal/secretfile"
@@ -27,8 +28,10 @@ var SigningAlgorithms = []string{SignHMACSHA256, SignSM3HMAC}
 // ErrSigning is wrapped by signer set-up failures.
 var ErrSigning = errors.New("verify: signing")
 
-// Signer signs requests: an app key, a timestamp and a nonce in headers, and a signature over
-// the canonical string
+// Signer holds what a unit signs its requests with: the app key, the secret and, for a
+// mapping's sm2 scheme, the private key. How it signs is the mapping's: its signing section
+// (scheme.go, request.go), or without one the reference scheme: an app key, a timestamp and
+// a nonce in headers, and a signature over the canonical string
 //
 //	METHOD \n PATH \n APP_KEY \n TIMESTAMP \n NONCE \n hex(HASH(body))
 //
@@ -38,6 +41,7 @@ type Signer struct {
 	Algorithm string
 	AppKey    string
 	secret    []byte
+	sm2       *sm2.PrivateKey // the private key of a mapping's sm2 scheme (NewMappingSigner)
 }
 
 // NewSigner returns a signer; the secret is the content of a file, surrounding white space

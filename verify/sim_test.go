@@ -119,58 +119,19 @@ var greenPolicy = verify.Policy{HealthCodes: []string{"green"}, NATMaxAge: 72 * 
 // reference platform and the province gateway, each through its own mapping, signed with
 // each algorithm.
 func TestAgainstBothDialects(t *testing.T) {
-	cases := []struct {
-		token, verdict, reason string
-	}{
-		{population.TokenGreenFresh, verify.Pass, verify.ReasonOK},
-		{population.TokenYellow, verify.Deny, verify.ReasonHealthCodeYellow},
-		{population.TokenRed, verify.Deny, verify.ReasonHealthCodeRed},
-		{population.TokenGreenOld, verify.Deny, verify.ReasonNATExpired},
-		{population.TokenGreenNoNAT, verify.Deny, verify.ReasonNATMissing},
-		{population.TokenGreenPos, verify.Deny, verify.ReasonNATPositive},
-		{population.TokenUnknown, verify.Deny, verify.ReasonUnknownCredential},
-	}
-	for _, dialect := range platform.Dialects {
+	for _, dialect := range []string{platform.DialectReference, platform.DialectProvince} {
 		for _, alg := range append([]string{""}, verify.SigningAlgorithms...) {
 			t.Run(dialect+"/"+alg, func(t *testing.T) {
 				e := startSim(t, dialect, alg != "")
 				v := verify.NewVerifier(client(t, e, dialect, alg, 800*time.Millisecond), verify.VerifierOptions{Policy: greenPolicy})
-				for _, c := range cases {
-					d := v.Decide(context.Background(), verify.Credential{Kind: verify.KindQR, QRToken: c.token}, "pid-"+c.token)
-					if d.Verdict != c.verdict || d.Reason != c.reason || d.Mode != verify.ModeOnline {
-						t.Errorf("%s: %s/%s/%s, want %s/%s (err %v)", population.Mask(c.token), d.Verdict, d.Reason, d.Mode, c.verdict, c.reason, d.Err)
-					}
-					if d.Call == nil || d.Call.RequestID == "" {
-						t.Errorf("%s: no platform request id audited", population.Mask(c.token))
-					}
-					wantSig := verify.SigNone
-					if alg != "" {
-						wantSig = verify.SigAccepted
-					}
-					if d.Call != nil && d.Call.Signature != wantSig {
-						t.Errorf("%s: signature %q, want %q", population.Mask(c.token), d.Call.Signature, wantSig)
-					}
+				wantSig, serverSig := verify.SigNone, platform.SigOff
+				if alg != "" {
+					wantSig, serverSig = verify.SigAccepted, platform.SigOK
 				}
-				fresh := e.person(t, population.TokenGreenFresh)
-				d := v.Decide(context.Background(), verify.Credential{Kind: verify.KindIDCard, IDNumber: fresh.IDNumber, Name: fresh.Name}, "pid-id")
-				if d.Verdict != verify.Pass || d.Subject.IDNumber != fresh.IDNumber {
-					t.Errorf("idcard: %s/%s (err %v)", d.Verdict, d.Reason, d.Err)
-				}
-				d = v.Decide(context.Background(), verify.Credential{Kind: verify.KindIDCard, IDNumber: fresh.IDNumber, Name: "某某"}, "pid-id2")
-				if d.Reason != verify.ReasonIdentityMismatch {
-					t.Errorf("idcard wrong name: %s, want identity_mismatch", d.Reason)
-				}
-				d = v.Decide(context.Background(), verify.Credential{Kind: verify.KindFace, FaceJPEG: platform.FaceJPEG(fresh.IDNumber)}, "pid-face")
-				if d.Verdict != verify.Pass || d.Subject.IDNumber != fresh.IDNumber {
-					t.Errorf("face: %s/%s (err %v)", d.Verdict, d.Reason, d.Err)
-				}
+				decideAll(t, e, v, wantSig)
 				for _, le := range e.log.entries(t) {
-					wantSig := platform.SigOff
-					if alg != "" {
-						wantSig = platform.SigOK
-					}
-					if le.Signature != wantSig {
-						t.Errorf("request %s %s: server saw signature %q, want %q", le.Interface, le.Passage, le.Signature, wantSig)
+					if le.Signature != serverSig {
+						t.Errorf("request %s %s: server saw signature %q, want %q", le.Interface, le.Passage, le.Signature, serverSig)
 					}
 				}
 			})

@@ -289,19 +289,26 @@ func (a *Auditor) store(ctx context.Context, j job) {
 
 // row is the audit row of call c.
 func (a *Auditor) row(j job, c verify.Call) record.AuditRow {
+	row := Row(a.opt.Unit, j.purpose, j.passage, c)
+	if j.purpose == record.PurposeRecheck && c.Source == verify.SourceLive {
+		row.Verdict = j.verdict
+	}
+	return row
+}
+
+// Row is the audit row of call c, made for purpose (serving passage, "" for none); the store
+// gives it its id and seq. sentinel try and docking-check make theirs with it too.
+func Row(u record.Unit, purpose, passage string, c verify.Call) record.AuditRow {
 	row := record.AuditRow{
 		TS:     record.TS(c.Start),
-		Device: a.opt.Unit.Device, Venue: a.opt.Unit.Venue,
-		Interface: c.Interface, Passage: j.passage, Purpose: j.purpose, Attempt: c.Attempt,
+		Device: u.Device, Venue: u.Venue,
+		Interface: c.Interface, Passage: passage, Purpose: purpose, Attempt: c.Attempt,
 		LatencyMS:  float64(c.Latency.Microseconds()) / 1000,
 		HTTPStatus: c.Status, PlatformRequestID: c.RequestID,
 		Signature: c.Signature, Result: c.Result, Source: c.Source, RedirectHost: c.RedirectHost,
 	}
 	if c.Start.IsZero() {
 		row.TS = record.TS(time.Now())
-	}
-	if j.purpose == record.PurposeRecheck && c.Source == verify.SourceLive {
-		row.Verdict = j.verdict
 	}
 	return row
 }

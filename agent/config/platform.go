@@ -79,8 +79,10 @@ func validatePlatform(c *Config) []Problem {
 		add("platform.app_key", "must be one line of at most 256 characters")
 	}
 	if p.Mapping != "" {
-		if _, err := verify.LoadMapping(p.Mapping); err != nil {
+		if m, err := verify.LoadMapping(p.Mapping); err != nil {
 			add("platform.mapping", "%s", mappingMsg(err))
+		} else if err := m.SigningConflict(p.Signing); err != nil && p.Signing != DefaultSigning {
+			add("platform.signing", "%v", err) // the explicit default is caught by sentinel check
 		}
 	}
 

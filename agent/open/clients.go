@@ -29,7 +29,10 @@ func ClientID(cfg *config.Config) string {
 }
 
 // Platform builds the platform client the config asks for: its mapping (the reference one
-// when platform.mapping is empty) and, when platform.secret_file is set, its signer. onPing,
+// when platform.mapping is empty) and, when platform.secret_file is set, its signer (the
+// mapping's signing section when it has one, else platform.signing's reference scheme).
+// `sentinel try` and `sentinel docking-check` build theirs here too, so that they ask the
+// platform exactly as the daemon does. onPing,
 // when set, is told about every ping (the audit) and trusted says whether the wall clock is
 // confirmed (while it is not, signed requests are stamped with the platform's clock).
 func Platform(cfg *config.Config, onPing func(verify.Call), trusted func() bool) (*verify.Client, error) {
@@ -44,8 +47,8 @@ func Platform(cfg *config.Config, onPing func(verify.Call), trusted func() bool)
 		if err != nil {
 			return nil, fmt.Errorf("platform.secret_file: %w", err)
 		}
-		if signer, err = verify.NewSigner(p.Signing, p.AppKey, secret); err != nil {
-			return nil, fmt.Errorf("platform.signing: %w", err)
+		if signer, err = verify.NewMappingSigner(m, p.Signing, p.AppKey, secret); err != nil {
+			return nil, err
 		}
 	}
 	return verify.NewClient(verify.ClientOptions{

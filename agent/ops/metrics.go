@@ -99,15 +99,16 @@ func newMetrics(o *Ops) *metrics {
 }
 
 // passage counts one passage.
+// The passage itself is counted last: a scrape that sees it sees its decision and calls too.
 func (m *metrics) passage(out pipeline.Outcome) {
 	r := out.Record
-	m.passages.WithLabelValues(r.Verdict, r.Reason, r.Mode).Inc()
+	m.decision.Observe(float64(r.DecisionMS) / 1000)
+	m.platformCall(out.Calls, r.Reason)
 	m.gates.WithLabelValues(r.Gate).Inc()
 	if !out.Committed {
 		m.lost.Inc()
 	}
-	m.decision.Observe(float64(r.DecisionMS) / 1000)
-	m.platformCall(out.Calls, r.Reason)
+	m.passages.WithLabelValues(r.Verdict, r.Reason, r.Mode).Inc()
 }
 
 // callOutcome names a platform call's outcome by its HTTP status (0: no answer).

@@ -5,6 +5,8 @@ const (
 	PurposePassage = "passage" // deciding a passage
 	PurposeRecheck = "recheck" // re-verifying a passage that allow_and_flag admitted
 	PurposePing    = "ping"    // a liveness check; serves no passage
+	// PurposeCommissioning: a call of sentinel try or sentinel docking-check; serves no passage.
+	PurposeCommissioning = "commissioning"
 )
 
 // AuditRow is one request to the platform (the city's 调用日志), stored and published on
@@ -18,7 +20,7 @@ type AuditRow struct {
 	Venue             string  `json:"venue"`
 	Interface         string  `json:"interface"`         // qr, idcard, face, ping
 	Passage           string  `json:"passage,omitempty"` // the passage the call served
-	Purpose           string  `json:"purpose"`           // passage, recheck, ping
+	Purpose           string  `json:"purpose"`           // passage, recheck, ping, commissioning
 	Attempt           int     `json:"attempt"`           // 1; 2 for the retry
 	LatencyMS         float64 `json:"latency_ms"`
 	HTTPStatus        int     `json:"http_status"` // 0 when no answer arrived

@@ -8,21 +8,27 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
 
-// Dialects the server speaks: the reference interface of docs/docking-spec.md, and a
-// provincial gateway of a different shape (configs/mappings/province-gateway.yaml maps the
-// client to it). The simulator writes both by hand, independently of the client's mapping
-// code, so that a test against each proves the mapping.
+// Dialects the server speaks: the reference interface of docs/docking-spec.md, a provincial
+// gateway of a different shape (configs/mappings/province-gateway.yaml maps the client to
+// it), and one per signing scheme of docs/docking-spec.md, "Signing" (dialect_vendor.go;
+// configs/mappings/vendor-*.yaml). The simulator writes each by hand, independently of the
+// client's mapping code, so that a test against each proves the mapping.
 const (
-	DialectReference = "reference"
-	DialectProvince  = "province"
+	DialectReference    = "reference"
+	DialectProvince     = "province"
+	DialectVendorSorted = "vendor-sorted" // sorted k=v&…&key=secret, SHA-256 upper hex, form bodies
+	DialectVendorMD5    = "vendor-md5"    // MD5(app key + timestamp + secret + body) in a header
+	DialectVendorSHA256 = "vendor-sha256" // SHA-256(app id + secret + timestamp) in the query, GET
+	DialectVendorSM2    = "vendor-sm2"    // sorted string signed with SM2, base64 in the body
 )
 
 // Dialects lists the dialects.
-var Dialects = []string{DialectReference, DialectProvince}
+var Dialects = []string{DialectReference, DialectProvince, DialectVendorSorted, DialectVendorMD5, DialectVendorSHA256, DialectVendorSM2}
 
 // Interfaces (operations) of the docking interface, as the request log names them.
 const (
@@ -65,13 +71,24 @@ type SignHeaders struct {
 	TimestampSeconds                            bool
 }
 
+// reqInput is what a verification request carried.
+type reqInput struct {
+	method, path string
+	header       http.Header
+	query        url.Values
+	body         []byte
+}
+
 type dialect interface {
 	paths() map[string]string // interface → path
+	method(iface string) string
 	unitHeaders() (device, venue, passage string)
-	signHeaders() SignHeaders
 	requestIDHeader() string
-	decode(iface string, raw []byte) (credRequest, error)
-	ok(d *Data, rid string) (int, any)
+	// checkSig verifies the request's signature by the dialect's scheme: a Sig* result.
+	checkSig(sg *Signing, in reqInput, now time.Time) string
+	decode(iface string, in reqInput) (credRequest, error)
+	ping(now time.Time) any
+	ok(d *Data, rid string, now time.Time) (int, any)
 	fail(f failure, msg, rid string) (int, any)
 	code(body any) string
 }
@@ -82,6 +99,14 @@ func newDialect(name string) (dialect, error) {
 		return reference{}, nil
 	case DialectProvince:
 		return province{}, nil
+	case DialectVendorSorted:
+		return vendorSorted{}, nil
+	case DialectVendorMD5:
+		return vendorMD5{}, nil
+	case DialectVendorSHA256:
+		return vendorSHA256{}, nil
+	case DialectVendorSM2:
+		return vendorSM2{}, nil
 	}
 	return nil, fmt.Errorf("platform: unknown dialect %q (known: %s)", name, strings.Join(Dialects, ", "))
 }
@@ -123,15 +148,23 @@ type reference struct{}
 func (reference) paths() map[string]string {
 	return map[string]string{IfacePing: PathPing, IfaceQR: PathQR, IfaceIDCard: PathIDCard, IfaceFace: PathFace}
 }
+func (reference) method(string) string { return http.MethodPost }
 func (reference) unitHeaders() (string, string, string) {
 	return HeaderDevice, HeaderVenue, HeaderPassage
 }
 func (reference) signHeaders() SignHeaders {
 	return SignHeaders{AppKey: "X-App-Key", Timestamp: "X-Timestamp", Nonce: "X-Nonce", Signature: "X-Signature", Method: "X-Sign-Method"}
 }
+func (d reference) checkSig(sg *Signing, in reqInput, now time.Time) string {
+	return sg.check(d.signHeaders(), in.header.Get, in.method, in.path, in.body, now)
+}
 func (reference) requestIDHeader() string { return HeaderRequestID }
+func (reference) ping(now time.Time) any {
+	return Ping{Code: CodeOK, ServerTime: now.UTC().Format(time.RFC3339)}
+}
 
-func (reference) decode(iface string, raw []byte) (credRequest, error) {
+func (reference) decode(iface string, in reqInput) (credRequest, error) {
+	raw := in.body
 	switch iface {
 	case IfaceQR:
 		var r QRRequest
@@ -165,7 +198,7 @@ func (reference) decode(iface string, raw []byte) (credRequest, error) {
 	return credRequest{}, errors.New("not a verification")
 }
 
-func (reference) ok(d *Data, rid string) (int, any) {
+func (reference) ok(d *Data, rid string, _ time.Time) (int, any) {
 	return http.StatusOK, Answer{Code: CodeOK, RequestID: rid, Data: d}
 }
 
@@ -199,11 +232,18 @@ type province struct{}
 func (province) paths() map[string]string {
 	return map[string]string{IfacePing: ProvincePathPing, IfaceQR: ProvincePathQR, IfaceIDCard: ProvincePathIDCard, IfaceFace: ProvincePathFace}
 }
+func (province) method(string) string                  { return http.MethodPost }
 func (province) unitHeaders() (string, string, string) { return "deviceCode", "areaCode", "bizSn" }
 func (province) signHeaders() SignHeaders {
 	return SignHeaders{AppKey: "appId", Timestamp: "timestamp", Nonce: "nonce", Signature: "sign", Method: "signMethod", TimestampSeconds: true}
 }
+func (d province) checkSig(sg *Signing, in reqInput, now time.Time) string {
+	return sg.check(d.signHeaders(), in.header.Get, in.method, in.path, in.body, now)
+}
 func (province) requestIDHeader() string { return "reqSn" }
+func (province) ping(now time.Time) any {
+	return map[string]string{"resultCode": ProvinceOK, "serverTime": now.In(cst).Format(ProvinceTimeLayout)}
+}
 
 type provinceRequest struct {
 	BizData *struct {
@@ -216,9 +256,9 @@ type provinceRequest struct {
 	} `json:"bizData"`
 }
 
-func (province) decode(iface string, raw []byte) (credRequest, error) {
+func (province) decode(iface string, in reqInput) (credRequest, error) {
 	var r provinceRequest
-	if err := decodeStrict(raw, &r); err != nil {
+	if err := decodeStrict(in.body, &r); err != nil {
 		return credRequest{}, err
 	}
 	b := r.BizData
@@ -288,7 +328,7 @@ func provinceTime(rfc string) string {
 	return t.In(cst).Format(ProvinceTimeLayout)
 }
 
-func (province) ok(d *Data, rid string) (int, any) {
+func (province) ok(d *Data, rid string, _ time.Time) (int, any) {
 	r := &ProvinceResult{
 		PersonMatch: map[bool]string{true: "1", false: "0"}[d.Identity.Match],
 		CertNo:      d.Identity.IDNumber, CertName: d.Identity.Name,

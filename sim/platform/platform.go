@@ -282,20 +282,16 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case iface == IfacePing:
 		w.Header().Set("Allow", "GET, HEAD")
 		s.fail(w, r, &e, failMethod, "method not allowed, use GET, HEAD", "")
-	case r.Method != http.MethodPost:
-		w.Header().Set("Allow", http.MethodPost)
-		s.fail(w, r, &e, failMethod, "method not allowed, use POST", "")
+	case r.Method != s.d.method(iface):
+		w.Header().Set("Allow", s.d.method(iface))
+		s.fail(w, r, &e, failMethod, "method not allowed, use "+s.d.method(iface), "")
 	default:
 		s.verify(w, r, &e)
 	}
 }
 
 func (s *Server) ping(w http.ResponseWriter, e *LogEntry) {
-	now := s.opts.Now()
-	var body any = Ping{Code: CodeOK, ServerTime: now.UTC().Format(time.RFC3339)}
-	if _, ok := s.d.(province); ok {
-		body = map[string]string{"resultCode": ProvinceOK, "serverTime": now.In(cst).Format(ProvinceTimeLayout)}
-	}
+	body := s.d.ping(s.opts.Now())
 	e.Status, e.Code = http.StatusOK, CodeOK
 	s.writeJSON(w, http.StatusOK, body, "")
 }
@@ -317,8 +313,9 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, e *LogEntry) {
 		s.fail(w, r, e, failBadRequest, err.Error(), "")
 		return
 	}
+	in := reqInput{method: r.Method, path: r.URL.Path, header: r.Header, query: r.URL.Query(), body: raw}
 	if sg := s.opts.Signing; sg != nil {
-		e.Signature = sg.check(s.d.signHeaders(), r.Header.Get, r.Method, r.URL.Path, raw, s.opts.Now())
+		e.Signature = s.d.checkSig(sg, in, s.opts.Now())
 		switch e.Signature {
 		case SigMissing, SigBad:
 			s.fail(w, r, e, failBadSignature, "signature "+e.Signature, "")
@@ -328,7 +325,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, e *LogEntry) {
 			return
 		}
 	}
-	req, err := s.d.decode(e.Interface, raw)
+	req, err := s.d.decode(e.Interface, in)
 	if err != nil {
 		s.fail(w, r, e, failBadRequest, err.Error(), "")
 		return
@@ -399,7 +396,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, e *LogEntry) {
 		return
 	}
 	rid := s.opts.NewRequestID()
-	st, body := s.d.ok(data, rid)
+	st, body := s.d.ok(data, rid, s.opts.Now())
 	e.Status, e.Code, e.RequestID = st, s.d.code(body), rid
 	s.logCall(r, e, cred, data)
 	s.writeJSON(w, st, body, rid)

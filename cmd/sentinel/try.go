@@ -1,0 +1,349 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sentinel-edge/sentinel/agent/audit"
+	"github.com/sentinel-edge/sentinel/agent/clock"
+	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/agent/open"
+	"github.com/sentinel-edge/sentinel/agent/record"
+	"github.com/sentinel-edge/sentinel/internal/privacy"
+	"github.com/sentinel-edge/sentinel/queue"
+	"github.com/sentinel-edge/sentinel/verify"
+)
+
+func init() {
+	register("try", "ask the platform once as the unit would, and show every step (commissioning)", cmdTry)
+}
+
+// commission is what try and docking-check share: the config, the platform client built
+// exactly as `sentinel run` builds it, and the unit's outbox, in which every call they make
+// is an audit row (purpose commissioning) that the daemon's uplink sends. No record, no
+// relay, no screen.
+type commission struct {
+	cfg     *config.Config
+	client  *verify.Client
+	mapping *verify.Mapping
+	outbox  *queue.Outbox
+	calls   []verify.Call // every call made, in order
+	lost    int           // audit rows that could not be stored
+	lostErr error
+}
+
+// openCommission builds the client and opens the outbox; without an outbox no call is made
+// (an unaudited call is not allowed). It returns an exit code when it cannot.
+func openCommission(name string, cfg *config.Config, stderr io.Writer) (*commission, int) {
+	m, err := verify.LoadMapping(cfg.Platform.Mapping)
+	if err != nil {
+		fmt.Fprintf(stderr, "sentinel %s: platform.mapping: %v\n", name, err)
+		return nil, exitUsage
+	}
+	c := &commission{cfg: cfg, mapping: m}
+	if c.client, err = open.Platform(cfg, func(call verify.Call) { c.audit(call) }, clock.Trusted); err != nil {
+		fmt.Fprintf(stderr, "sentinel %s: %v\n", name, err)
+		return nil, exitFailure
+	}
+	c.outbox, err = queue.Open(cfg.Queue.Path, queue.Options{Synchronous: cfg.Queue.Synchronous, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Fprintf(stderr, "sentinel %s: queue.path: the outbox cannot be opened, so no platform call is made (every call must be audited): %v\n", name, err)
+		return nil, exitFailure
+	}
+	return c, -1
+}
+
+func (c *commission) close() { _ = c.outbox.Close() }
+
+// audit stores one row per call in the outbox, as the daemon's audit does, with purpose
+// commissioning; a row that cannot be stored is counted (the command then fails).
+func (c *commission) audit(calls ...verify.Call) {
+	unit := open.Unit(c.cfg)
+	topic := unit.Topic(record.StreamAudit)
+	for _, call := range calls {
+		c.calls = append(c.calls, call)
+		call.Source = verify.SourceLive
+		row := audit.Row(unit, record.PurposeCommissioning, "", call)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.outbox.Append(ctx, record.StreamAudit, topic, func(seq int64, id string) ([]byte, error) {
+			row.ID, row.Seq = id, seq
+			return json.Marshal(row)
+		})
+		cancel()
+		if err != nil {
+			c.lost++
+			c.lostErr = err
+		}
+	}
+}
+
+// auditProblem says the audit failed, when it did.
+func (c *commission) auditProblem() string {
+	if c.lost == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d audit row(s) could not be stored in %s: %v", c.lost, c.cfg.Queue.Path, c.lostErr)
+}
+
+// oncePlatform asks the platform once: the verifier decides by its answer as the unit
+// would, but its retry is not made (the call it is given is marked not retryable). Every
+// real call is audited.
+type oncePlatform struct {
+	c *commission
+}
+
+func (o oncePlatform) Verify(ctx context.Context, cred verify.Credential, passageID string) (verify.Result, verify.Call, error) {
+	res, call, err := o.c.client.Verify(ctx, cred, passageID)
+	call.Source = verify.SourceLive
+	o.c.audit(call)
+	if call.Retryable() { // the unit would retry once; try asks once and decides by this answer
+		call.Status, call.Result = 0, verify.ResultTimeout
+	}
+	return res, call, err
+}
+
+// masker hides the personal data of one credential (and of the answer about it) in
+// anything printed: each raw value, as sent in JSON, a form or a URL, is replaced by its mask.
+type masker struct{ pairs []string }
+
+func (m *masker) add(raw, masked string) {
+	if raw == "" {
+		return
+	}
+	m.pairs = append(m.pairs, raw, masked)
+	if q := url.QueryEscape(raw); q != raw {
+		m.pairs = append(m.pairs, q, masked)
+	}
+	if p := url.PathEscape(raw); p != raw {
+		m.pairs = append(m.pairs, p, masked)
+	}
+}
+
+func newMasker(cred verify.Credential) *masker {
+	m := &masker{}
+	m.add(cred.QRToken, privacy.MaskToken(cred.QRToken))
+	m.add(cred.IDNumber, privacy.MaskID(cred.IDNumber))
+	m.add(cred.Name, privacy.MaskName(cred.Name))
+	if len(cred.FaceJPEG) > 0 {
+		m.add(base64.StdEncoding.EncodeToString(cred.FaceJPEG), fmt.Sprintf("<face JPEG, %d bytes>", len(cred.FaceJPEG)))
+	}
+	return m
+}
+
+// idLike is a resident ID number anywhere in a text.
+var idLike = regexp.MustCompile(`\b\d{17}[\dXx]\b|\b\d{15}\b`)
+
+// mask hides every value the masker knows, and any ID number.
+func (m *masker) mask(s string) string {
+	// Longest first, so that a value is masked before a part of it.
+	pairs := make([][2]string, 0, len(m.pairs)/2)
+	for i := 0; i+1 < len(m.pairs); i += 2 {
+		pairs = append(pairs, [2]string{m.pairs[i], m.pairs[i+1]})
+	}
+	sort.SliceStable(pairs, func(i, j int) bool { return len(pairs[i][0]) > len(pairs[j][0]) })
+	flat := make([]string, 0, len(m.pairs))
+	for _, p := range pairs {
+		flat = append(flat, p[0], p[1])
+	}
+	s = strings.NewReplacer(flat...).Replace(s)
+	return idLike.ReplaceAllStringFunc(s, privacy.MaskID)
+}
+
+// learn adds the personal values an answer carries (the mapped ID number and name).
+func (m *masker) learn(reads []verify.Reading) {
+	for _, r := range reads {
+		switch r.Key {
+		case "id_number":
+			m.add(r.Raw, privacy.MaskID(r.Raw))
+		case "name":
+			m.add(r.Raw, privacy.MaskName(r.Raw))
+		}
+	}
+}
+
+// tryFlags are try's credential flags.
+type tryFlags struct {
+	qr, idcard, name, face *string
+}
+
+func (f tryFlags) credential() (verify.Credential, error) {
+	n := 0
+	for _, v := range []string{*f.qr, *f.idcard, *f.face} {
+		if v != "" {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		return verify.Credential{}, errors.New("give exactly one of --qr TOKEN, --idcard NUMBER [--name NAME], --face JPEG")
+	case *f.name != "" && *f.idcard == "":
+		return verify.Credential{}, errors.New("--name goes with --idcard")
+	case *f.qr != "":
+		return verify.Credential{Kind: verify.KindQR, QRToken: *f.qr}, nil
+	case *f.idcard != "":
+		return verify.Credential{Kind: verify.KindIDCard, IDNumber: *f.idcard, Name: *f.name}, nil
+	}
+	st, err := os.Stat(*f.face)
+	if err != nil {
+		return verify.Credential{}, fmt.Errorf("--face: %w", err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > verify.MaxFaceJPEG {
+		return verify.Credential{}, fmt.Errorf("--face %s: want a regular JPEG file of at most %d bytes", *f.face, verify.MaxFaceJPEG)
+	}
+	b, err := os.ReadFile(*f.face)
+	if err != nil {
+		return verify.Credential{}, fmt.Errorf("--face: %w", err)
+	}
+	return verify.Credential{Kind: verify.KindFace, FaceJPEG: b}, nil
+}
+
+func cmdTry(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("try", "try --config FILE (--qr TOKEN | --idcard NUMBER [--name NAME] | --face JPEG)", stdout, stderr)
+	path := fs.String("config", "", "config `FILE` of this unit")
+	f := tryFlags{
+		qr: fs.String("qr", "", "a health-code `TOKEN` to ask about"), idcard: fs.String("idcard", "", "an ID `NUMBER` to ask about"),
+		name: fs.String("name", "", "the `NAME` on the ID card (with --idcard)"), face: fs.String("face", "", "a `JPEG` file of a face to ask about"),
+	}
+	tryUsage(fs)
+	if code := parse(fs, args, stdout); code >= 0 {
+		return code
+	}
+	cred, err := f.credential()
+	if err != nil {
+		fmt.Fprintf(stderr, "sentinel try: %v\n", err)
+		return exitUsage
+	}
+	cfg, code := loadConfig(fs, *path, stderr)
+	if cfg == nil {
+		return code
+	}
+	c, code := openCommission("try", cfg, stderr)
+	if c == nil {
+		return code
+	}
+	defer c.close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return c.try(ctx, cred, stdout, stderr)
+}
+
+func tryUsage(fs *flag.FlagSet) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: sentinel try --config FILE (--qr TOKEN | --idcard NUMBER [--name NAME] | --face JPEG)\n\n"+
+			"Asks the platform once, as the unit would (its mapping, its signing, its policy), and\n"+
+			"prints the request (personal data masked, the signature as computed), the HTTP status\n"+
+			"and time, the answer (masked), every mapped field as the unit reads it, and the verdict\n"+
+			"the policy in force would give. The call is audited in the unit's outbox (purpose\n"+
+			"commissioning); no record is made, no relay moves, no screen changes. It may run while\n"+
+			"the daemon runs.\n\nExit codes: 0 the platform answered and every mapped field resolved;\n"+
+			"1 it did not (or the outbox cannot be opened); 2 usage or invalid config.\n\n")
+		fs.PrintDefaults()
+	}
+}
+
+// try asks once and prints every step.
+func (c *commission) try(ctx context.Context, cred verify.Credential, stdout, stderr io.Writer) int {
+	mk := newMasker(cred)
+	var x *verify.Exchange
+	ctx = verify.WithTrace(ctx, func(e verify.Exchange) { x = &e })
+	v := verify.NewVerifier(oncePlatform{c}, open.VerifierOptions(c.cfg, clock.Trusted))
+	d := v.Decide(ctx, cred, "")
+	if x == nil {
+		fmt.Fprintf(stdout, "No call made: the unit decides this credential without asking the platform (%s).\n", d.Reason)
+		printVerdict(stdout, c, d)
+		return exitFailure
+	}
+	var out bytes.Buffer
+	printExchange(&out, c, x)
+	ok := x.Status != 0
+	if len(x.Answer) > 0 {
+		reads, err := c.mapping.ReadFields(x.Answer)
+		mk.learn(reads)
+		fmt.Fprintln(&out, "\nMapped fields:")
+		if err != nil {
+			fmt.Fprintf(&out, "  the answer cannot be read: %v\n", err)
+			ok = false
+		}
+		printReadings(&out, reads)
+		for _, r := range reads {
+			ok = ok && r.Problem == ""
+		}
+	} else {
+		ok = false
+	}
+	printVerdict(&out, c, d)
+	if p := c.auditProblem(); p != "" {
+		fmt.Fprintf(stderr, "sentinel try: %s\n", p)
+		ok = false
+	}
+	fmt.Fprint(stdout, mk.mask(out.String()))
+	if !ok {
+		fmt.Fprintln(stdout, "\nResult: NOT PROVEN (the platform did not answer, or a mapped field did not resolve).")
+		return exitFailure
+	}
+	fmt.Fprintln(stdout, "\nResult: OK: the platform answered and every mapped field resolved.")
+	return exitOK
+}
+
+// printExchange prints the request and the answer of one call (masking is the caller's).
+func printExchange(w io.Writer, c *commission, x *verify.Exchange) {
+	fmt.Fprintf(w, "Request (audited, purpose %s; mapping %s):\n  %s %s\n", record.PurposeCommissioning, c.mapping.Name, x.Method, x.URL)
+	keys := make([]string, 0, len(x.Header))
+	for k := range x.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s: %s\n", k, strings.Join(x.Header[k], ", "))
+	}
+	if len(x.Body) > 0 {
+		fmt.Fprintf(w, "  body: %s\n", x.Body)
+	}
+	if x.Signature != "" {
+		fmt.Fprintf(w, "  signed string: %q\n  signature: %s (%s)\n", x.Signed, x.Signature, c.mapping.SigningAlgorithm(c.cfg.Platform.Signing))
+	} else {
+		fmt.Fprintln(w, "  unsigned (platform.secret_file is not set)")
+	}
+	fmt.Fprintln(w, "\nAnswer:")
+	if x.Status == 0 {
+		fmt.Fprintf(w, "  no answer after %s: %v\n", x.Latency.Round(time.Microsecond), x.Err)
+		return
+	}
+	fmt.Fprintf(w, "  HTTP %d in %s", x.Status, x.Latency.Round(time.Microsecond))
+	if d := x.RespHeader.Get("Date"); d != "" {
+		fmt.Fprintf(w, " (platform Date: %s)", d)
+	}
+	fmt.Fprintln(w)
+	if x.Err != nil {
+		fmt.Fprintf(w, "  refused or failed: %v\n", x.Err)
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, x.Answer, "  ", "  ") == nil {
+		fmt.Fprintf(w, "  %s\n", bytes.TrimSpace(pretty.Bytes()))
+	} else {
+		fmt.Fprintf(w, "  (not JSON, %d bytes)\n", len(x.Answer))
+	}
+}
+
+// printVerdict prints the decision the unit would reach.
+func printVerdict(w io.Writer, c *commission, d verify.Decision) {
+	fmt.Fprintf(w, "\nVerdict by the policy in force (%s, offline policy %s): %s %s (%s)\n", d.PolicyHash, c.cfg.Platform.OfflinePolicy, d.Verdict, d.Reason, d.Mode)
+	if d.Err != nil {
+		fmt.Fprintf(w, "  because: %v\n", d.Err)
+	}
+}
