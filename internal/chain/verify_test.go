@@ -34,7 +34,9 @@ func newSim(key ed25519.PrivateKey) *sim {
 		seq: map[string]int64{}, prev: map[string][]byte{}, clock: time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)}
 }
 
-func (s *sim) topic(kind string) string { return s.prefix + "/" + s.u.Venue + "/" + s.u.Device + "/" + kind }
+func (s *sim) topic(kind string) string {
+	return s.prefix + "/" + s.u.Venue + "/" + s.u.Device + "/" + kind
+}
 
 func (s *sim) ts() string {
 	s.clock = s.clock.Add(time.Second)
