@@ -23,7 +23,9 @@ type Msg struct {
 
 // Key returns the deterministic key of seed byte b (the worked example of docs/records.md
 // uses the seed 00 01 02 ... 1f: Key(0) is not that one; see ExampleKey).
-func Key(b byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize)) }
+func Key(b byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
+}
 
 // ExampleKey is the key of the worked example in docs/records.md: the seed 00 01 ... 1f.
 func ExampleKey() ed25519.PrivateKey {
