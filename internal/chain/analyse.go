@@ -46,9 +46,7 @@ func (a *unitAnalysis) add(f Finding) { a.out = append(a.out, f) }
 func (v *Verifier) analyseUnit(u *unitState) UnitReport {
 	ur := UnitReport{Venue: u.venue, Device: u.device, Statuses: u.statuses, Heads: len(u.heads)}
 	a := &unitAnalysis{u: u, out: slices.Clone(u.findings)}
-	if v.opts.State != nil {
-		a.state = v.opts.State.Units[u.venue+"/"+u.device]
-	}
+	a.state = v.opts.State.unit(u.venue + "/" + u.device)
 	streams := map[string]bool{}
 	for s := range u.streams {
 		streams[s] = true

@@ -73,24 +73,26 @@ func LoadKey(path string) (ed25519.PrivateKey, error) {
 	return ParsePrivateKey(path, b)
 }
 
-// ProvisionKey returns the signing key for `sentinel provision`: the one at path, kept (pemOut
-// nil: nothing to write), or a new one (pemOut: the file to write, mode 0600) when there is
-// none or replace is set. An existing file that is not a key is an error naming it.
-func ProvisionKey(path string, replace bool) (priv ed25519.PrivateKey, pemOut []byte, err error) {
+// ProvisionKey returns the public key (as EncodePublicKey writes it) of the signing key for
+// `sentinel provision`: the one at path, kept (pemOut nil: nothing to write), or a new one
+// (pemOut: the file to write, mode 0600) when there is none or replace is set. An existing
+// file that is not a key is an error naming it.
+func ProvisionKey(path string, replace bool) (pub string, pemOut []byte, err error) {
 	if !replace {
 		priv, err := LoadKey(path)
 		if err == nil {
-			return priv, nil, nil
+			return EncodePublicKey(priv.Public().(ed25519.PublicKey)), nil, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fmt.Errorf("%w; move it aside or use --force to make a new key (the platform must then be given the new public key)", err)
+			return "", nil, fmt.Errorf("%w; move it aside or use --force to make a new key (the platform must then be given the new public key)", err)
 		}
 	}
-	if priv, err = GenerateKey(); err != nil {
-		return nil, nil, err
+	priv, err := GenerateKey()
+	if err != nil {
+		return "", nil, err
 	}
 	pemOut, err = MarshalPrivateKey(priv)
-	return priv, pemOut, err
+	return EncodePublicKey(priv.Public().(ed25519.PublicKey)), pemOut, err
 }
 
 // LoadOrCreateKey reads the signing key at path, creating it (mode 0600, written to a

@@ -32,6 +32,14 @@ type StateStream struct {
 	Signed   *StreamHead `json:"signed,omitempty"`
 }
 
+// unit returns the state of unit k ("venue/device"), nil for none (and on a nil State).
+func (s *State) unit(k string) *StateUnit {
+	if s == nil {
+		return nil
+	}
+	return s.Units[k]
+}
+
 // LoadState reads a state file; a missing file is an empty state.
 func LoadState(path string) (*State, error) {
 	b, err := os.ReadFile(path)

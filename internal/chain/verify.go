@@ -109,8 +109,8 @@ func (v *Verifier) unit(venue, device string) *unitState {
 		for _, pub := range v.opts.Keys[k] {
 			u.keys = append(u.keys, unitKey{pub, KeyFromFile})
 		}
-		if v.opts.Keys == nil && v.opts.State != nil {
-			for _, s := range v.opts.State.Units[k].Keys {
+		if su := v.opts.State.unit(k); v.opts.Keys == nil && su != nil {
+			for _, s := range su.Keys {
 				if pub, err := ParsePublicKey(s); err == nil {
 					u.keys = append(u.keys, unitKey{pub, KeyFromState})
 				}
