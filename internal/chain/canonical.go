@@ -1,10 +1,12 @@
 package chain
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -24,17 +26,35 @@ func Canonical(dst, src []byte) ([]byte, error) {
 	return out, err
 }
 
-// member is one top-level member of a canonicalised object: its name and the span of its
-// value in the output.
+// member is one top-level member of a canonicalised object: where its name and its value
+// are in the output.
 type member struct {
-	name       string
-	start, end int // value, in the output
-	at         int // where the member starts (its opening quote), in the output
+	at         int // the member's opening quote
+	n0, n1     int // its name, inside the quotes (as canonicalised: escaped if it must be)
+	start, end int // its value
+}
+
+// name returns the member's name (unescaped) in out, the canonical text it was found in.
+func (m member) name(out []byte) []byte {
+	n := out[m.n0:m.n1]
+	if bytes.IndexByte(n, '\\') < 0 {
+		return n
+	}
+	u, err := strconv.Unquote(string(out[m.n0-1 : m.n1+1]))
+	if err != nil {
+		return n
+	}
+	return []byte(u)
 }
 
 // canonical is Canonical, and, when src is an object, its members as written (sorted).
 func canonical(dst, src []byte) ([]byte, []member, error) {
-	p := parser{src: src}
+	p := parsers.Get().(*parser)
+	p.src, p.i = src, 0
+	defer func() {
+		p.src = nil
+		parsers.Put(p)
+	}()
 	p.ws()
 	var top []member
 	var err error
@@ -53,13 +73,18 @@ func canonical(dst, src []byte) ([]byte, []member, error) {
 	return dst, top, nil
 }
 
+// parsers keeps parsers (and their scratch buffers) for reuse.
+var parsers = sync.Pool{New: func() any { return new(parser) }}
+
 type parser struct {
 	src []byte
 	i   int
-	// scratch per depth: the canonical members of the object being read, and their names
-	// unescaped.
+	// scratch per depth: the canonical members of the object being read, their names
+	// unescaped, and where each is.
 	bufs  [][]byte
 	names [][]byte
+	spans [][]span
+	tmp   []byte // an escaped string, unescaped
 }
 
 func (p *parser) fail(what string) error {
@@ -88,10 +113,17 @@ func (p *parser) value(dst []byte, depth int) ([]byte, error) {
 	case c == '[':
 		return p.array(dst, depth)
 	case c == '"':
-		s, err := p.str(nil)
+		if end, ok := p.plainString(); ok {
+			// No escapes, no control characters, valid UTF-8: already canonical.
+			dst = append(dst, p.src[p.i:end]...)
+			p.i = end
+			return dst, nil
+		}
+		s, err := p.str(p.tmp[:0])
 		if err != nil {
 			return nil, err
 		}
+		p.tmp = s
 		return appendString(dst, s), nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number(dst)
@@ -143,18 +175,16 @@ func (p *parser) array(dst []byte, depth int) ([]byte, error) {
 }
 
 // span is one member of an object being read: offsets into the depth's scratch buffers.
-type span struct{ name0, name1, mem0, mem1 int }
+type span struct{ name0, name1, mem0, mem1, qlen int } // qlen: the quoted canonical name's length
 
 func (p *parser) object(dst []byte, depth int, wantTop bool) ([]byte, []member, error) {
 	if depth >= maxDepth {
 		return nil, nil, p.fail("nested too deeply")
 	}
 	for len(p.bufs) <= depth {
-		p.bufs = append(p.bufs, nil)
-		p.names = append(p.names, nil)
+		p.bufs, p.names, p.spans = append(p.bufs, nil), append(p.names, nil), append(p.spans, nil)
 	}
-	buf, names := p.bufs[depth][:0], p.names[depth][:0]
-	var spans []span
+	buf, names, spans := p.bufs[depth][:0], p.names[depth][:0], p.spans[depth][:0]
 	p.i++ // {
 	p.ws()
 	if p.i < len(p.src) && p.src[p.i] == '}' {
@@ -168,23 +198,29 @@ func (p *parser) object(dst []byte, depth int, wantTop bool) ([]byte, []member, 
 		}
 		var s span
 		s.name0 = len(names)
-		var err error
-		if names, err = p.str(names); err != nil {
-			return nil, nil, err
+		s.mem0 = len(buf)
+		if end, ok := p.plainString(); ok {
+			names = append(names, p.src[p.i+1:end-1]...)
+			buf = append(buf, p.src[p.i:end]...)
+			p.i = end
+		} else {
+			var err error
+			if names, err = p.str(names); err != nil {
+				return nil, nil, err
+			}
+			buf = appendString(buf, names[s.name0:])
 		}
-		s.name1 = len(names)
+		s.name1, s.qlen = len(names), len(buf)-s.mem0
 		p.ws()
 		if p.i >= len(p.src) || p.src[p.i] != ':' {
 			return nil, nil, p.fail("expected : after a member name")
 		}
 		p.i++
 		p.ws()
-		s.mem0 = len(buf)
-		buf = appendString(buf, names[s.name0:s.name1])
 		buf = append(buf, ':')
-		// The nested value writes into this depth's buffer; it uses the next depth's
-		// scratch for its own members.
-		p.bufs[depth], p.names[depth] = buf, names
+		// The value is written into this depth's buffer; a nested object uses the next
+		// depth's scratch for its own members.
+		var err error
 		if buf, err = p.value(buf, depth+1); err != nil {
 			return nil, nil, err
 		}
@@ -204,9 +240,9 @@ func (p *parser) object(dst []byte, depth int, wantTop bool) ([]byte, []member, 
 		p.i++
 		break
 	}
-	p.bufs[depth], p.names[depth] = buf, names
+	p.bufs[depth], p.names[depth], p.spans[depth] = buf, names, spans
 	name := func(s span) []byte { return names[s.name0:s.name1] }
-	slices.SortStableFunc(spans, func(a, b span) int { return compareUTF16(name(a), name(b)) })
+	slices.SortFunc(spans, func(a, b span) int { return compareUTF16(name(a), name(b)) })
 	for k := 1; k < len(spans); k++ {
 		if compareUTF16(name(spans[k-1]), name(spans[k])) == 0 {
 			return nil, nil, p.fail(fmt.Sprintf("duplicate member name %q", name(spans[k])))
@@ -224,12 +260,30 @@ func (p *parser) object(dst []byte, depth int, wantTop bool) ([]byte, []member, 
 		at := len(dst)
 		dst = append(dst, buf[s.mem0:s.mem1]...)
 		if wantTop {
-			// The value follows the quoted name and the colon.
-			nameLen := len(appendString(nil, name(s)))
-			top = append(top, member{name: string(name(s)), at: at, start: at + nameLen + 1, end: len(dst)})
+			top = append(top, member{at: at, n0: at + 1, n1: at + s.qlen - 1, start: at + s.qlen + 1, end: len(dst)})
 		}
 	}
 	return append(dst, '}'), top, nil
+}
+
+// plainString reports whether the string at p.i needs no work: no escape, no control
+// character, valid UTF-8; end is just past its closing quote.
+func (p *parser) plainString() (end int, ok bool) {
+	ascii := true
+	for j := p.i + 1; j < len(p.src); j++ {
+		switch c := p.src[j]; {
+		case c == '"':
+			if !ascii && !utf8.Valid(p.src[p.i+1:j]) {
+				return 0, false
+			}
+			return j + 1, true
+		case c == '\\' || c < 0x20:
+			return 0, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return 0, false
 }
 
 // str reads a JSON string at p.i and appends its unescaped UTF-8 to dst.

@@ -59,3 +59,13 @@ func (a Alg) sum(parts ...[]byte) []byte {
 	}
 	return h.Sum(make([]byte, 0, HashSize))
 }
+
+// sum1 returns H(b) with no hasher allocated.
+func (a Alg) sum1(b []byte) []byte {
+	if a == SM3 {
+		h := sm3.Sum(b)
+		return h[:]
+	}
+	h := sha256.Sum256(b)
+	return h[:]
+}

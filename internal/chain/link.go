@@ -36,8 +36,8 @@ func Prepare(payload []byte) (*Prepared, error) {
 		return nil, fmt.Errorf("%w: the payload is not a JSON object", ErrRecord)
 	}
 	for _, m := range top {
-		if m.name == memberPrev || m.name == memberHash || m.name == memberAlg {
-			return nil, fmt.Errorf("%w: it already has a %q member", ErrRecord, m.name)
+		if n := m.name(canon); string(n) == memberPrev || string(n) == memberHash || string(n) == memberAlg {
+			return nil, fmt.Errorf("%w: it already has a %q member", ErrRecord, n)
 		}
 	}
 	return &Prepared{canon: canon, top: top}, nil
@@ -60,12 +60,23 @@ func (p *Prepared) Link(alg Alg, prev []byte) (chained, hash []byte, err error) 
 	if len(prev) != HashSize {
 		return nil, nil, fmt.Errorf("%w: prev has %d bytes, want %d", ErrRecord, len(prev), HashSize)
 	}
-	add := []extra{{memberPrev, hexString(prev)}}
+	var prevHex [2*HashSize + 2]byte
+	prevHex[0], prevHex[len(prevHex)-1] = '"', '"'
+	hex.Encode(prevHex[1:], prev)
+	var add [2]extra
+	n := 0
 	if alg != SHA256 {
-		add = []extra{{memberAlg, appendString(nil, []byte(alg.String()))}, add[0]}
+		add[n] = extra{[]byte(memberAlg), appendString(nil, []byte(alg.String()))}
+		n++
 	}
-	body := insertMembers(make([]byte, 0, len(p.canon)+64+80+12), p.canon, p.top, add)
-	hash = alg.sum(prev, body)
+	add[n] = extra{[]byte(memberPrev), prevHex[:]}
+	n++
+	// prev and the body in one buffer: one hash call, no hasher to allocate.
+	buf := make([]byte, HashSize, HashSize+len(p.canon)+len(prevHex)+len(`,"hash_alg":"sha256"`)+len(`,"hash":""}`)+2*HashSize+8)
+	copy(buf, prev)
+	buf = insertMembers(buf, p.canon, p.top, add[:n])
+	hash = alg.sum1(buf)
+	body := buf[HashSize:]
 	chained = append(body[:len(body)-1], `,"hash":"`...)
 	chained = hex.AppendEncode(chained, hash)
 	chained = append(chained, '"', '}')
@@ -83,7 +94,7 @@ func Link(alg Alg, prev, payload []byte) (chained, hash []byte, err error) {
 
 // extra is a member to insert: its name and its canonical value.
 type extra struct {
-	name  string
+	name  []byte
 	value []byte
 }
 
@@ -96,8 +107,8 @@ func insertMembers(dst, canon []byte, top []member, add []extra) []byte {
 		if i+j > 0 {
 			dst = append(dst, ',')
 		}
-		if j < len(add) && (i == len(top) || compareUTF16([]byte(add[j].name), []byte(top[i].name)) < 0) {
-			dst = appendString(dst, []byte(add[j].name))
+		if j < len(add) && (i == len(top) || compareUTF16(add[j].name, top[i].name(canon)) < 0) {
+			dst = appendString(dst, add[j].name)
 			dst = append(dst, ':')
 			dst = append(dst, add[j].value...)
 			j++
@@ -107,13 +118,6 @@ func insertMembers(dst, canon []byte, top []member, add []extra) []byte {
 		i++
 	}
 	return append(dst, '}')
-}
-
-func hexString(b []byte) []byte {
-	out := make([]byte, 0, 2*len(b)+2)
-	out = append(out, '"')
-	out = hex.AppendEncode(out, b)
-	return append(out, '"')
 }
 
 // Genesis returns the prev of a stream's first record: H(canonical statement), where the
@@ -171,7 +175,7 @@ func Check(payload []byte) (Record, error) {
 	var prevOK, hashOK, anyChain bool
 	for k, m := range top {
 		v := canon[m.start:m.end]
-		switch m.name {
+		switch string(m.name(canon)) {
 		case "id":
 			r.ID, _ = unquote(v)
 		case "device":
