@@ -33,7 +33,7 @@ func (h Head) check() error {
 		if s == "" {
 			return fmt.Errorf("%w: empty stream name", ErrHead)
 		}
-		if e.Seq < 1 {
+		if e.Seq < 1 || e.Seq > MaxSeq {
 			return fmt.Errorf("%w: stream %s: seq %d", ErrHead, s, e.Seq)
 		}
 		if _, ok := hashValue([]byte(`"` + e.Hash + `"`)); !ok {

@@ -16,6 +16,10 @@ const (
 	memberAlg  = "hash_alg" // present only when the algorithm is not SHA-256
 )
 
+// MaxSeq is the largest seq a record or head may carry: integers beyond 2^53 have no exact
+// JSON number in I-JSON.
+const MaxSeq = 1 << 53
+
 // Prepared is a record canonicalised and ready to be linked: the part of chaining that does
 // not depend on the previous record, so it can run on any goroutine before the seq order
 // is known to hold.
@@ -184,8 +188,8 @@ func Check(payload []byte) (Record, error) {
 			r.Venue, _ = unquote(v)
 		case "seq":
 			r.Seq, err = strconv.ParseInt(string(v), 10, 64)
-			if err != nil || r.Seq < 1 {
-				return r, fmt.Errorf("%w: seq %s is not an integer from 1", ErrMalformed, v)
+			if err != nil || r.Seq < 1 || r.Seq > MaxSeq {
+				return r, fmt.Errorf("%w: seq %s is not an integer from 1 to 2^53", ErrMalformed, v)
 			}
 		case memberPrev:
 			r.Prev, prevOK = hashValue(v)

@@ -242,18 +242,22 @@ func (s *streamAnalysis) gaps() {
 		}
 	}
 	hi = max(hi, headSeq)
+	// From the seqs present, never seq by seq: a record or a head may claim any seq.
+	present := make([]int64, 0, len(s.any))
+	for q := range s.any {
+		if q >= lo {
+			present = append(present, q)
+		}
+	}
+	slices.Sort(present)
 	var ranges [][2]int64
-	for q := lo; q <= hi; q++ {
-		if s.any[q] {
-			continue
+	next := lo
+	for _, q := range append(present, hi+1) {
+		if q > next {
+			ranges = append(ranges, [2]int64{next, q - 1})
+			s.rep.Missing += q - next
 		}
-		end := q
-		for end+1 <= hi && !s.any[end+1] {
-			end++
-		}
-		ranges = append(ranges, [2]int64{q, end})
-		s.rep.Missing += end - q + 1
-		q = end
+		next = max(next, q+1)
 	}
 	for i, g := range ranges {
 		if i == maxGapFindings {

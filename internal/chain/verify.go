@@ -180,6 +180,10 @@ func (v *Verifier) addStatus(u *unitState, payload []byte) {
 		u.add(Finding{Kind: KindHeadUnsigned, Stream: "status", Detail: "a status carries a head without head_sig (ts " + s.TS + ")"})
 		return
 	}
+	if err := s.Head.check(); err != nil {
+		u.add(Finding{Kind: KindMalformed, Stream: "status", Detail: fmt.Sprintf("a status with a head that cannot be checked (ts %s): %v", s.TS, err)})
+		return
+	}
 	if u.headSigs[s.HeadSig] {
 		return // the same signed head again (redelivered, or captures joined): nothing new
 	}
@@ -279,6 +283,10 @@ func (v *Verifier) addNotice(u *unitState, payload []byte, seq int64) {
 		HeadSig string `json:"head_sig"`
 	}
 	if json.Unmarshal(payload, &n) != nil || n.Kind != "queue_loss" || (n.Head == nil && n.HeadSig == "") {
+		return
+	}
+	if err := n.Head.check(); err != nil {
+		u.add(Finding{Kind: KindMalformed, Stream: "queue", Seq: seq, Detail: fmt.Sprintf("a queue_loss notice with a head that cannot be checked: %v", err)})
 		return
 	}
 	if n.HeadSig == "" {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/sentinel-edge/sentinel/internal/chain"
 	"github.com/sentinel-edge/sentinel/internal/chain/chaintest"
@@ -369,4 +370,28 @@ func mustCheck(p []byte) Record {
 		panic(err)
 	}
 	return r
+}
+
+// Hostile seqs: a record or a signed head may claim any seq; the verifier neither walks seq
+// by seq to it nor overflows; seqs beyond 2^53 are malformed.
+func TestVerifyHostileSeqs(t *testing.T) {
+	s := cleanCapture()
+	s.Seq["passage"] = MaxSeq - 1
+	s.Record("passage") // hash-valid: anyone can chain a record; seq 2^53
+	s.Status(false)     // and a unit that signs a head there
+	done := make(chan *Report)
+	go func() { done <- verify(t, VerifyOptions{}, s.Out) }()
+	var r *Report
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the verifier walks the seqs one by one")
+	}
+	if got := kinds(r); !slices.Equal(got, []Kind{KindBrokenLink, KindGap}) || r.Units[0].Streams[2].Missing != MaxSeq-11 {
+		t.Fatalf("%v\n%s", got, text(r))
+	}
+	big := mk(s.Topic("passage"), []byte(`{"id":"x","seq":9007199254740994,"prev":"`+strings.Repeat("0", 64)+`","hash":"`+strings.Repeat("0", 64)+`"}`))
+	if got := kinds(verify(t, VerifyOptions{}, cleanCapture().Out, []msg{big})); !slices.Equal(got, []Kind{KindMalformed}) {
+		t.Fatalf("seq past 2^53: %v", got)
+	}
 }
