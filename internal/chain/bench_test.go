@@ -230,18 +230,42 @@ func BenchmarkFootprintChained(b *testing.B) {
 		fmt.Sscan(v, &n)
 	}
 	u := &Unit{Venue: "350582-0001", Device: "gate-01", Alg: SHA256, Key: chaintest.ExampleKey()}
+	// The forms compared: as built (no chain); only reordered canonically (what the order
+	// alone costs the compression); as built with prev and hash appended (what the two hashes
+	// alone cost); as chained (canonical, prev and hash).
+	forms := map[string]func(func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error){
+		"built": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) { return f },
+		"canonical-only": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) {
+			return func(seq int64, id string) ([]byte, error) {
+				p, err := f(seq, id)
+				if err != nil {
+					return nil, err
+				}
+				return Canonical(nil, p)
+			}
+		},
+		"built+hashes": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) {
+			return func(seq int64, id string) ([]byte, error) {
+				p, err := f(seq, id)
+				if err != nil {
+					return nil, err
+				}
+				h := make([]byte, 64)
+				_, _ = rand.Read(h)
+				return fmt.Appendf(p[:len(p)-1:len(p)-1], `,"prev":"%x","hash":"%x"}`, h[:32], h[32:]), nil
+			}
+		},
+		"chained": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) { return chainedBuild(u, f) },
+	}
 	for _, pl := range payloads[:2] {
-		for _, chained := range []bool{false, true} {
-			b.Run(fmt.Sprintf("%s/chained=%v", pl.name, chained), func(b *testing.B) {
+		for _, form := range []string{"built", "canonical-only", "built+hashes", "chained"} {
+			b.Run(fmt.Sprintf("%s/%s", pl.name, form), func(b *testing.B) {
 				for b.Loop() {
 					o, err := queue.Open(filepath.Join(b.TempDir(), "q.db"), queue.Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)})
 					if err != nil {
 						b.Fatal(err)
 					}
-					build := pl.build
-					if chained {
-						build = chainedBuild(u, pl.build)
-					}
+					build := forms[form](pl.build)
 					var wg sync.WaitGroup
 					for w := range 16 {
 						wg.Go(func() {
