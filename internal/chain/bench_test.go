@@ -255,7 +255,9 @@ func BenchmarkFootprintChained(b *testing.B) {
 				return fmt.Appendf(p[:len(p)-1:len(p)-1], `,"prev":"%x","hash":"%x"}`, h[:32], h[32:]), nil
 			}
 		},
-		"chained": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) { return chainedBuild(u, f) },
+		"chained": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) {
+			return chainedBuild(u, f)
+		},
 	}
 	for _, pl := range payloads[:2] {
 		for _, form := range []string{"built", "canonical-only", "built+hashes", "chained"} {
