@@ -264,7 +264,7 @@ func readBroker(a verifyArgs, v *chain.Verifier) error {
 		if err == nil {
 			err = fmt.Errorf("timed out after %s", a.wait)
 		}
-		return fmt.Errorf("connect to %s: %w", a.broker, err)
+		return fmt.Errorf("connect to %s: %s%w", a.broker, connectHint(err), err)
 	}
 	defer c.Disconnect(100)
 	if tok := c.Subscribe(a.filter, 1, handler); !tok.WaitTimeout(a.wait) || tok.Error() != nil {
@@ -291,6 +291,17 @@ func readBroker(a verifyArgs, v *chain.Verifier) error {
 			return nil
 		}
 	}
+}
+
+// connectHint says what to check for the connect errors one meets.
+func connectHint(err error) string {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:"):
+		return "the TLS handshake failed; does the broker's certificate verify against --ca (or was the client certificate refused)? "
+	case strings.Contains(msg, "not Authorized") || strings.Contains(msg, "bad user name or password"):
+		return "the broker refused the credentials (--username-file, --password-file) or the ACL: "
+	}
+	return ""
 }
 
 // brokerAuth sets TLS (TLS 1.2 or newer, the broker's certificate always verified) and the

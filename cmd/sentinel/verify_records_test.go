@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -230,5 +232,46 @@ func TestVerifyRecordsBroker(t *testing.T) {
 	code, out, errs = live(edited, "--filter", "sentinel/v1/+/+/+")
 	if code != exitFailure || !strings.Contains(out, "FAIL hash_mismatch audit seq 2") {
 		t.Fatalf("live, edited: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// Live over TLS with a password file, as `report fleet` and the uplink connect: the right CA
+// and password verify; another CA or a wrong password fail with the reason, exit 1.
+func TestVerifyRecordsBrokerTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := mqtttest.NewCA(t, dir, "test-ca")
+	cert, key := ca.Issue(t, "broker")
+	broker := mqtttest.StartWith(t, mqtttest.Options{TLS: &mqtttest.TLSFiles{CAFile: ca.CertFile, CertFile: cert, KeyFile: key},
+		DenyAnonymous: true, Users: map[string]string{"platform": "s3cret-pass", "unit": "unit-pass"}})
+	// The unit's retained status, published over TLS: a verify run sees it at once.
+	s := chaintest.New(chaintest.ExampleKey())
+	st := s.Status(false)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("verify-tls-pub").
+		SetTLSConfig(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}).SetUsername("unit").SetPassword("unit-pass"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	if tok := c.Publish(st.Topic, 1, true, st.Payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	c.Disconnect(100)
+	user, pass, wrong := filepath.Join(dir, "user"), filepath.Join(dir, "pass"), filepath.Join(dir, "wrong")
+	os.WriteFile(user, []byte("platform\n"), 0o600)
+	os.WriteFile(pass, []byte("s3cret-pass\n"), 0o600)
+	os.WriteFile(wrong, []byte("nope\n"), 0o600)
+	other := mqtttest.NewCA(t, t.TempDir(), "other-ca")
+
+	base := []string{"--broker", broker.URL(), "--idle", "500ms", "--wait", "5s", "--username-file", user}
+	if code, out, errs := runVerify(append(base, "--ca", ca.CertFile, "--password-file", pass)...); code != exitOK || !strings.Contains(out, "result: OK") {
+		t.Fatalf("right CA and password: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runVerify(append(base, "--ca", other.CertFile, "--password-file", pass)...); code != exitFailure || !strings.Contains(errs, "verify against --ca") {
+		t.Errorf("wrong CA: exit %d: %s", code, errs)
+	}
+	if code, _, errs := runVerify(append(base, "--ca", ca.CertFile, "--password-file", wrong)...); code != exitFailure || !strings.Contains(errs, "refused the credentials") {
+		t.Errorf("wrong password: exit %d: %s", code, errs)
+	}
+	if strings.Contains(fmt.Sprint(runVerify(append(base, "--ca", ca.CertFile, "--password-file", wrong)...)), "nope") {
+		t.Error("the password appears in the output")
 	}
 }
