@@ -395,3 +395,28 @@ func TestVerifyHostileSeqs(t *testing.T) {
 		t.Fatalf("seq past 2^53: %v", got)
 	}
 }
+
+// records.chain_hash: sm3, and a unit whose setting changed from one record to the next:
+// each record names its algorithm, the genesis is the first record's.
+func TestVerifySM3AndSwitch(t *testing.T) {
+	s := newSim(testKey())
+	s.Unit.Alg = SM3
+	s.Status(false)
+	s.Records("passage", 3)
+	s.Unit.Alg = SHA256
+	s.Records("passage", 2)
+	s.Status(false)
+	r := verify(t, VerifyOptions{}, s.Out)
+	if !r.OK || r.Units[0].Streams[0].VerifiedSeq != 5 || r.Units[0].Streams[0].StartsFrom != "genesis" {
+		t.Fatalf("sm3, then sha256:\n%s", text(r))
+	}
+	if !bytes.Contains(s.Out[1].Payload, []byte(`"hash_alg":"sm3"`)) || bytes.Contains(s.Out[4].Payload, []byte(`hash_alg`)) {
+		t.Fatalf("hash_alg: %s / %s", s.Out[1].Payload, s.Out[4].Payload)
+	}
+	// Claiming the other algorithm for a record is an edit.
+	out := slices.Clone(s.Out)
+	out[2] = mk(out[2].Topic, bytes.Replace(out[2].Payload, []byte(`"hash_alg":"sm3",`), nil, 1))
+	if got := kinds(verify(t, VerifyOptions{}, out)); !slices.Equal(got, []Kind{KindHashMismatch}) {
+		t.Fatalf("alg dropped: %v", got)
+	}
+}
