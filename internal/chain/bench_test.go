@@ -291,3 +291,44 @@ func BenchmarkFootprintChained(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendPaired: plain and chained appends alternated in rounds on fresh outboxes
+// (64 appenders, sealed passages, synchronous=NORMAL so that the CPU, not fsync, bounds
+// them), so that a shared machine's load falls on both alike; process CPU per row of each
+// and their ratio.
+func BenchmarkAppendPaired(b *testing.B) {
+	u := &Unit{Venue: "350582-0001", Device: "gate-01", Alg: SHA256, Key: chaintest.ExampleKey()}
+	const rows, rounds = 20_000, 6
+	run := func(build func(int64, string) ([]byte, error)) time.Duration {
+		o, err := queue.Open(filepath.Join(b.TempDir(), "q.db"), queue.Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer o.Close()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		t0 := cpuTime(true)
+		for range 64 {
+			wg.Go(func() {
+				for next.Add(1) <= rows {
+					if _, err := o.Append(context.Background(), "passage", "sentinel/v1/350582-0001/gate-01/passage", build); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return cpuTime(true) - t0
+	}
+	for b.Loop() {
+		var plain, chained time.Duration
+		for range rounds {
+			plain += run(sealedPassage)
+			chained += run(chainedBuild(u, sealedPassage))
+		}
+		b.ReportMetric(float64(plain.Microseconds())/rows/rounds, "plain-cpu-µs/row")
+		b.ReportMetric(float64(chained.Microseconds())/rows/rounds, "chained-cpu-µs/row")
+		b.ReportMetric(float64(chained)/float64(plain), "ratio")
+	}
+}

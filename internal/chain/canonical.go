@@ -269,21 +269,23 @@ func (p *parser) object(dst []byte, depth int, wantTop bool) ([]byte, []member, 
 // plainString reports whether the string at p.i needs no work: no escape, no control
 // character, valid UTF-8; end is just past its closing quote.
 func (p *parser) plainString() (end int, ok bool) {
-	ascii := true
-	for j := p.i + 1; j < len(p.src); j++ {
-		switch c := p.src[j]; {
-		case c == '"':
-			if !ascii && !utf8.Valid(p.src[p.i+1:j]) {
-				return 0, false
-			}
-			return j + 1, true
-		case c == '\\' || c < 0x20:
-			return 0, false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
+	rest := p.src[p.i+1:]
+	q := bytes.IndexByte(rest, '"')
+	if q < 0 {
+		return 0, false
 	}
-	return 0, false
+	s := rest[:q]
+	ascii := true
+	for _, c := range s {
+		if c < 0x20 || c == '\\' {
+			return 0, false
+		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	if !ascii && !utf8.Valid(s) {
+		return 0, false
+	}
+	return p.i + 1 + q + 1, true
 }
 
 // str reads a JSON string at p.i and appends its unescaped UTF-8 to dst.
