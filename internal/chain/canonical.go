@@ -22,7 +22,7 @@ const maxDepth = 64
 // duplicate member names, numbers within the range of a double; anything else is an error
 // wrapping ErrNotCanonicalizable.
 func Canonical(dst, src []byte) ([]byte, error) {
-	out, _, err := canonical(dst, src)
+	out, _, err := canonical(dst, src, nil)
 	return out, err
 }
 
@@ -47,16 +47,16 @@ func (m member) name(out []byte) []byte {
 	return []byte(u)
 }
 
-// canonical is Canonical, and, when src is an object, its members as written (sorted).
-func canonical(dst, src []byte) ([]byte, []member, error) {
+// canonical is Canonical, and, when src is an object, its members as written (sorted),
+// appended to top.
+func canonical(dst, src []byte, top []member) ([]byte, []member, error) {
 	p := parsers.Get().(*parser)
-	p.src, p.i = src, 0
+	p.src, p.i, p.top = src, 0, top[:0]
 	defer func() {
-		p.src = nil
+		p.src, p.top = nil, nil
 		parsers.Put(p)
 	}()
 	p.ws()
-	var top []member
 	var err error
 	if p.i < len(src) && src[p.i] == '{' {
 		dst, top, err = p.object(dst, 0, true)
@@ -84,7 +84,8 @@ type parser struct {
 	bufs  [][]byte
 	names [][]byte
 	spans [][]span
-	tmp   []byte // an escaped string, unescaped
+	tmp   []byte   // an escaped string, unescaped
+	top   []member // where the top-level object's members go
 }
 
 func (p *parser) fail(what string) error {
@@ -250,7 +251,7 @@ func (p *parser) object(dst []byte, depth int, wantTop bool) ([]byte, []member, 
 	}
 	var top []member
 	if wantTop {
-		top = make([]member, 0, len(spans))
+		top = p.top
 	}
 	dst = append(dst, '{')
 	for k, s := range spans {

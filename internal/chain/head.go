@@ -132,6 +132,7 @@ func (u *Unit) Link(stream string, prev, payload []byte) (chained, hash []byte, 
 	if err != nil {
 		return nil, nil, err
 	}
+	defer p.Release()
 	return u.LinkPrepared(stream, prev, p)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"sync"
 )
 
 // The members the chain adds to a record. A record as built must not have them.
@@ -32,19 +33,33 @@ type Prepared struct {
 // fails (ErrRecord, ErrNotCanonicalizable) for anything else, and for a record that already
 // has a prev, hash or hash_alg member.
 func Prepare(payload []byte) (*Prepared, error) {
-	canon, top, err := canonical(make([]byte, 0, len(payload)+len(payload)/8+160), payload)
-	if err != nil {
-		return nil, err
-	}
-	if top == nil && (len(canon) == 0 || canon[0] != '{') {
-		return nil, fmt.Errorf("%w: the payload is not a JSON object", ErrRecord)
+	p := prepared.Get().(*Prepared)
+	canon, top, err := canonical(p.canon[:0], payload, p.top)
+	if err == nil && (len(canon) == 0 || canon[0] != '{') {
+		err = fmt.Errorf("%w: the payload is not a JSON object", ErrRecord)
 	}
 	for _, m := range top {
-		if n := m.name(canon); string(n) == memberPrev || string(n) == memberHash || string(n) == memberAlg {
-			return nil, fmt.Errorf("%w: it already has a %q member", ErrRecord, n)
+		if n := m.name(canon); err == nil && (string(n) == memberPrev || string(n) == memberHash || string(n) == memberAlg) {
+			err = fmt.Errorf("%w: it already has a %q member", ErrRecord, n)
 		}
 	}
-	return &Prepared{canon: canon, top: top}, nil
+	p.canon, p.top = canon, top
+	if err != nil {
+		p.Release()
+		return nil, err
+	}
+	return p, nil
+}
+
+// prepared keeps Prepared records, and their buffers, for reuse (Release).
+var prepared = sync.Pool{New: func() any { return new(Prepared) }}
+
+// Release gives p's buffers back for reuse; p must not be used after it. Calling it is
+// optional: it only spares the garbage collector.
+func (p *Prepared) Release() {
+	if cap(p.canon) <= 64<<10 {
+		prepared.Put(p)
+	}
 }
 
 // Link chains the prepared record to prev, the hash of the stream's previous record (the
@@ -93,6 +108,7 @@ func Link(alg Alg, prev, payload []byte) (chained, hash []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	defer p.Release()
 	return p.Link(alg, prev)
 }
 
@@ -167,7 +183,7 @@ type Record struct {
 // not as specified, and ErrHashMismatch, with the record read, when the hash is not the hash
 // of its content.
 func Check(payload []byte) (Record, error) {
-	canon, top, err := canonical(make([]byte, 0, len(payload)+len(payload)/8), payload)
+	canon, top, err := canonical(make([]byte, 0, len(payload)+len(payload)/8), payload, nil)
 	if err != nil {
 		return Record{}, err
 	}
