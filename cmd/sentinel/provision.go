@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/internal/chain"
 	"github.com/sentinel-edge/sentinel/internal/privacy"
 )
 
@@ -50,6 +51,8 @@ const (
 	provCA         = "tls/ca.crt"
 	provPlatformPK = "platform.pub"
 	provConfig     = "sentinel.yaml"
+	provChainKey   = "secrets/chain.key" // the unit's record-signing key (docs/records.md)
+	provChainPub   = "chain.pub"
 )
 
 type listFlag []string
@@ -283,6 +286,20 @@ func provision(a provisionArgs) ([]string, error) {
 			set["uplink.tls.key_file"] = p(provClientKey)
 		}
 	}
+
+	// The unit's Ed25519 key that signs its record heads: kept across runs, new with --force.
+	chainPub, chainPEM, err := chain.ProvisionKey(p(provChainKey), a.force)
+	if err != nil {
+		return nil, err
+	}
+	if chainPEM != nil {
+		files[provChainKey] = fileOut{chainPEM, 0o600, true}
+	}
+	files[provChainPub] = fileOut{[]byte(chainPub + "\n"), 0o644, false}
+	if config.HasKey("records.chain_key_file") {
+		set["records.chain_key_file"] = p(provChainKey)
+	}
+	notes = append(notes, "chain key: "+chainPub+" (the unit's Ed25519 public key: give "+p(provChainPub)+" to the platform, which verifies the unit's records with it)")
 
 	// Render the template with the unit's values, and validate it as sentinel check would.
 	for key, v := range set {
