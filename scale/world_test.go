@@ -36,7 +36,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{bins: binDir(t), dir: t.TempDir()}
+	w := &world{bins: binDir(t), dir: artifactDir(t, "world")}
 	sim := filepath.Join(w.bins, "sentinel-sim")
 	pop := filepath.Join(w.dir, "population.csv")
 	w.tokens = filepath.Join(w.dir, "tokens.txt")
@@ -46,6 +46,25 @@ func newWorld(t *testing.T) *world {
 	api := startProc(t, "sentinel-sim api", "", nil, sim, "api", "--listen", "127.0.0.1:0", "--population", pop)
 	w.apiAddr = listening.FindStringSubmatch(api.mustLine(t, listening, 15*time.Second).text)[1]
 	return w
+}
+
+// artifactDir returns a fresh directory for name: under SCALE_ARTIFACTS when set (kept after
+// the test, for the agents' logs and databases), else a temporary one.
+func artifactDir(t *testing.T, name string) string {
+	t.Helper()
+	root := os.Getenv("SCALE_ARTIFACTS")
+	if root == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.MkdirTemp(root, t.Name()+"-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("artifacts: %s", d)
+	return d
 }
 
 // unit is one agent with its own directory (config, queue, state files), its own pty
