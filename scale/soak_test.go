@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,6 +40,7 @@ type soakStats struct {
 	commitCaught   int // commit kills that found a thread in a write or sync syscall
 	drainCaught    int // drain kills that found the uplink draining
 	brokerRestarts int
+	readerRuns     int // outside readers (queue stats, sqlite3) that ran alongside
 }
 
 // TestSoak is make soak: the built agent under a steady scan load (20 scans/s from
@@ -69,6 +71,36 @@ func TestSoak(t *testing.T) {
 	u := w.newUnit(t, device, rate, unitConfig{brokers: []string{broker.URL()}, keyFile: keyFile,
 		uplink: ", backoff_base: 20ms, backoff_cap: 500ms, drain_rate: 40"})
 
+	// Outside readers while the daemon runs, as docs/queue.md allows: an operator's (or a
+	// monitor's) `sentinel queue stats`, and the sqlite3 shell it suggests for the quarantine,
+	// each every 500 ms: other processes opening and closing the database
+	// (SOAK_OUTSIDE_READERS=0 leaves them out).
+	stopReader := make(chan struct{})
+	readerDone := make(chan int)
+	readers := os.Getenv("SOAK_OUTSIDE_READERS") != "0"
+	if _, err := exec.LookPath("sqlite3"); readers && err != nil {
+		t.Fatalf("the soak's outside reader needs the sqlite3 shell (apt-get install sqlite3), or SOAK_OUTSIDE_READERS=0: %v", err)
+	}
+	go func() {
+		n := 0
+		for i := 0; readers; i++ {
+			select {
+			case <-stopReader:
+				readerDone <- n
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			cmd := exec.Command(filepath.Join(w.bins, "sentinel"), "queue", "stats", "--config", u.cfgPath)
+			if i%2 == 1 {
+				cmd = exec.Command("sqlite3", u.db, "SELECT COUNT(*) FROM outbox; SELECT COUNT(*) FROM quarantine;")
+			}
+			if cmd.Run() == nil {
+				n++
+			}
+		}
+		<-stopReader
+		readerDone <- 0
+	}()
 	var st soakStats
 	for i := 1; i <= cycles; i++ {
 		mode := killMode(rand.IntN(4))
@@ -83,6 +115,8 @@ func TestSoak(t *testing.T) {
 		}
 	}
 
+	close(stopReader)
+	st.readerRuns = <-readerDone
 	// A last start delivers what the killed runs committed; then the scans stop.
 	last := u.start(t)
 	u.scanner.interrupt(5 * time.Second)
@@ -183,9 +217,9 @@ func soakVerify(t *testing.T, u *unit, broker *mqtttest.Broker, sub *capture, cy
 	leaks := plaintextIDs(named)
 	c.check("no ID number in plain text", len(leaks) == 0, "%s", firstFew(leaks, 5))
 
-	c.done(fmt.Sprintf("soak: cycles=%d kills=%d (random=%d commit=%d [in a write/sync syscall: %d] drain=%d [draining: %d] startup=%d) broker_restarts=%d "+
+	c.done(fmt.Sprintf("soak: cycles=%d kills=%d (random=%d commit=%d [in a write/sync syscall: %d] drain=%d [draining: %d] startup=%d) broker_restarts=%d outside_reader_runs=%d "+
 		"connections=%d records: stored=%d logged_passages=%d received=%d (%s) copies=%d lost=%d reused=%d gaps=%d integrity=%s plaintext_ids=%d took=%s",
-		cycles, cycles, st.kills[killRandom], st.kills[killCommit], st.commitCaught, st.kills[killDrain], st.drainCaught, st.kills[killStartup], st.brokerRestarts,
+		cycles, cycles, st.kills[killRandom], st.kills[killCommit], st.commitCaught, st.kills[killDrain], st.drainCaught, st.kills[killStartup], st.brokerRestarts, st.readerRuns,
 		connections, len(stored), len(logged), distinct, strings.Join(streams, " "), copies, lost, reused, gapN, okOr(ierr), len(leaks), took.Round(time.Second)))
 }
 
