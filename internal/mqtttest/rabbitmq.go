@@ -292,6 +292,39 @@ func (nd *Node) Start() {
 	}
 }
 
+// StartRetrying is Start with a boot budget of within per try: a node that has not booted by
+// then is killed and started again, up to tries times in all. It returns how many extra
+// tries it took, and fails the test when none booted. (RabbitMQ 3.10 was seen here to stay in
+// its boot for minutes, now and then, when restarted after SIGKILL.)
+func (nd *Node) StartRetrying(within time.Duration, tries int) int {
+	nd.c.t.Helper()
+	if nd.Running() {
+		return 0
+	}
+	for i := 0; i < tries; i++ {
+		if err := nd.launch(); err != nil {
+			nd.c.t.Fatalf("mqtttest: %v", err)
+		}
+		err := nd.awaitBoot(time.Now().Add(within))
+		if err == nil {
+			return i
+		}
+		nd.c.t.Logf("mqtttest: %v (try %d of %d); the end of its output:\n%s", err, i+1, tries, lastLines(nd.out.sinceMark(), 15))
+		nd.Kill()
+	}
+	nd.c.t.Fatalf("mqtttest: %s did not boot in %d tries of %v", nd.Name, tries, within)
+	return tries
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
+
 // Stop stops the node cleanly (rabbitmqctl shutdown: listeners closed, connections closed,
 // queues handed over) and waits for its processes to exit; past RabbitStopTimeout it is
 // killed. It reports whether the stop was clean.
