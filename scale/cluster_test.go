@@ -82,7 +82,7 @@ func TestCluster(t *testing.T) {
 	u.waitDrained(t, 2*time.Minute)
 	p = u.current()
 	p.interrupt(20 * time.Second)
-	reps := verifyUnit(t, c, u, sub)
+	res := verifyUnit(t, c, u, sub, 2*time.Minute)
 	failoverSummary := checkFailovers(c, fs)
 
 	faults := []string{
@@ -91,7 +91,7 @@ func TestCluster(t *testing.T) {
 		deadFirstURL(t, c, w, sub, urls),
 	}
 	c.done(fmt.Sprintf("cluster: rabbitmq 3 nodes boot=%s %s %s; faults: %s; took=%s",
-		cl.Boot.Round(100*time.Millisecond), failoverSummary, recordSummary(reps), strings.Join(faults, " "), time.Since(began).Round(time.Second)))
+		cl.Boot.Round(100*time.Millisecond), failoverSummary, res.totals(), strings.Join(faults, " "), time.Since(began).Round(time.Second)))
 }
 
 // stopConnectedNode stops (clean) or kills the node the agent is connected to, measures the
@@ -182,48 +182,6 @@ func checkFailovers(c *checks, fs []failover) string {
 		len(fs), clean, len(fs)-clean, lp[len(lp)/2].Round(time.Millisecond), lp[len(lp)-1].Round(time.Millisecond), within, len(fs), retries)
 }
 
-// verifyUnit checks a drained unit's records against the capture (lost, reused, gaps, order,
-// integrity) and returns the reports.
-func verifyUnit(t *testing.T, c *checks, u *unit, sub *capture) map[string]*streamReport {
-	t.Helper()
-	stored, ierr := u.stored(t)
-	c.check(u.id+": integrity_check", ierr == nil, "%v", ierr)
-	want := make(map[string]bool)
-	for _, e := range stored {
-		want[e.ID] = true
-	}
-	logs := u.logs()
-	logged := ledger(logs)
-	for _, l := range logged {
-		want[l.ID] = true
-	}
-	missing := sub.waitFor(want, 2*time.Minute)
-	c.check(u.id+": every record arrived", missing == 0, "%d of %d never arrived", missing, len(want))
-	reps := analyse(u.id, stored, logged, sub.messages())
-	connections := len(connectedLine.FindAllStringIndex(logs, -1))
-	for stream, r := range reps {
-		c.check(u.id+" "+stream+": nothing lost", len(r.lost) == 0, "%s", firstFew(r.lost, 5))
-		c.check(u.id+" "+stream+": no seq reused", len(r.reused) == 0, "%s", firstFew(r.reused, 5))
-		c.check(u.id+" "+stream+": no gap", len(r.gaps) == 0, "%s", firstFew(r.gaps, 10))
-		c.check(u.id+" "+stream+": documented order", r.segments <= connections, "%d stretches for %d connections", r.segments, connections)
-	}
-	return reps
-}
-
-// recordSummary sums the streams' reports.
-func recordSummary(reps map[string]*streamReport) string {
-	var stored, distinct, copies, lost, reused, gapN int
-	for _, r := range reps {
-		stored += r.stored
-		distinct += r.distinct
-		copies += r.copies
-		lost += len(r.lost)
-		reused += len(r.reused)
-		gapN += len(r.gaps)
-	}
-	return fmt.Sprintf("records: stored=%d received=%d copies=%d lost=%d reused=%d gaps=%d", stored, distinct, copies, lost, reused, gapN)
-}
-
 // faultUnit starts an agent over brokers and returns it with the time from its launch to
 // its first uplink CONNACK and the connected line.
 func faultUnit(t *testing.T, w *world, id string, brokers []string) (*unit, time.Duration, line) {
@@ -251,7 +209,7 @@ func finishFault(t *testing.T, c *checks, u *unit, sub *capture) {
 	u.scanner.interrupt(5 * time.Second)
 	u.waitDrained(t, 2*time.Minute)
 	u.current().interrupt(20 * time.Second)
-	verifyUnit(t, c, u, sub)
+	verifyUnit(t, c, u, sub, 2*time.Minute)
 }
 
 // silentFirstNode: the first broker accepts connections and never answers CONNECT. The

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -175,58 +174,20 @@ func soakCycle(t *testing.T, u *unit, broker *mqtttest.Broker, mode killMode, re
 // soakVerify checks every property and prints the summary.
 func soakVerify(t *testing.T, u *unit, broker *mqtttest.Broker, sub *capture, cycles int, st soakStats, took time.Duration) {
 	c := &checks{t: t}
-	stored, ierr := u.stored(t)
-	c.check("integrity_check", ierr == nil, "%v", ierr)
-	want := make(map[string]bool, len(stored))
-	for _, e := range stored {
-		want[e.ID] = true
-	}
-	logs := u.logs()
-	logged := ledger(logs)
-	for _, l := range logged {
-		want[l.ID] = true
-	}
-	missing := sub.waitFor(want, time.Minute)
-	msgs := sub.messages()
-	reps := analyse(u.id, stored, logged, msgs)
-	connections := len(connectedLine.FindAllStringIndex(logs, -1))
-	var lost, reused, gapN, copies, distinct int
-	var streams []string
-	for stream, r := range reps {
-		streams = append(streams, fmt.Sprintf("%s=%d", stream, r.distinct))
-		lost += len(r.lost)
-		reused += len(r.reused)
-		gapN += len(r.gaps)
-		copies += r.copies
-		distinct += r.distinct
-		c.check(stream+": nothing lost", len(r.lost) == 0, "%d of %d stored (%d logged) never arrived: %s", len(r.lost), r.stored, r.logged, firstFew(r.lost, 5))
-		c.check(stream+": no seq reused", len(r.reused) == 0, "%s", firstFew(r.reused, 5))
-		c.check(stream+": no gap", len(r.gaps) == 0, "missing seqs %s", firstFew(r.gaps, 10))
-		c.check(stream+": documented order", r.segments <= connections, "first arrivals need %d backlog/live stretches; the agent connected %d times", r.segments, connections)
-	}
-	c.check("every stored or logged record arrived", missing == 0, "%d of %d stored or logged records never arrived", missing, len(want))
-
+	r := verifyUnit(t, c, u, sub, time.Minute)
 	named := files(u.db, u.db+"-wal", filepath.Join(u.dir, "agent.log"))
 	named["broker log"] = []byte(broker.Output())
-	for i, m := range msgs {
+	for i, m := range r.msgs {
 		named[fmt.Sprintf("message %d", i)] = m.payload
 	}
-	for _, e := range stored {
+	for _, e := range r.stored {
 		named[fmt.Sprintf("stored %s seq %d", e.Stream, e.Seq)] = e.Payload
 	}
 	leaks := plaintextIDs(named)
 	c.check("no ID number in plain text", len(leaks) == 0, "%s", firstFew(leaks, 5))
 
-	c.done(fmt.Sprintf("soak: cycles=%d kills=%d (random=%d commit=%d [in a write/sync syscall: %d] drain=%d [draining: %d] startup=%d) broker_restarts=%d outside_reader_runs=%d "+
-		"connections=%d records: stored=%d logged_passages=%d received=%d (%s) copies=%d lost=%d reused=%d gaps=%d integrity=%s plaintext_ids=%d took=%s",
-		cycles, cycles, st.kills[killRandom], st.kills[killCommit], st.commitCaught, st.kills[killDrain], st.drainCaught, st.kills[killStartup], st.brokerRestarts, st.readerRuns,
-		connections, len(stored), len(logged), distinct, strings.Join(streams, " "), copies, lost, reused, gapN, okOr(ierr), len(leaks), took.Round(time.Second)))
-}
-
-// okOr returns "ok" for nil and the error's text otherwise.
-func okOr(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	return err.Error()
+	c.done(fmt.Sprintf("soak: cycles=%d kills=%d (random=%d commit=%d [in a write/sync syscall: %d] drain=%d [draining: %d] startup=%d) "+
+		"broker_restarts=%d outside_reader_runs=%d connections=%d %s plaintext_ids=%d took=%s",
+		cycles, cycles, st.kills[killRandom], st.kills[killCommit], st.commitCaught, st.kills[killDrain], st.drainCaught, st.kills[killStartup],
+		st.brokerRestarts, st.readerRuns, r.connections, r.totals(), len(leaks), took.Round(time.Second)))
 }

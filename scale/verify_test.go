@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sentinel-edge/sentinel/internal/privacy"
 	"github.com/sentinel-edge/sentinel/queue"
@@ -205,4 +206,72 @@ func firstFew(ss []string, n int) string {
 		return strings.Join(ss, "; ")
 	}
 	return strings.Join(ss[:n], "; ") + fmt.Sprintf("; and %d more", len(ss)-n)
+}
+
+// unitResult is what verifyUnit found for one unit.
+type unitResult struct {
+	stored      []queue.Entry
+	logged      []rec
+	msgs        []msg
+	reps        map[string]*streamReport
+	connections int
+	integrity   error
+}
+
+// verifyUnit checks a drained unit's records against the capture: the database's integrity,
+// every stored or logged record arrived (waiting up to within), and per stream nothing lost,
+// no seq reused, no gap, the documented order.
+func verifyUnit(t *testing.T, c *checks, u *unit, sub *capture, within time.Duration) unitResult {
+	t.Helper()
+	var r unitResult
+	r.stored, r.integrity = u.stored(t)
+	c.check(u.id+": integrity_check", r.integrity == nil, "%v", r.integrity)
+	want := make(map[string]bool, len(r.stored))
+	for _, e := range r.stored {
+		want[e.ID] = true
+	}
+	logs := u.logs()
+	r.logged = ledger(logs)
+	for _, l := range r.logged {
+		want[l.ID] = true
+	}
+	missing := sub.waitFor(want, within)
+	c.check(u.id+": every stored or logged record arrived", missing == 0, "%d of %d never arrived", missing, len(want))
+	r.msgs = sub.messages()
+	r.reps = analyse(u.id, r.stored, r.logged, r.msgs)
+	r.connections = len(connectedLine.FindAllStringIndex(logs, -1))
+	for stream, sr := range r.reps {
+		name := u.id + " " + stream
+		c.check(name+": nothing lost", len(sr.lost) == 0, "%d of %d stored (%d logged) never arrived: %s", len(sr.lost), sr.stored, sr.logged, firstFew(sr.lost, 5))
+		c.check(name+": no seq reused", len(sr.reused) == 0, "%s", firstFew(sr.reused, 5))
+		c.check(name+": no gap", len(sr.gaps) == 0, "missing seqs %s", firstFew(sr.gaps, 10))
+		c.check(name+": documented order", sr.segments <= r.connections,
+			"first arrivals need %d backlog/live stretches; the agent connected %d times", sr.segments, r.connections)
+	}
+	return r
+}
+
+// totals sums the streams' reports for a summary line.
+func (r unitResult) totals() string {
+	var distinct, copies, lost, reused, gapN int
+	var streams []string
+	for stream, sr := range r.reps {
+		streams = append(streams, fmt.Sprintf("%s=%d", stream, sr.distinct))
+		distinct += sr.distinct
+		copies += sr.copies
+		lost += len(sr.lost)
+		reused += len(sr.reused)
+		gapN += len(sr.gaps)
+	}
+	sort.Strings(streams)
+	return fmt.Sprintf("records: stored=%d logged_passages=%d received=%d (%s) copies=%d lost=%d reused=%d gaps=%d integrity=%s",
+		len(r.stored), len(r.logged), distinct, strings.Join(streams, " "), copies, lost, reused, gapN, okOr(r.integrity))
+}
+
+// okOr returns "ok" for nil and the error's text otherwise.
+func okOr(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
 }
