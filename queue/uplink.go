@@ -297,6 +297,11 @@ func (u *Uplink) brokerOrder(now time.Time) []string {
 	return append(order, last...)
 }
 
+// BrokerOrder returns the brokers in the order the next connection will try them: the
+// configured order, those demoted (they did not answer in time) last. Another client of the
+// same brokers (the agent's control connection) can follow it.
+func (u *Uplink) BrokerOrder() []string { return u.brokerOrder(time.Now()) }
+
 // demotedList returns the brokers demoted now, comma-separated, in configured order.
 func (u *Uplink) demotedList() string {
 	u.demoteMu.Lock()

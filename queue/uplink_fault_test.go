@@ -216,11 +216,17 @@ func TestUplinkDemotion(t *testing.T) {
 	if got := fmt.Sprint(dials()[3:]); got != "[tcp://refusing:1883 tcp://ok:1883]" {
 		t.Fatalf("while demoted, the round dialled %s; want the slow broker last", got)
 	}
+	if got := fmt.Sprint(u.BrokerOrder()); got != "[tcp://refusing:1883 tcp://ok:1883 tcp://slow:1883]" {
+		t.Fatalf("BrokerOrder while demoted = %s", got)
+	}
 	time.Sleep(350 * time.Millisecond) // DemoteFor passes
 	n := len(dials())
 	drop() // the slow broker has its place back (and answers now)
 	if got := fmt.Sprint(dials()[n:]); got != "[tcp://refusing:1883 tcp://slow:1883]" {
 		t.Fatalf("after DemoteFor, the round dialled %s; want the configured order", got)
+	}
+	if got := fmt.Sprint(u.BrokerOrder()); got != "[tcp://refusing:1883 tcp://slow:1883 tcp://ok:1883]" {
+		t.Fatalf("BrokerOrder after DemoteFor = %s", got)
 	}
 	if c := strings.Count(logs.String(), "broker demoted"); c != 1 {
 		t.Fatalf("%d demotion lines, want 1:\n%s", c, logs.String())
