@@ -12,7 +12,7 @@ ARM_TAGS := osusergo,netgo,sqlite_omit_load_extension
 ARM_LDFLAGS := -s -w -extldflags -static $(LDFLAGS)
 TEST_TIMEOUT ?= 10m
 
-.PHONY: all build field-bins build-amd64 build-arm64 build-armv7 cross package test test-unit test-e2e test-cross test-package test-field demo fuzz vet fmt clean
+.PHONY: all build field-bins build-amd64 build-arm64 build-armv7 cross package test test-unit test-e2e test-cross test-package test-field soak test-cluster test-fleet demo fuzz vet fmt clean
 
 all: build
 
@@ -77,6 +77,27 @@ test: build
 
 test-e2e: build
 	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -race -timeout $(TEST_TIMEOUT) -run E2E -v ./e2e/
+
+# Scale and faults (scale/; not part of make test). Each prints a summary line and
+# "N passed, N failed", and fails on a correctness property (a record lost, a seq reused or
+# missing, out of order, a damaged database, an ID number in plain text).
+#   make soak          the agent SIGKILLed and restarted SOAK_CYCLES times under 20 scans/s,
+#                      Mosquitto restarted every 20th cycle (about 3 min for 200 cycles here)
+#   make test-cluster  a three-node RabbitMQ cluster: the agent's node stopped ten times;
+#                      a silent node, a slow node, a dead first URL (about 5 min here)
+#   make test-fleet    FLEET_SIZE agents, Mosquitto stopped for 30 s (about 5 min for 100)
+SOAK_CYCLES ?= 200
+FLEET_SIZE ?= 100
+SCALE_ENV = SENTINEL_SCALE=1 SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN)
+soak: build
+	$(SCALE_ENV) SOAK_CYCLES=$(SOAK_CYCLES) $(GO) test -count=1 -timeout 90m -run '^TestSoak$$' -v ./scale/
+
+test-cluster: build
+	scripts/install-deps.sh cluster
+	$(SCALE_ENV) SENTINEL_REQUIRE_RABBITMQ=1 $(GO) test -count=1 -timeout 40m -run '^TestCluster$$' -v ./scale/
+
+test-fleet: build
+	$(SCALE_ENV) FLEET_SIZE=$(FLEET_SIZE) $(GO) test -count=1 -timeout 60m -run '^TestFleet$$' -v ./scale/
 
 # Runs the agent end to end on a virtual scanner, the reference platform, a fake barrier and
 # an embedded broker. DEMO_SECONDS=N stops it after N seconds.

@@ -5,6 +5,8 @@
 #                                   CJK fonts (the verdict screen's browser test and screenshots)
 #   scripts/install-deps.sh cross   mosquitto and qemu-user-static (the ARM binaries under qemu)
 #   scripts/install-deps.sh package dpkg and the shadow tools (install the .deb into a throw-away root)
+#   scripts/install-deps.sh cluster rabbitmq-server (three nodes on loopback for make test-cluster;
+#                                   its MQTT plugin is bundled) and mosquitto
 set -euo pipefail
 want=()
 rec=() # installed with their recommended packages, as the browser test was measured with
@@ -16,7 +18,10 @@ case "${1:-}" in
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
     command -v qemu-aarch64-static >/dev/null 2>&1 && command -v qemu-arm-static >/dev/null 2>&1 || want+=(qemu-user-static) ;;
   package) command -v dpkg-deb >/dev/null 2>&1 && command -v useradd >/dev/null 2>&1 || want+=(dpkg passwd) ;;
-  *) echo "usage: $0 test|cross|package" >&2; exit 2 ;;
+  cluster)
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
+    [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || [ -x /usr/sbin/rabbitmq-server ] || want+=(rabbitmq-server) ;;
+  *) echo "usage: $0 test|cross|package|cluster" >&2; exit 2 ;;
 esac
 [ ${#want[@]} -eq 0 ] && [ ${#rec[@]} -eq 0 ] && exit 0
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
