@@ -30,6 +30,8 @@ type fixedUplink bool
 
 func (u fixedUplink) Connected() bool { return bool(u) }
 
+func (u fixedUplink) BrokerOrder() []string { return nil }
+
 // fixture is a unit's operations over a real outbox, a lane on a fake relay and the real
 // event recorder; command replies are captured instead of published.
 type fixture struct {
