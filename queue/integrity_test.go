@@ -648,4 +648,3 @@ func TestOpenUnwritableDirectory(t *testing.T) {
 		t.Fatalf("a missing directory: %v", err)
 	}
 }
-

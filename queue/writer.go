@@ -181,7 +181,7 @@ func (o *Outbox) commit(batch []*writeReq) {
 	}
 	o.txCount.Add(1)
 	o.advanceMark(seqs) // after the commit: the mark is never ahead of what is committed
-	if appended { // before finishing, so Changed has fired by the time Append returns
+	if appended {       // before finishing, so Changed has fired by the time Append returns
 		o.appendGen.Add(1)
 		select {
 		case o.changed <- struct{}{}:
