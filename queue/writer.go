@@ -180,8 +180,9 @@ func (o *Outbox) commit(batch []*writeReq) {
 		o.log.Warn("queue: writes succeed again", "path", o.path)
 	}
 	o.txCount.Add(1)
-	o.advanceMark(seqs) // after the commit: the mark is never ahead of what is committed
-	if appended {       // before finishing, so Changed has fired by the time Append returns
+	// After the commit, so the mark is never ahead of what is committed.
+	o.advanceMark(seqs)
+	if appended { // before finishing, so Changed has fired by the time Append returns
 		o.appendGen.Add(1)
 		select {
 		case o.changed <- struct{}{}:
