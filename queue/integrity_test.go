@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -248,6 +249,40 @@ func TestOpenRefusesCorruptPage(t *testing.T) {
 	// The registry is released: the refusal does not leave the path held.
 	if holder(path) != nil {
 		t.Fatal("a refused Open still holds the path")
+	}
+}
+
+// TestOpenCheckBudget: when quick_check runs out of its budget, Open still reads every page
+// (a damaged page is refused), and on a sound file it starts and finishes quick_check in the
+// background.
+func TestOpenCheckBudget(t *testing.T) {
+	path, _ := damagedOutbox(t, 300, 150)
+	before, _ := os.ReadFile(path)
+	log, logs := testLogger(t)
+	if o, err := Open(path, Options{CheckBudget: time.Nanosecond, Logger: log}); !errors.Is(err, ErrCorrupt) {
+		if o != nil {
+			o.Close()
+		}
+		t.Fatalf("damaged file, budget exhausted: %v, want ErrCorrupt", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("the damaged file was modified")
+	}
+	if strings.Contains(logs.String(), "goes on in the background") {
+		t.Fatalf("a damaged file was started:\n%s", logs)
+	}
+
+	o, sound := openTemp(t, Options{})
+	appendN(t, o, "passage", 50)
+	o.Close()
+	o, err := Open(sound, Options{CheckBudget: time.Nanosecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-o.checkDone
+	o.Close()
+	if !strings.Contains(logs.String(), "quick_check goes on in the background") || !strings.Contains(logs.String(), "background start-up check is ok") {
+		t.Fatalf("logs:\n%s", logs)
 	}
 }
 

@@ -44,27 +44,46 @@ func markPathOf(path string) string { return path + ".hwm" }
 // errMarkFull: the streams do not fit one slot (more than ~60 streams).
 var errMarkFull = errors.New("queue: the high-water mark does not fit its slot (too many streams)")
 
-// encodeSlot renders one slot of generation gen.
-func encodeSlot(gen uint64, seqs map[string]int64) ([]byte, error) {
-	streams := make([]string, 0, len(seqs))
+// encodeSlot renders one slot of generation gen into buf (reused: markSlot bytes).
+func encodeSlot(buf []byte, gen uint64, seqs map[string]int64, streams []string) ([]byte, []string, error) {
+	streams = streams[:0]
 	for s := range seqs {
 		streams = append(streams, s)
 	}
 	sort.Strings(streams)
-	var body []byte
+	if cap(buf) < markSlot {
+		buf = make([]byte, markSlot)
+	}
+	buf = buf[:markHdrSize]
 	for _, s := range streams {
-		body = strconv.AppendQuote(body, s)
-		body = append(body, ' ')
-		body = strconv.AppendInt(body, seqs[s], 10)
-		body = append(body, '\n')
+		buf = strconv.AppendQuote(buf, s)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, seqs[s], 10)
+		buf = append(buf, '\n')
 	}
-	if markHdrSize+len(body) > markSlot {
-		return nil, errMarkFull
+	if len(buf) > markSlot {
+		return buf, streams, errMarkFull
 	}
-	b := make([]byte, markSlot)
-	n := copy(b, fmt.Sprintf("%s %016x %08x %08x\n", markMagic, gen, len(body), crc32.ChecksumIEEE(body)))
-	copy(b[n:], body)
-	return b, nil
+	body := buf[markHdrSize:]
+	h := buf[:0]
+	h = append(h, markMagic...)
+	h = appendHex(append(h, ' '), gen, 16)
+	h = appendHex(append(h, ' '), uint64(len(body)), 8)
+	h = appendHex(append(h, ' '), uint64(crc32.ChecksumIEEE(body)), 8)
+	_ = append(h, '\n')
+	n := len(buf)
+	buf = buf[:markSlot]
+	clear(buf[n:])
+	return buf, streams, nil
+}
+
+// appendHex appends v in lower-case hex, zero-padded to width digits.
+func appendHex(b []byte, v uint64, width int) []byte {
+	const digits = "0123456789abcdef"
+	for i := width - 1; i >= 0; i-- {
+		b = append(b, digits[(v>>(4*uint(i)))&0xf])
+	}
+	return b
 }
 
 // parseSlot reads one slot; ok is false when it is not a valid one.
@@ -148,6 +167,8 @@ type markFile struct {
 	gen   uint64
 	seqs  map[string]int64
 	dirty atomic.Bool // written since the last sync
+	buf   []byte      // the slot being written, reused
+	names []string    // its streams, reused
 	// noSync leaves syncing to the page cache (benchmarks: the cost of the write alone).
 	noSync bool
 }
@@ -165,7 +186,7 @@ func createMark(path string, gen uint64, seqs map[string]int64) (*markFile, erro
 	}
 	// Both slots hold the same generation at first, so that later writes never extend the file.
 	m.gen++
-	b, err := encodeSlot(m.gen, m.seqs)
+	b, _, err := encodeSlot(nil, m.gen, m.seqs, nil)
 	if err == nil {
 		_, err = f.WriteAt(append(b, b...), 0)
 	}
@@ -198,11 +219,11 @@ func (m *markFile) advance(seqs map[string]int64) error {
 
 // write puts the mark into the next slot.
 func (m *markFile) write() error {
-	b, err := encodeSlot(m.gen+1, m.seqs)
-	if err != nil {
+	var err error
+	if m.buf, m.names, err = encodeSlot(m.buf, m.gen+1, m.seqs, m.names); err != nil {
 		return err
 	}
-	if _, err := m.f.WriteAt(b, int64((m.gen+1)%2)*markSlot); err != nil {
+	if _, err := m.f.WriteAt(m.buf, int64((m.gen+1)%2)*markSlot); err != nil {
 		return fmt.Errorf("queue: high-water mark %s: %w", m.path, err)
 	}
 	m.gen++

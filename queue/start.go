@@ -3,7 +3,7 @@ package queue
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"database/sql/driver"
 	"fmt"
 	"maps"
 	"sort"
@@ -66,15 +66,16 @@ func (o *Outbox) open(syncMode string, opts Options) (late bool, err error) {
 	return late, nil
 }
 
-// checkFile runs the start-up checks while the pool is still read-only, on one connection
-// that is closed afterwards: the file is ours (or an empty SQLite database), not from a newer
-// version, and its pages are sound (quick_check within budget; a negative budget skips it).
-// late reports that the budget ran out: Open goes on and checkLate finishes the check.
+// checkFile runs the start-up checks while the pool is still read-only, on connections that
+// are closed afterwards: the file is ours (or an empty SQLite database), not from a newer
+// version, and its pages are sound: quick_check within budget (a negative budget skips it).
+// When the budget runs out, every page is read instead (walkTrees) while quick_check goes
+// on; late reports that Open starts and checkLate waits for quick_check in the background.
 func (o *Outbox) checkFile(ctx context.Context, db *sql.DB, state fileState, budget time.Duration) (late bool, err error) {
 	if state != filePresent {
 		return false, nil // nothing to check: Open creates it
 	}
-	db.SetMaxIdleConns(0) // the read-only connection closes when released
+	db.SetMaxIdleConns(0) // read-only connections close when released
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return false, fileError(o.path, err)
@@ -84,43 +85,82 @@ func (o *Outbox) checkFile(ctx context.Context, db *sql.DB, state fileState, bud
 	if err != nil || empty || budget < 0 {
 		return false, err
 	}
-	start := time.Now()
-	switch err := quickCheck(ctx, conn, o.path, budget); {
-	case errors.Is(err, errBudget):
-		o.log.Warn("queue: the start-up check (quick_check) did not finish within its budget; the queue starts and the check goes on in the background",
-			"path", o.path, "budget", budget)
-		return true, nil
-	case err != nil:
+	qc, err := o.startQuickCheck(ctx, db)
+	if err != nil {
 		return false, err
 	}
-	o.log.Debug("queue: start-up check ok", "path", o.path, "took", time.Since(start))
-	return false, nil
+	timer := time.NewTimer(budget)
+	defer timer.Stop()
+	select {
+	case <-qc.done:
+		o.log.Debug("queue: start-up check ok", "path", o.path, "took", time.Since(qc.start), "err", qc.err)
+		return false, qc.err
+	case <-timer.C:
+	}
+	// A large database: read every page before starting (a fraction of quick_check's cost;
+	// quick_check goes on meanwhile, on the other connection).
+	if err := walkTrees(ctx, conn, o.path); err != nil {
+		qc.cancel()
+		<-qc.done
+		return false, err
+	}
+	select {
+	case <-qc.done:
+		return false, qc.err
+	default:
+	}
+	o.qc = qc
+	o.log.Warn("queue: the start-up check (quick_check) did not finish within its budget; every page was read and is sound, the queue starts and quick_check goes on in the background",
+		"path", o.path, "budget", budget, "took", time.Since(qc.start))
+	return true, nil
 }
 
-// checkLate finishes a start-up check that ran out of budget, on the read-write pool (a read
-// transaction: writers go on). Damage found is logged at ERROR with what to do; the outbox
-// goes on meanwhile (refusing records would lose them: the gate decides anyway).
-func (o *Outbox) checkLate() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-o.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	start := time.Now()
-	err := quickCheck(ctx, o.db, o.path, 24*time.Hour)
-	switch {
-	case ctx.Err() != nil:
-		o.log.Warn("queue: the background start-up check was cut short by the stop; the next start checks again", "path", o.path)
-	case err != nil:
-		o.log.Error("queue: the background start-up check found the database DAMAGED; records may not be read back (stop the agent and salvage it)",
-			"path", o.path, "err", err)
-	default:
-		o.log.Info("queue: the background start-up check is ok", "path", o.path, "took", time.Since(start))
+// quickChecking is a quick_check running on its own read-only connection.
+type quickChecking struct {
+	start  time.Time
+	done   chan struct{} // closed when it ended; err is then its result
+	err    error
+	cancel context.CancelFunc
+}
+
+// startQuickCheck starts quick_check on a connection of its own, discarded when it ends (a
+// read-only connection must never be pooled with the read-write ones).
+func (o *Outbox) startQuickCheck(ctx context.Context, db *sql.DB) (*quickChecking, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fileError(o.path, err)
 	}
+	cctx, cancel := context.WithCancel(context.Background())
+	qc := &quickChecking{start: time.Now(), done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(qc.done)
+		defer cancel()
+		qc.err = quickCheck(cctx, conn, o.path, 24*time.Hour)
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		_ = conn.Close()
+	}()
+	return qc, nil
+}
+
+// checkLate waits for a start-up quick_check that ran out of budget (its read-only
+// connection reads the file as it was found, while the outbox writes). Damage found is
+// logged at ERROR with what to do; the outbox goes on meanwhile (refusing records would lose
+// them: the gate decides anyway). Close interrupts it.
+func (o *Outbox) checkLate() {
+	select {
+	case <-o.qc.done:
+	case <-o.stop:
+		o.qc.cancel()
+		<-o.qc.done
+		o.log.Warn("queue: the background start-up check was cut short by the stop; the next start checks again", "path", o.path)
+		return
+	}
+	if o.qc.err != nil {
+		o.log.Error("queue: the background start-up check found the database DAMAGED; records may not be read back (stop the agent and salvage it)",
+			"path", o.path, "err", o.qc.err)
+		return
+	}
+	o.log.Info("queue: the background start-up check is ok", "path", o.path, "took", time.Since(o.qc.start))
 }
 
 // SeqRange is a stretch of a stream's seqs, first to last inclusive: records lost, as a
