@@ -29,6 +29,11 @@ func (o *Outbox) open(syncMode string, opts Options) (late bool, err error) {
 	c := &connector{ro: readOnlyDSN(o.path), rw: readWriteDSN(o.path, syncMode)}
 	db := sql.OpenDB(c)
 	fail := func(err error) (bool, error) {
+		if o.qc != nil { // a start-up check still running on the pool
+			o.qc.cancel()
+			<-o.qc.done
+			o.qc = nil
+		}
 		if o.mark != nil {
 			_ = o.mark.close()
 			o.mark = nil
