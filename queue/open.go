@@ -180,6 +180,9 @@ func inspectDB(ctx context.Context, db rowQuerier, path string) (empty bool, err
 	}
 }
 
+// quickCheckSQL is the start-up check; a package variable so tests can make it slow.
+var quickCheckSQL = "PRAGMA quick_check(10)"
+
 // errBudget says that the start-up check did not finish within its budget.
 var errBudget = errors.New("queue: the start-up check did not finish within its budget")
 
@@ -189,7 +192,7 @@ var errBudget = errors.New("queue: the start-up check did not finish within its 
 func quickCheck(ctx context.Context, db rowQuerier, path string, budget time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	msgs, err := pragmaRows(cctx, db, "PRAGMA quick_check(10)")
+	msgs, err := pragmaRows(cctx, db, quickCheckSQL)
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
 		return errBudget
 	}
