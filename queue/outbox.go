@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -56,7 +55,7 @@ type Options struct {
 	// (docs/queue.md).
 	CheckBudget time.Duration
 	// MarkSync is how often the high-water mark file (mark.go) is flushed to disk after it
-	// changed; 0 means DefaultMarkSync. It is written after every commit either way.
+	// changed; 0 (or less) means DefaultMarkSync. It is written after every commit either way.
 	MarkSync time.Duration
 
 	noMark     bool // benchmarks: no high-water mark, to measure its cost
@@ -176,7 +175,11 @@ func Open(path string, opts Options) (*Outbox, error) {
 	go o.writer()
 	go func() { defer close(o.purgeDone); o.purgeLoop() }()
 	go func() { defer close(o.lossDone); o.lossLoop() }()
-	go func() { defer close(o.markDone); o.markLoop(cmp.Or(opts.MarkSync, DefaultMarkSync)) }()
+	markSync := opts.MarkSync
+	if markSync <= 0 {
+		markSync = DefaultMarkSync
+	}
+	go func() { defer close(o.markDone); o.markLoop(markSync) }()
 	if late {
 		go func() { defer close(o.checkDone); o.checkLate() }()
 	} else {
