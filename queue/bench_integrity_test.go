@@ -57,6 +57,7 @@ func BenchmarkOpenLarge(b *testing.B) {
 		budget time.Duration
 	}{{"default", 0}, {"full", time.Hour}, {"nocheck", -1}} {
 		b.Run(c.name, func(b *testing.B) {
+			cpu := processCPU()
 			for b.Loop() {
 				o, err := Open(path, Options{CheckBudget: c.budget, Logger: slog.New(slog.DiscardHandler)})
 				if err != nil {
@@ -67,6 +68,7 @@ func BenchmarkOpenLarge(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(fi.Size())/1e6, "db-MB")
+			b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 		})
 	}
 }
@@ -132,18 +134,21 @@ func BenchmarkCheckLarge(b *testing.B) {
 	db := sql.OpenDB(&connector{ro: readOnlyDSN(path)})
 	defer db.Close()
 	ctx := context.Background()
-	b.Run("quick_check", func(b *testing.B) {
-		for b.Loop() {
-			if err := quickCheck(ctx, db, path, time.Hour); err != nil {
-				b.Fatal(err)
+	for _, c := range []struct {
+		name  string
+		check func() error
+	}{
+		{"quick_check", func() error { return quickCheck(ctx, db, path, time.Hour) }},
+		{"walk", func() error { return walkTrees(ctx, db, path) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			cpu := processCPU()
+			for b.Loop() {
+				if err := c.check(); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("walk", func(b *testing.B) {
-		for b.Loop() {
-			if err := walkTrees(ctx, db, path); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+			b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+		})
+	}
 }

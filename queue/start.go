@@ -94,17 +94,28 @@ func (o *Outbox) checkFile(ctx context.Context, db *sql.DB, state fileState, bud
 	if err != nil {
 		return false, err
 	}
+	// Meanwhile, read every page (a fraction of quick_check's cost): it decides when
+	// quick_check runs out of budget on a large database.
+	wctx, stopWalk := context.WithCancel(ctx)
+	defer stopWalk()
+	walked := make(chan error, 1)
+	go func() { walked <- walkTrees(wctx, conn, o.path) }()
 	timer := time.NewTimer(budget)
 	defer timer.Stop()
 	select {
 	case <-qc.done:
-		o.log.Debug("queue: start-up check ok", "path", o.path, "took", time.Since(qc.start), "err", qc.err)
-		return false, qc.err
+		if qc.err != nil {
+			stopWalk()
+		}
+		werr := <-walked
+		o.log.Debug("queue: start-up check done", "path", o.path, "took", time.Since(qc.start), "err", qc.err)
+		if qc.err != nil {
+			return false, qc.err
+		}
+		return false, werr
 	case <-timer.C:
 	}
-	// A large database: read every page before starting (a fraction of quick_check's cost;
-	// quick_check goes on meanwhile, on the other connection).
-	if err := walkTrees(ctx, conn, o.path); err != nil {
+	if err := <-walked; err != nil {
 		qc.cancel()
 		<-qc.done
 		return false, err
