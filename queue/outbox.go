@@ -119,6 +119,7 @@ type Outbox struct {
 	markDone    chan struct{}  // closed when markLoop returns
 	checkDone   chan struct{}  // closed when the start-up check is over (checkLate)
 	qc          *quickChecking // a start-up quick_check past its budget, or nil
+	opened      atomic.Bool    // Open has returned it (OpenReader may share its pool)
 }
 
 // Open opens the outbox at path, creating it (and its schema) if the file does not exist or
@@ -185,6 +186,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 	} else {
 		close(o.checkDone)
 	}
+	o.opened.Store(true)
 	o.log.Info("queue: opened", "path", path, "synchronous", syncMode, "schema_version", schemaVersion())
 	return o, nil
 }

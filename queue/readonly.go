@@ -25,7 +25,10 @@ type Reader struct {
 // Reader reads through that Outbox's pool (and Close leaves it open).
 func OpenReader(path string) (*Reader, error) {
 	if o := holder(path); o != nil {
-		if o.isClosed() {
+		switch {
+		case !o.opened.Load():
+			return nil, fmt.Errorf("queue: %s is being opened by this process; read it once Open returned: %w", path, ErrInUse)
+		case o.isClosed():
 			return nil, ErrClosed
 		}
 		return &Reader{path: path, db: o.db, shared: o}, nil
