@@ -2,7 +2,9 @@
 # Installs the Debian packages a target needs, when they are missing. Needs root (or sudo) the
 # first time; does nothing when everything is there.
 #   scripts/install-deps.sh test    mosquitto (the end-to-end tests' broker), chromium and the
-#                                   CJK fonts (the verdict screen's browser test and screenshots)
+#                                   CJK fonts (the verdict screen's browser test and screenshots),
+#                                   sqlite3 (an outside reader of the live queue, as a field
+#                                   engineer would run it)
 #   scripts/install-deps.sh cross   mosquitto and qemu-user-static (the ARM binaries under qemu)
 #   scripts/install-deps.sh package dpkg and the shadow tools (install the .deb into a throw-away root)
 #   scripts/install-deps.sh cluster rabbitmq-server (three nodes on loopback for make test-cluster;
@@ -13,6 +15,7 @@ rec=() # installed with their recommended packages, as the browser test was meas
 case "${1:-}" in
   test)
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
+    command -v sqlite3 >/dev/null 2>&1 || want+=(sqlite3)
     command -v chromium >/dev/null 2>&1 || rec+=(chromium fonts-noto-cjk) ;;
   cross)
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
