@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -107,17 +108,18 @@ func largeOutbox(b *testing.B, n int) string {
 // writing its slot (one 4 KiB pwrite, no fsync), with the six streams the agent uses.
 func BenchmarkMarkAdvance(b *testing.B) {
 	seqs := map[string]int64{"passage": 1, "event": 1, "audit": 1, "alert": 1, "queue": 1, "status": 1}
-	m, err := createMark(filepath.Join(b.TempDir(), "q.hwm"), 0, seqs)
+	m, err := createMark(filepath.Join(b.TempDir(), "q.hwm"), 0, seqs, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.close()
 	next := map[string]int64{}
+	hash := map[string][]byte{"passage": bytes.Repeat([]byte{0xab}, 32)} // a chained stream
 	var seq int64 = 1
 	for b.Loop() {
 		seq++
 		next["passage"] = seq
-		if err := m.advance(next); err != nil {
+		if err := m.advance(next, hash); err != nil {
 			b.Fatal(err)
 		}
 	}

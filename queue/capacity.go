@@ -3,11 +3,12 @@ package queue
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/internal/chain"
 )
 
 // Policies for an outbox full of undelivered records.
@@ -338,14 +339,20 @@ type notice struct {
 	Missing int64 `json:"missing"`
 	// MissingRanges names the missing seqs found since the previous notice, per stream.
 	MissingRanges []SeqRange `json:"missing_ranges,omitempty"`
+	// Head is, with the chain, every stream's head just before the notice (its own stream's
+	// entry is the previous notice), and HeadSig the unit's signature of it with TS
+	// (docs/records.md, "Signed heads").
+	Head    chain.Head `json:"head,omitempty"`
+	HeadSig string     `json:"head_sig,omitempty"`
 }
 
-func noticePayload(seq int64, id string, at time.Time, c counters, missing []SeqRange) ([]byte, error) {
-	return json.Marshal(notice{
+// newNotice is the queue_loss notice with the given seq, id and time for the counters c.
+func newNotice(seq int64, id string, at time.Time, c counters, missing []SeqRange) notice {
+	return notice{
 		Kind: "queue_loss", ID: id, Seq: seq, TS: at.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Lost: c.lost() - c.Reported, DroppedOldest: c.DroppedOldest, RejectedFull: c.RejectedFull, FailedWrites: c.FailedWrites,
 		Quarantined: c.Quarantined, Abandoned: c.Abandoned, Missing: c.Missing, MissingRanges: missing,
-	})
+	}
 }
 
 // triggerPurge asks the purge loop to run now.

@@ -545,7 +545,7 @@ func TestMarkNoFalseLoss(t *testing.T) {
 	if st, _ := c.Stats(context.Background()); st.Missing != 0 {
 		t.Fatalf("without a mark: missing %d", st.Missing)
 	}
-	if _, _, state, _ := readMark(markPathOf(path)); state != markValid {
+	if m, _ := readMark(markPathOf(path)); m.state != markValid {
 		t.Fatal("Open did not write a mark")
 	}
 }
@@ -613,19 +613,22 @@ func TestMarkEmptyOrMissingDatabase(t *testing.T) {
 // reported as unreadable (never as a loss).
 func TestMarkSlots(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.hwm")
-	m, err := createMark(path, 0, map[string]int64{"passage": 7, `odd "name"` + "\n": 1})
+	h7, h9 := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{9}, 32)
+	m, err := createMark(path, 0, map[string]int64{"passage": 7, `odd "name"` + "\n": 1}, map[string][]byte{"passage": h7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.advance(map[string]int64{"passage": 9, "event": 2}); err != nil {
+	if err := m.advance(map[string]int64{"passage": 9, "event": 2}, map[string][]byte{"passage": h9}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.close(); err != nil {
 		t.Fatal(err)
 	}
-	seqs, gen, state, err := readMark(path)
-	if err != nil || state != markValid || gen != 2 || seqs["passage"] != 9 || seqs["event"] != 2 || seqs[`odd "name"`+"\n"] != 1 {
-		t.Fatalf("read %v gen %d state %d err %v", seqs, gen, state, err)
+	mr, err := readMark(path)
+	seqs := mr.seqs
+	if err != nil || mr.state != markValid || mr.gen != 2 || seqs["passage"] != 9 || seqs["event"] != 2 || seqs[`odd "name"`+"\n"] != 1 ||
+		!bytes.Equal(mr.hashes["passage"], h9) || mr.hashes["event"] != nil {
+		t.Fatalf("read %+v err %v", mr, err)
 	}
 	b, _ := os.ReadFile(path)
 	for slot := range 2 {
@@ -634,20 +637,20 @@ func TestMarkSlots(t *testing.T) {
 		if err := os.WriteFile(path, torn, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		seqs, _, state, _ := readMark(path)
-		want := int64(9)
+		mr, _ := readMark(path)
+		want, wantHash := int64(9), h9
 		if slot == 0 { // slot 0 held generation 2, the newer
-			want = 7
+			want, wantHash = 7, h7
 		}
-		if state != markValid || seqs["passage"] != want {
-			t.Fatalf("slot %d torn: %v state %d, want passage %d", slot, seqs, state, want)
+		if mr.state != markValid || mr.seqs["passage"] != want || !bytes.Equal(mr.hashes["passage"], wantHash) {
+			t.Fatalf("slot %d torn: %+v, want passage %d", slot, mr, want)
 		}
 	}
 	if err := os.WriteFile(path, bytes.Repeat([]byte{'x'}, 100), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, state, err := readMark(path); state != markUnreadable || err != nil {
-		t.Fatalf("garbage mark: state %d err %v", state, err)
+	if mr, err := readMark(path); mr.state != markUnreadable || err != nil {
+		t.Fatalf("garbage mark: state %d err %v", mr.state, err)
 	}
 }
 

@@ -2,10 +2,12 @@ package queue
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"maps"
 	"os"
 	"sort"
 	"strconv"
@@ -31,6 +33,12 @@ import (
 // other intact. A slot is a header line "SNTQHWM1 <generation, 16 hex> <body length, 8 hex>
 // <CRC-32 of the body, 8 hex>\n" and a body of lines `"<stream>" <seq>\n` (Go-quoted stream,
 // sorted), padded with NUL bytes. The valid slot with the highest generation counts.
+//
+// With the record chain (docs/records.md) a line also holds the hash of the record at that
+// seq, in lower-case hex: `"<stream>" <seq> <hash>`. After a loss behind the mark the stream's
+// chain continues from that hash, so the next record links to the last one stored before the
+// loss (the verifier sees a gap, not a broken link). A line without it (a mark written
+// before the chain, or by an unchained outbox) is read as before.
 
 const (
 	markSlot    = 4096
@@ -41,11 +49,11 @@ const (
 // markPathOf is where the mark of the database at path lives.
 func markPathOf(path string) string { return path + ".hwm" }
 
-// errMarkFull: the streams do not fit one slot (more than ~60 streams).
+// errMarkFull: the streams do not fit one slot (more than ~40 chained streams).
 var errMarkFull = errors.New("queue: the high-water mark does not fit its slot (too many streams)")
 
 // encodeSlot renders one slot of generation gen into buf (reused: markSlot bytes).
-func encodeSlot(buf []byte, gen uint64, seqs map[string]int64, streams []string) ([]byte, []string, error) {
+func encodeSlot(buf []byte, gen uint64, seqs map[string]int64, hashes map[string][]byte, streams []string) ([]byte, []string, error) {
 	streams = streams[:0]
 	for s := range seqs {
 		streams = append(streams, s)
@@ -59,6 +67,9 @@ func encodeSlot(buf []byte, gen uint64, seqs map[string]int64, streams []string)
 		buf = strconv.AppendQuote(buf, s)
 		buf = append(buf, ' ')
 		buf = strconv.AppendInt(buf, seqs[s], 10)
+		if h := hashes[s]; len(h) > 0 {
+			buf = hex.AppendEncode(append(buf, ' '), h)
+		}
 		buf = append(buf, '\n')
 	}
 	if len(buf) > markSlot {
@@ -87,41 +98,49 @@ func appendHex(b []byte, v uint64, width int) []byte {
 }
 
 // parseSlot reads one slot; ok is false when it is not a valid one.
-func parseSlot(b []byte) (seqs map[string]int64, gen uint64, ok bool) {
+func parseSlot(b []byte) (seqs map[string]int64, hashes map[string][]byte, gen uint64, ok bool) {
 	if len(b) < markHdrSize || string(b[:len(markMagic)]) != markMagic || b[markHdrSize-1] != '\n' {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	var n, sum uint32
 	if _, err := fmt.Sscanf(string(b[len(markMagic):markHdrSize-1]), " %016x %08x %08x", &gen, &n, &sum); err != nil {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	if int(n) > len(b)-markHdrSize {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	body := b[markHdrSize : markHdrSize+int(n)]
 	if crc32.ChecksumIEEE(body) != sum {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
-	seqs = map[string]int64{}
+	seqs, hashes = map[string]int64{}, map[string][]byte{}
 	for _, line := range bytes.Split(body, []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
 		q, err := strconv.QuotedPrefix(string(line))
 		if err != nil {
-			return nil, 0, false
+			return nil, nil, 0, false
 		}
 		s, err := strconv.Unquote(q)
 		if err != nil || len(line) < len(q)+2 || line[len(q)] != ' ' {
-			return nil, 0, false
+			return nil, nil, 0, false
 		}
-		v, err := strconv.ParseInt(string(line[len(q)+1:]), 10, 64)
+		num, hx, withHash := bytes.Cut(line[len(q)+1:], []byte(" "))
+		v, err := strconv.ParseInt(string(num), 10, 64)
 		if err != nil || v < 0 {
-			return nil, 0, false
+			return nil, nil, 0, false
 		}
 		seqs[s] = v
+		if withHash {
+			h, err := hex.DecodeString(string(hx))
+			if err != nil || len(h) == 0 {
+				return nil, nil, 0, false
+			}
+			hashes[s] = h
+		}
 	}
-	return seqs, gen, true
+	return seqs, hashes, gen, true
 }
 
 // markState is what readMark found.
@@ -133,60 +152,76 @@ const (
 	markUnreadable                  // a file without a valid slot (damaged)
 )
 
+// markRead is what readMark found: per stream the seq, and the hash of the record at it
+// when the mark holds one.
+type markRead struct {
+	seqs   map[string]int64
+	hashes map[string][]byte
+	gen    uint64
+	state  markState
+}
+
 // readMark reads the mark at path. It never creates it.
-func readMark(path string) (seqs map[string]int64, gen uint64, state markState, err error) {
+func readMark(path string) (markRead, error) {
+	m := markRead{seqs: map[string]int64{}, hashes: map[string][]byte{}}
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return map[string]int64{}, 0, markAbsent, nil
+		return m, nil
 	case err != nil:
-		return nil, 0, 0, fmt.Errorf("queue: high-water mark %s: %w", path, err)
+		return markRead{}, fmt.Errorf("queue: high-water mark %s: %w", path, err)
 	case !fi.Mode().IsRegular() || fi.Size() > 2*markSlot:
-		return map[string]int64{}, 0, markUnreadable, nil // never read a FIFO or a huge file
+		m.state = markUnreadable // never read a FIFO or a huge file
+		return m, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("queue: high-water mark %s: %w", path, err)
+		return markRead{}, fmt.Errorf("queue: high-water mark %s: %w", path, err)
 	}
-	state = markUnreadable
-	seqs = map[string]int64{}
+	m.state = markUnreadable
 	for off := 0; off < len(b); off += markSlot {
-		s, g, ok := parseSlot(b[off:min(len(b), off+markSlot)])
-		if ok && (state != markValid || g > gen) {
-			seqs, gen, state = s, g, markValid
+		s, h, g, ok := parseSlot(b[off:min(len(b), off+markSlot)])
+		if ok && (m.state != markValid || g > m.gen) {
+			m.seqs, m.hashes, m.gen, m.state = s, h, g, markValid
 		}
 	}
-	return seqs, gen, state, nil
+	return m, nil
 }
 
 // markFile is the open mark of an Outbox. advance and write run on the writer goroutine
 // (and in Open before it starts); sync may run on another.
 type markFile struct {
-	path  string
-	f     *os.File
-	gen   uint64
-	seqs  map[string]int64
-	dirty atomic.Bool // written since the last sync
-	buf   []byte      // the slot being written, reused
-	names []string    // its streams, reused
+	path   string
+	f      *os.File
+	gen    uint64
+	seqs   map[string]int64
+	hashes map[string][]byte // the hash of the record at seqs[stream], for chained streams
+	dirty  atomic.Bool       // written since the last sync
+	buf    []byte            // the slot being written, reused
+	names  []string          // its streams, reused
 	// noSync leaves syncing to the page cache (benchmarks: the cost of the write alone).
 	noSync bool
 }
 
-// createMark opens (creating) the mark at path, writes seqs to both slots with a generation
-// after gen, and syncs it.
-func createMark(path string, gen uint64, seqs map[string]int64) (*markFile, error) {
+// createMark opens (creating) the mark at path, writes seqs (and the hashes of the records
+// at them, where known) to both slots with a generation after gen, and syncs it.
+func createMark(path string, gen uint64, seqs map[string]int64, hashes map[string][]byte) (*markFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("queue: high-water mark %s: %w", path, err)
 	}
-	m := &markFile{path: path, f: f, gen: gen, seqs: map[string]int64{}}
-	for s, v := range seqs {
-		m.seqs[s] = v
+	m := &markFile{path: path, f: f, gen: gen, seqs: maps.Clone(seqs), hashes: map[string][]byte{}}
+	if m.seqs == nil {
+		m.seqs = map[string]int64{}
+	}
+	for s, h := range hashes {
+		if _, ok := m.seqs[s]; ok && len(h) > 0 {
+			m.hashes[s] = h
+		}
 	}
 	// Both slots hold the same generation at first, so that later writes never extend the file.
 	m.gen++
-	b, _, err := encodeSlot(nil, m.gen, m.seqs, nil)
+	b, _, err := encodeSlot(nil, m.gen, m.seqs, m.hashes, nil)
 	if err == nil {
 		_, err = f.WriteAt(append(b, b...), 0)
 	}
@@ -202,12 +237,18 @@ func createMark(path string, gen uint64, seqs map[string]int64) (*markFile, erro
 	return m, nil
 }
 
-// advance raises the mark of each stream in seqs to its seq, and writes the mark if one rose.
-func (m *markFile) advance(seqs map[string]int64) error {
+// advance raises the mark of each stream in seqs to its seq, with the hash of the record at
+// it from hashes (none: an unchained record), and writes the mark if one rose.
+func (m *markFile) advance(seqs map[string]int64, hashes map[string][]byte) error {
 	rose := false
 	for s, v := range seqs {
 		if v > m.seqs[s] {
 			m.seqs[s] = v
+			if h := hashes[s]; len(h) > 0 {
+				m.hashes[s] = h
+			} else {
+				delete(m.hashes, s)
+			}
 			rose = true
 		}
 	}
@@ -220,7 +261,7 @@ func (m *markFile) advance(seqs map[string]int64) error {
 // write puts the mark into the next slot.
 func (m *markFile) write() error {
 	var err error
-	if m.buf, m.names, err = encodeSlot(m.buf, m.gen+1, m.seqs, m.names); err != nil {
+	if m.buf, m.names, err = encodeSlot(m.buf, m.gen+1, m.seqs, m.hashes, m.names); err != nil {
 		return err
 	}
 	if _, err := m.f.WriteAt(m.buf, int64((m.gen+1)%2)*markSlot); err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sentinel-edge/sentinel/internal/chain"
 )
 
 // Tunables; package variables so tests can change them.
@@ -57,6 +59,10 @@ type Options struct {
 	// MarkSync is how often the high-water mark file (mark.go) is flushed to disk after it
 	// changed; 0 (or less) means DefaultMarkSync. It is written after every commit either way.
 	MarkSync time.Duration
+	// Chain, when set, chains every record of every stream as it is stored (prev and hash,
+	// docs/records.md) and signs the head carried by queue_loss notices with its key; nil
+	// stores records as built (tests, tools).
+	Chain *chain.Unit
 
 	noMark     bool // benchmarks: no high-water mark, to measure its cost
 	noMarkSync bool // benchmarks: the mark written, never fsynced
@@ -93,9 +99,10 @@ type Outbox struct {
 	// something new may be pending.
 	appendGen atomic.Int64
 
-	wc            *sql.Conn // the writer's own connection
-	syncFull      bool      // synchronous=FULL configured
-	relaxed       bool      // writer goroutine only: wc is at synchronous=NORMAL for now
+	chain         *chain.Unit // Options.Chain: nil stores records unchained
+	wc            *sql.Conn   // the writer's own connection
+	syncFull      bool        // synchronous=FULL configured
+	relaxed       bool        // writer goroutine only: wc is at synchronous=NORMAL for now
 	capMu         sync.Mutex
 	capacity      Capacity
 	capSet        bool         // SetCapacity was called: purging is on
@@ -149,6 +156,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 	}
 	o := &Outbox{
 		syncFull:  syncMode == "FULL",
+		chain:     opts.Chain,
 		path:      path,
 		key:       key,
 		log:       log.With("component", "queue"),

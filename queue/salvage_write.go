@@ -32,6 +32,9 @@ type salvageTarget struct {
 	tx          *sql.Tx
 	n           int   // statements in tx
 	rows, bytes int64 // copied outbox rows and their accounted size
+	// heads are the chain heads written, per stream, when they are at its last seq (for the
+	// new mark).
+	heads map[string][]byte
 }
 
 const salvageChunk = 5000
@@ -42,7 +45,7 @@ func createSalvageTarget(ctx context.Context, dst string) (*salvageTarget, error
 	c.writable.Store(true)
 	db := sql.OpenDB(c)
 	db.SetMaxOpenConns(1)
-	t := &salvageTarget{path: dst, db: db}
+	t := &salvageTarget{path: dst, db: db, heads: map[string][]byte{}}
 	if err := migrate(ctx, db); err != nil {
 		t.discard()
 		return nil, fmt.Errorf("queue: salvage to %s: create the database: %w", dst, err)
@@ -109,15 +112,21 @@ func (t *salvageTarget) finish(ctx context.Context, src string, rep *SalvageRepo
 	if err := t.db.Close(); err != nil {
 		return fmt.Errorf("queue: salvage to %s: %w", t.path, err)
 	}
-	marks, gen, state, err := readMark(markPathOf(src))
-	if err != nil || state == markUnreadable {
+	mark, err := readMark(markPathOf(src))
+	if err != nil || mark.state == markUnreadable {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the high-water mark %s could not be read; the new one is taken from the records", markPathOf(src)))
-		marks = map[string]int64{}
+		mark = markRead{seqs: map[string]int64{}, hashes: map[string][]byte{}}
 	}
 	for s, v := range rep.Streams {
-		marks[s] = max(marks[s], v)
+		if v > mark.seqs[s] || (v == mark.seqs[s] && len(t.heads[s]) > 0) {
+			mark.seqs[s] = v
+			delete(mark.hashes, s)
+			if h := t.heads[s]; len(h) > 0 {
+				mark.hashes[s] = h
+			}
+		}
 	}
-	m, err := createMark(markPathOf(t.path), gen, marks)
+	m, err := createMark(markPathOf(t.path), mark.gen, mark.seqs, mark.hashes)
 	if err != nil {
 		return fmt.Errorf("queue: salvage to %s: %w", t.path, err)
 	}
@@ -129,18 +138,22 @@ func (t *salvageTarget) finish(ctx context.Context, src string, rep *SalvageRepo
 // records lost here as new gaps (cause unreadable), so the agent's next start reports them.
 func (s *salvageSource) writeState(ctx context.Context, t *salvageTarget, rep *SalvageReport) error {
 	type stream struct {
-		last  int64
-		topic string
+		last      int64
+		topic     string
+		chainSeq  sql.NullInt64
+		chainHash []byte
 	}
 	old := map[string]stream{}
-	err := readPast(ctx, s.rt.conn, `SELECT rowid, stream, last_seq, `+s.col("streams", "topic", "''")+` FROM streams WHERE rowid >= ? ORDER BY rowid`, nil, math.MinInt64,
+	err := readPast(ctx, s.rt.conn, `SELECT rowid, stream, last_seq, `+s.col("streams", "topic", "''")+`, `+
+		s.col("streams", "chain_seq", "NULL")+`, `+s.col("streams", "chain_hash", "NULL")+` FROM streams WHERE rowid >= ? ORDER BY rowid`, nil, math.MinInt64,
 		func(rows *sql.Rows) (int64, error) {
-			var id, last int64
-			var name, topic string
-			if err := rows.Scan(&id, &name, &last, &topic); err != nil {
+			var id int64
+			var st stream
+			var name string
+			if err := rows.Scan(&id, &name, &st.last, &st.topic, &st.chainSeq, &st.chainHash); err != nil {
 				return 0, err
 			}
-			old[name] = stream{last, topic}
+			old[name] = st
 			return id, nil
 		}, func(lo, hi int64) {
 			rep.Warnings = append(rep.Warnings, "part of the streams table could not be read: those streams' last seqs are taken from their records, and records stored without a topic get it again from the agent's next record of their stream")
@@ -150,14 +163,24 @@ func (s *salvageSource) writeState(ctx context.Context, t *salvageTarget, rep *S
 	}
 	for name, v := range s.maxSeq {
 		if st := old[name]; v > st.last {
-			old[name] = stream{v, st.topic}
+			st.last = v
+			old[name] = st
 		}
 	}
+	// A chain head the streams table lost: the old mark's, when it names the same last seq.
+	mark, _ := readMark(markPathOf(s.path))
 	for name, st := range old {
-		if err := t.exec(ctx, `INSERT INTO streams (stream, last_seq, topic) VALUES (?, ?, ?)`, name, st.last, st.topic); err != nil {
+		if len(st.chainHash) == 0 && mark.seqs[name] == st.last && len(mark.hashes[name]) > 0 {
+			st.chainSeq, st.chainHash = sql.NullInt64{Int64: st.last, Valid: true}, mark.hashes[name]
+		}
+		if err := t.exec(ctx, `INSERT INTO streams (stream, last_seq, topic, chain_seq, chain_hash) VALUES (?, ?, ?, ?, ?)`,
+			name, st.last, st.topic, st.chainSeq, st.chainHash); err != nil {
 			return fmt.Errorf("queue: salvage to %s: %w", t.path, err)
 		}
 		rep.Streams[name] = st.last
+		if len(st.chainHash) > 0 && st.chainSeq.Int64 == st.last {
+			t.heads[name] = st.chainHash
+		}
 	}
 	return s.writeCountersAndGaps(ctx, t, rep)
 }

@@ -139,3 +139,12 @@ CREATE TABLE IF NOT EXISTS gaps (
     reported   INTEGER NOT NULL DEFAULT 0
 );
 INSERT OR IGNORE INTO counters (name, value) VALUES ('missing', 0);
+
+-- version 6
+-- The record chain (docs/records.md; writer.go): each stream's chain head, the seq and the
+-- hash of its last chained record, updated in the transaction that stores the record. NULL
+-- until the stream's first chained record (an upgraded unit chains its next record to the
+-- stream's genesis). After a loss behind the high-water mark they hold the mark's (the hash
+-- of the last record stored before the loss), so the next record links to it.
+ALTER TABLE streams ADD COLUMN chain_seq INTEGER;
+ALTER TABLE streams ADD COLUMN chain_hash BLOB;

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"maps"
 	"sort"
 	"time"
 )
@@ -22,7 +21,7 @@ func (o *Outbox) open(syncMode string, opts Options) (late bool, err error) {
 		return false, err
 	}
 	markPath := markPathOf(o.path)
-	marks, gen, mstate, err := readMark(markPath)
+	mark, err := readMark(markPath)
 	if err != nil {
 		return false, err
 	}
@@ -55,12 +54,12 @@ func (o *Outbox) open(syncMode string, opts Options) (late bool, err error) {
 	if err := migrate(ctx, db); err != nil {
 		return fail(fileError(o.path, err))
 	}
-	merged, err := o.reconcile(ctx, marks, state, mstate)
+	merged, hashes, err := o.reconcile(ctx, mark, state)
 	if err != nil {
 		return fail(fileError(o.path, err))
 	}
 	if !opts.noMark {
-		if o.mark, err = createMark(markPath, gen, merged); err != nil {
+		if o.mark, err = createMark(markPath, mark.gen, merged, hashes); err != nil {
 			return fail(err)
 		}
 		o.mark.noSync = opts.noMarkSync
@@ -198,52 +197,114 @@ const (
 // reconcile compares the database with the high-water mark read at Open: every stream whose
 // last seq is below its mark lost the records in between. They are recorded as gaps, counted
 // (counters.missing, so the next queue_loss notice reports them), the stream continues after
-// the mark, and each gap is logged at ERROR. It returns the mark to write: the higher of the
-// two per stream.
-func (o *Outbox) reconcile(ctx context.Context, marks map[string]int64, state fileState, mstate markState) (map[string]int64, error) {
+// the mark (its chain from the hash the mark holds for it: the next record links to the last
+// one stored before the loss), and each gap is logged at ERROR. It returns the mark to write:
+// the higher of the two per stream, with the hash of the record at it where known.
+func (o *Outbox) reconcile(ctx context.Context, mark markRead, state fileState) (map[string]int64, map[string][]byte, error) {
 	switch {
-	case mstate == markUnreadable:
+	case mark.state == markUnreadable:
 		o.log.Warn("queue: the high-water mark file is damaged; it is written again from the database (a loss before this start cannot be detected)",
 			"mark", markPathOf(o.path))
-	case mstate == markAbsent && state == fileEmpty:
+	case mark.state == markAbsent && state == fileEmpty:
 		o.log.Warn("queue: the database file was empty (0 bytes) and there is no high-water mark to compare it with; a new queue is initialised",
 			"path", o.path)
 	}
 	tx, err := o.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	have, err := streamSeqs(ctx, tx)
+	have, err := readStreamPos(ctx, tx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	merged := maps.Clone(have)
+	merged, hashes := map[string]int64{}, map[string][]byte{}
+	for s, p := range have {
+		merged[s] = p.last
+		if p.chained() && p.chainSeq == p.last {
+			hashes[s] = p.chainHash
+		}
+	}
 	var gaps []SeqRange
-	for s, m := range marks {
-		if m > have[s] {
-			gaps = append(gaps, SeqRange{Stream: s, First: have[s] + 1, Last: m, Cause: causeBehindMark})
+	for s, m := range mark.seqs {
+		if m > have[s].last {
+			gaps = append(gaps, SeqRange{Stream: s, First: have[s].last + 1, Last: m, Cause: causeBehindMark})
 			merged[s] = m
+			delete(hashes, s)
+			if h := mark.hashes[s]; len(h) > 0 {
+				hashes[s] = h
+			}
 		}
 	}
 	if len(gaps) == 0 {
-		return merged, nil
+		return merged, hashes, nil
 	}
 	sort.Slice(gaps, func(i, j int) bool { return gaps[i].Stream < gaps[j].Stream })
 	if err := recordGaps(ctx, tx, gaps, now().UnixMilli()); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if err := continueChains(ctx, tx, gaps, mark.hashes); err != nil {
+		return nil, nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, g := range gaps {
 		o.log.Error("queue: the database is behind its high-water mark: records were LOST (a damaged WAL, or the file was emptied or replaced); their seqs are not used again and a queue_loss notice reports them",
 			"path", o.path, "stream", g.Stream, "first_seq", g.First, "last_seq", g.Last, "lost", g.Last-g.First+1, "mark", markPathOf(o.path))
 	}
-	return merged, nil
+	return merged, hashes, nil
 }
 
-// streamSeqs reads every stream's last seq.
+// continueChains sets the chain head of each stream that lost records behind the mark to the
+// hash the mark holds for its last seq (the last record stored before the loss), so that the
+// next record links to it. A mark without a hash for the stream (written before the chain,
+// or by an unchained outbox) leaves the database's head as it is.
+func continueChains(ctx context.Context, tx *sql.Tx, gaps []SeqRange, hashes map[string][]byte) error {
+	for _, g := range gaps {
+		h := hashes[g.Stream]
+		if len(h) == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE streams SET chain_seq = ?, chain_hash = ? WHERE stream = ?`, g.Last, h, g.Stream); err != nil {
+			return fmt.Errorf("queue: record lost seqs: %w", err)
+		}
+	}
+	return nil
+}
+
+// streamPos is where a stream stands: its last seq, and its chain head (the seq and hash of
+// its last chained record; chainHash nil before its first).
+type streamPos struct {
+	last      int64
+	chainSeq  int64
+	chainHash []byte
+}
+
+func (p streamPos) chained() bool { return len(p.chainHash) > 0 }
+
+// readStreamPos reads every stream's position.
+func readStreamPos(ctx context.Context, q queryer) (map[string]streamPos, error) {
+	rows, err := q.QueryContext(ctx, `SELECT stream, last_seq, chain_seq, chain_hash FROM streams`)
+	if err != nil {
+		return nil, fmt.Errorf("queue: read streams: %w", err)
+	}
+	defer rows.Close()
+	m := map[string]streamPos{}
+	for rows.Next() {
+		var s string
+		var p streamPos
+		var cs sql.NullInt64
+		if err := rows.Scan(&s, &p.last, &cs, &p.chainHash); err != nil {
+			return nil, fmt.Errorf("queue: read streams: %w", err)
+		}
+		p.chainSeq = cs.Int64
+		m[s] = p
+	}
+	return m, rows.Err()
+}
+
+// streamSeqs reads every stream's last seq (any schema version).
 func streamSeqs(ctx context.Context, q queryer) (map[string]int64, error) {
 	rows, err := q.QueryContext(ctx, `SELECT stream, last_seq FROM streams`)
 	if err != nil {
@@ -288,11 +349,11 @@ func recordGaps(ctx context.Context, tx *sql.Tx, gaps []SeqRange, ts int64) erro
 // advanceMark raises the high-water mark to the seqs a commit just used (writer goroutine).
 // A mark that cannot be written is logged once per run of failures; records are stored
 // regardless (the mark then lags: a later loss could go unnoticed, never a false one).
-func (o *Outbox) advanceMark(seqs map[string]int64) {
+func (o *Outbox) advanceMark(seqs map[string]int64, hashes map[string][]byte) {
 	if o.mark == nil || len(seqs) == 0 {
 		return
 	}
-	err := o.mark.advance(seqs)
+	err := o.mark.advance(seqs, hashes)
 	switch {
 	case err != nil && !o.markFailing:
 		o.markFailing = true

@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -152,10 +154,10 @@ func (o *Outbox) commit(batch []*writeReq) {
 		return
 	}
 
-	seqs := make(map[string]int64)
+	used := txUsed{seqs: map[string]int64{}, hashes: map[string][]byte{}}
 	appended, err := false, o.setRelaxed(appends+durable == 0)
 	if err == nil {
-		appended, err = o.runTx(live, seqs)
+		appended, err = o.runTx(live, used)
 	}
 	if err != nil {
 		if appends > 0 {
@@ -181,7 +183,7 @@ func (o *Outbox) commit(batch []*writeReq) {
 	}
 	o.txCount.Add(1)
 	// After the commit, so the mark is never ahead of what is committed.
-	o.advanceMark(seqs)
+	o.advanceMark(used.seqs, used.hashes)
 	if appended { // before finishing, so Changed has fired by the time Append returns
 		o.appendGen.Add(1)
 		select {
@@ -218,10 +220,17 @@ func (o *Outbox) setRelaxed(relax bool) error {
 	return nil
 }
 
+// txUsed is what a transaction used, per stream: the last seq, and the hash of the record at
+// it when it is chained (for the high-water mark).
+type txUsed struct {
+	seqs   map[string]int64
+	hashes map[string][]byte
+}
+
 // runTx executes live in one transaction. Per-request failures (a build error, a full
-// outbox) are stored in the request; a returned error fails the whole transaction. seqs
-// receives the last seq this transaction used per stream.
-func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, err error) {
+// outbox) are stored in the request; a returned error fails the whole transaction. used
+// receives the last seq (and hash) this transaction used per stream.
+func (o *Outbox) runTx(live []*writeReq, used txUsed) (appended bool, err error) {
 	ctx := context.Background() // one caller's ctx must not abort the others' commit
 	tx, err := o.wc.BeginTx(ctx, nil)
 	if err != nil {
@@ -234,13 +243,13 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 		}
 	}()
 	t := &txRun{
-		o: o, ctx: ctx, tx: tx, seqs: seqs, ts: now().UnixMilli(),
+		o: o, ctx: ctx, tx: tx, used: used, pos: map[string]*streamPos{}, ts: now().UnixMilli(),
 		st:            &txState{tx: tx, cap: o.capacityNow()},
 		stmts:         map[string]*sql.Stmt{},
 		streamRow:     map[string]bool{},
 		failedUnsaved: o.failedUnsaved.Load(), abandonedUnsaved: o.abandonedUnsaved.Load(),
 	}
-	pre, err := o.prepare(ctx, tx, live)
+	pre, err := t.prepare(live)
 	if err != nil {
 		return false, err
 	}
@@ -269,8 +278,9 @@ type txRun struct {
 	ctx  context.Context
 	tx   *sql.Tx
 	st   *txState
-	seqs map[string]int64 // the last seq used per stream, so far
-	ts   int64            // the transaction's time, Unix milliseconds
+	used txUsed                // the last seq (and hash) used per stream, so far
+	pos  map[string]*streamPos // where each stream stands in this transaction, read once
+	ts   int64                 // the transaction's time, Unix milliseconds
 
 	stmts     map[string]*sql.Stmt // prepared once per transaction, by query
 	streamRow map[string]bool      // streams whose row this transaction has upserted
@@ -339,8 +349,9 @@ func (t *txRun) storedTopic(stream, topic string) (string, error) {
 	return topic, nil
 }
 
-// insert stores one row with the given seq.
-func (t *txRun) insert(stream, topic string, id uuid.UUID, seq int64, stored []byte, enc int) error {
+// insert stores one row with the given seq; hash is its chain hash (nil: unchained), which
+// becomes the stream's chain head.
+func (t *txRun) insert(stream, topic string, id uuid.UUID, seq int64, stored []byte, enc int, hash []byte) error {
 	rowTopic, err := t.storedTopic(stream, topic)
 	if err != nil {
 		return err
@@ -366,7 +377,7 @@ func (t *txRun) insert(stream, topic string, id uuid.UUID, seq int64, stored []b
 	if _, err := ins.ExecContext(t.ctx, id[:], stream, seq, rowTopic, stored, enc, t.ts); err != nil {
 		return fmt.Errorf("queue: append to %s: %w", stream, err)
 	}
-	t.seqs[stream] = seq
+	t.advance(stream, seq, hash)
 	t.st.c.Rows++
 	t.st.c.Bytes += rowSize(len(stored), len(rowTopic))
 	t.st.changed = true
@@ -378,14 +389,14 @@ func (t *txRun) appendOne(r *writeReq, p *prepared) error {
 	if err := t.st.load(t.ctx); err != nil {
 		return err
 	}
-	last, err := t.o.lastSeq(t.ctx, t.tx, t.seqs, r.stream)
+	pos, err := t.position(r.stream)
 	if err != nil {
 		return err
 	}
-	if p.seq != last+1 {
+	if p.seq != pos.last+1 || (t.o.chain != nil && !bytes.Equal(p.prev, pos.chainHash)) {
 		// An earlier record of this stream in the transaction was not stored: build again
-		// with the seq it leaves free.
-		*p = t.o.prepareOne(r, last+1, p.uid)
+		// with the seq it leaves free, linked to the stream's head as it is.
+		*p = t.o.prepareOne(r, pos.last+1, p.uid, pos.chainHash)
 	}
 	if p.err != nil {
 		r.err = p.err
@@ -409,7 +420,7 @@ func (t *txRun) appendOne(r *writeReq, p *prepared) error {
 			return nil
 		}
 	}
-	if err := t.insert(r.stream, r.topic, p.uid, p.seq, p.stored, p.enc); err != nil {
+	if err := t.insert(r.stream, r.topic, p.uid, p.seq, p.stored, p.enc, p.hash); err != nil {
 		return err
 	}
 	r.entry = Entry{ID: p.id, Stream: r.stream, Topic: r.topic, Seq: p.seq, Payload: p.payload, CreatedAt: time.UnixMilli(t.ts)}
@@ -496,16 +507,8 @@ func (t *txRun) finish(live []*writeReq) error {
 			return err
 		}
 	}
-	if len(t.seqs) > 0 {
-		setLastSeq, err := t.stmt(`UPDATE streams SET last_seq = ? WHERE stream = ?`)
-		if err != nil {
-			return err
-		}
-		for stream, seq := range t.seqs {
-			if _, err := setLastSeq.ExecContext(t.ctx, seq, stream); err != nil {
-				return fmt.Errorf("queue: append to %s: %w", stream, err)
-			}
-		}
+	if err := t.savePositions(); err != nil {
+		return err
 	}
 	if st.changed {
 		return writeCounters(t.ctx, t.tx, st.c)
@@ -514,10 +517,11 @@ func (t *txRun) finish(live []*writeReq) error {
 }
 
 // notice appends a queue_loss notice for the losses not reported yet, if it fits; it names
-// the missing seqs found since the previous one.
+// the missing seqs found since the previous one and, with the chain, carries every stream's
+// head as it is before the notice, signed.
 func (t *txRun) notice() error {
 	st := t.st
-	last, err := t.o.lastSeq(t.ctx, t.tx, t.seqs, NoticeStream)
+	pos, err := t.position(NoticeStream)
 	if err != nil {
 		return err
 	}
@@ -529,16 +533,23 @@ func (t *txRun) notice() error {
 	if err != nil {
 		return err
 	}
-	payload, err := noticePayload(last+1, uid.String(), time.UnixMilli(t.ts), st.c, missing)
-	if err != nil {
+	n := newNotice(pos.last+1, uid.String(), time.UnixMilli(t.ts), st.c, missing)
+	if err := t.signNotice(&n); err != nil {
+		return err
+	}
+	p := prepared{seq: pos.last + 1, uid: uid, id: uid.String()}
+	if p.payload, err = json.Marshal(n); err != nil {
 		return fmt.Errorf("queue: notice: %w", err)
 	}
-	stored, enc := encode(payload, uid.String())
-	fits, err := st.makeRoom(t.ctx, rowSize(len(stored), len(st.cap.NoticeTopic)))
+	if p.link(t.o.chain, NoticeStream, pos.chainHash); p.err != nil {
+		return fmt.Errorf("queue: notice: %w", p.err)
+	}
+	p.stored, p.enc = encode(p.payload, p.id)
+	fits, err := st.makeRoom(t.ctx, rowSize(len(p.stored), len(st.cap.NoticeTopic)))
 	if err != nil || !fits {
 		return err
 	}
-	if err := t.insert(NoticeStream, st.cap.NoticeTopic, uid, last+1, stored, enc); err != nil {
+	if err := t.insert(NoticeStream, st.cap.NoticeTopic, uid, p.seq, p.stored, p.enc, p.hash); err != nil {
 		return err
 	}
 	if len(missing) > 0 {
@@ -620,24 +631,6 @@ func (o *Outbox) resolveIDs(ctx context.Context, tx *sql.Tx, r *writeReq) ([]int
 	return ns, nil
 }
 
-// lastSeq returns the last seq of stream as seen by the current transaction; seqs holds
-// what this transaction has assigned so far.
-func (o *Outbox) lastSeq(ctx context.Context, tx *sql.Tx, seqs map[string]int64, stream string) (int64, error) {
-	if v, ok := seqs[stream]; ok {
-		return v, nil
-	}
-	// Read from the database once per stream and transaction rather than caching across
-	// transactions: BEGIN IMMEDIATE makes this correct even if another process appends.
-	var v int64
-	err := tx.QueryRowContext(ctx, `SELECT last_seq FROM streams WHERE stream = ?`, stream).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		v = 0
-	} else if err != nil {
-		return 0, fmt.Errorf("queue: append to %s: read last seq: %w", stream, err)
-	}
-	return v, nil
-}
-
 // safeBuild calls build, turning a panic into an error so one bad caller cannot take the
 // writer (and every other caller) down.
 func safeBuild(build func(int64, string) ([]byte, error), seq int64, id string) (p []byte, err error) {
@@ -650,7 +643,8 @@ func safeBuild(build func(int64, string) ([]byte, error), seq int64, id string) 
 }
 
 // prepared is an append made ready outside the insert loop: its seq (as it will be if every
-// earlier append of the transaction is stored), id, payload and stored form.
+// earlier append of the transaction is stored), id, payload (chained, with the chain) and
+// stored form.
 type prepared struct {
 	seq     int64
 	uid     uuid.UUID
@@ -658,40 +652,38 @@ type prepared struct {
 	payload []byte
 	stored  []byte
 	enc     int
-	err     error // the build failed; the append fails, its seq stays free
+	prev    []byte // the chain head it is linked to (nil: the stream's genesis)
+	hash    []byte // its chain hash; nil without the chain
+	err     error  // the build failed; the append fails, its seq stays free
 }
 
 // prepare builds the payloads of the appends in live (on this goroutine, in order, as build
-// requires) and encodes them, in parallel when there are several: compressing a record costs
-// more than inserting it, and it is what bounds group commit on one core.
-func (o *Outbox) prepare(ctx context.Context, tx *sql.Tx, live []*writeReq) ([]prepared, error) {
+// requires), chains each to the one before it in its stream (or the stream's head), and
+// encodes them, in parallel when there are several: compressing a record costs more than
+// inserting it, and it is what bounds group commit on one core.
+func (t *txRun) prepare(live []*writeReq) ([]prepared, error) {
 	pre := make([]prepared, len(live))
-	next := map[string]int64{}
+	type provisional struct {
+		seq  int64
+		prev []byte
+	}
+	next := map[string]provisional{}
 	var work []int
 	for i, r := range live {
 		if r.kind != opAppend {
 			continue
 		}
-		seq, ok := next[r.stream]
+		cur, ok := next[r.stream]
 		if !ok {
-			last, err := o.lastSeq(ctx, tx, nil, r.stream)
+			pos, err := t.position(r.stream)
 			if err != nil {
 				return nil, err
 			}
-			seq = last + 1
+			cur = provisional{pos.last + 1, pos.chainHash}
 		}
-		uid := r.uid
-		if uid == (uuid.UUID{}) {
-			u, err := uuid.NewRandom()
-			if err != nil {
-				pre[i] = prepared{seq: seq, err: fmt.Errorf("queue: append to %s: new id: %w", r.stream, err)}
-				continue
-			}
-			uid = u
-		}
-		pre[i] = o.buildOne(r, seq, uid)
+		pre[i] = t.o.buildOne(r, cur.seq, r.uid, cur.prev)
 		if pre[i].err == nil {
-			next[r.stream] = seq + 1
+			next[r.stream] = provisional{cur.seq + 1, pre[i].hash}
 			work = append(work, i)
 		}
 	}
@@ -699,8 +691,18 @@ func (o *Outbox) prepare(ctx context.Context, tx *sql.Tx, live []*writeReq) ([]p
 	return pre, nil
 }
 
-// prepareOne builds and encodes one append with the given seq.
-func (o *Outbox) prepareOne(r *writeReq, seq int64, uid uuid.UUID) prepared {
+// prepareOne builds, chains to prev and encodes one append with the given seq.
+func (o *Outbox) prepareOne(r *writeReq, seq int64, uid uuid.UUID, prev []byte) prepared {
+	p := o.buildOne(r, seq, uid, prev)
+	if p.err == nil {
+		p.stored, p.enc = encode(p.payload, p.id)
+	}
+	return p
+}
+
+// buildOne builds one append with the given seq (and a new id when uid is zero) and chains
+// it to prev.
+func (o *Outbox) buildOne(r *writeReq, seq int64, uid uuid.UUID, prev []byte) prepared {
 	if uid == (uuid.UUID{}) {
 		u, err := uuid.NewRandom()
 		if err != nil {
@@ -708,14 +710,6 @@ func (o *Outbox) prepareOne(r *writeReq, seq int64, uid uuid.UUID) prepared {
 		}
 		uid = u
 	}
-	p := o.buildOne(r, seq, uid)
-	if p.err == nil {
-		p.stored, p.enc = encode(p.payload, p.id)
-	}
-	return p
-}
-
-func (o *Outbox) buildOne(r *writeReq, seq int64, uid uuid.UUID) prepared {
 	p := prepared{seq: seq, uid: uid, id: uid.String()}
 	payload, err := safeBuild(r.build, seq, p.id)
 	if err != nil {
@@ -726,6 +720,9 @@ func (o *Outbox) buildOne(r *writeReq, seq int64, uid uuid.UUID) prepared {
 		payload = []byte{}
 	}
 	p.payload = payload
+	if p.link(o.chain, r.stream, prev); p.err != nil {
+		p.err = fmt.Errorf("queue: append to %s: chain seq %d: %w", r.stream, seq, p.err)
+	}
 	return p
 }
 
