@@ -20,6 +20,7 @@ import (
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/agent/selftest"
 	"github.com/sentinel-edge/sentinel/agent/statefile"
+	"github.com/sentinel-edge/sentinel/internal/chain"
 	"github.com/sentinel-edge/sentinel/queue"
 	"github.com/sentinel-edge/sentinel/verify"
 )
@@ -62,8 +63,14 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 		log.Info("barrier relay de-energised", "relay", rel.String())
 	}
 
-	// 2. The outbox: every record is committed here before anything acts on it.
-	ob, err := queue.Open(cfg.Queue.Path, queue.Options{Synchronous: cfg.Queue.Synchronous, Logger: log.With("part", "queue")})
+	// 2. The outbox: every record is committed here before anything acts on it, chained with
+	// the unit's key (docs/records.md).
+	cu, created, err := chain.OpenUnit(cfg.Device.Venue, cfg.Device.ID, cfg.Records.ChainHash, cfg.Records.ChainKeyFile, cfg.Records.CreateChainKey())
+	if err != nil {
+		return nil, fmt.Errorf("records.chain_key_file: %w", err)
+	}
+	log.Info("records: chained", "chain_hash", cfg.Records.ChainHash, "chain_key", cu.PublicKey(), "key_file", cfg.Records.ChainKeyFile, "key_created", created)
+	ob, err := queue.Open(cfg.Queue.Path, queue.Options{Synchronous: cfg.Queue.Synchronous, Logger: log.With("part", "queue"), Chain: cu})
 	if err != nil {
 		return nil, fmt.Errorf("queue.path: %w", err)
 	}
@@ -148,6 +155,7 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 		},
 		Counters: ops.Counters{Passages: func() int64 { return pl.Counters().Passages }, AuditLost: auditor.Lost, Events: rec.Stats},
 		Log:      log.With("part", "ops"),
+		Head:     cu.StatusHead(ob, func(err error) { log.Warn("status: sent without its signed head", "err", err) }),
 	})
 	if err != nil {
 		return nil, err

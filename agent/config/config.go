@@ -45,6 +45,7 @@ type Config struct {
 	Commands Commands `yaml:"commands"` // ops.go
 	Status   Status   `yaml:"status"`   // ops.go
 	Privacy  Privacy  `yaml:"privacy"`  // queue.go
+	Records  Records  `yaml:"records"`  // records.go
 }
 
 // Device identifies the unit.

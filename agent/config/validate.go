@@ -47,6 +47,7 @@ var sections = []section{
 	{opsDefaults, opsValidate},           // ops.go
 	{platformDefaults, validatePlatform}, // platform.go
 	{queueDefaults, queueValidate},       // queue.go
+	{recordsDefaults, recordsValidate},   // records.go
 }
 
 // applyDefaults fills what the file left out; present says whether a key was written, so an

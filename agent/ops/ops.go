@@ -16,6 +16,7 @@ import (
 	"github.com/sentinel-edge/sentinel/agent/pipeline"
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/internal/buildinfo"
+	"github.com/sentinel-edge/sentinel/internal/chain"
 	"github.com/sentinel-edge/sentinel/queue"
 	"github.com/sentinel-edge/sentinel/verify"
 )
@@ -78,6 +79,9 @@ type Options struct {
 	// Now is the wall clock commands are checked against; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
+	// Head, when set, gives the status (and the will) its signed head for its ts: each
+	// stream's head, its signature and the unit's public key (docs/records.md).
+	Head func(ctx context.Context, ts string) (head chain.Head, sig, key string)
 }
 
 // Timing are the operations' tunables; zero values take the defaults.
@@ -337,6 +341,9 @@ func (o *Ops) Status(ctx context.Context) record.Status {
 		Uplink:      o.opt.Uplink.Connected(),
 	}
 	s.LastSeen = s.TS
+	if o.opt.Head != nil {
+		s.Head, s.HeadSig, s.ChainKey = o.opt.Head(ctx, s.TS)
+	}
 	if qs, err := o.queueStats(ctx); err == nil {
 		s.QueuePending = qs.Pending
 		s.QueueOldestAge = qs.OldestPendingAge().Round(time.Second).Seconds()
@@ -366,7 +373,7 @@ func (o *Ops) Status(ctx context.Context) record.Status {
 // significant is the part of a status whose change triggers a publication: everything but
 // the times and the queue's age.
 func significant(s record.Status) string {
-	s.TS, s.LastSeen, s.QueueOldestAge, s.LastPlatformOK = "", "", 0, ""
+	s.TS, s.LastSeen, s.QueueOldestAge, s.LastPlatformOK, s.HeadSig = "", "", 0, "", ""
 	if s.Selftest != nil {
 		cp := *s.Selftest
 		cp.At = ""

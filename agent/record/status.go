@@ -1,5 +1,7 @@
 package record
 
+import "github.com/sentinel-edge/sentinel/internal/chain"
+
 // Fire-alarm states in the status (Status.FireAlarm).
 const (
 	FireAlarmUnknown = "unknown" // no fire-alarm input reported yet
@@ -53,4 +55,9 @@ type Status struct {
 	FireAlarm      string            `json:"fire_alarm"`
 	Mode           string            `json:"mode"`           // the gate mode
 	Will           bool              `json:"will,omitempty"` // published by the broker: the unit vanished
+	// Head is where each stream stands (seq and hash of its last stored record), HeadSig the
+	// unit's signature of it with TS, ChainKey the unit's public key (docs/records.md).
+	Head     chain.Head `json:"head,omitempty"`
+	HeadSig  string     `json:"head_sig,omitempty"`
+	ChainKey string     `json:"chain_key,omitempty"`
 }

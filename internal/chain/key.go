@@ -14,7 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/sentinel-edge/sentinel/internal/secretfile"
 )
 
 // Key files. The private key is PKCS #8 in PEM ("PRIVATE KEY"; `openssl pkey -in FILE
@@ -150,36 +151,20 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
-// readFile reads a small key file safely: opened without blocking (a FIFO does not hang
-// it), a regular file, at most maxKeyFile bytes, and for a secret readable by its owner
-// only. (A local reader until internal/secretfile lands.)
+// readFile reads a small key file through internal/secretfile: never a FIFO or a device, a
+// regular file of at most maxKeyFile bytes, and for a secret readable by its owner only
+// (mode 0600 or 0400). A refused file wraps ErrKey; a missing one fs.ErrNotExist.
 func readFile(path string, secret bool) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("chain: key: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("chain: key: %w", err)
-	}
+	b, err := secretfile.Read(path, secretfile.Options{MaxSize: maxKeyFile, Public: !secret})
 	switch {
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("chain: key %s is not a regular file (%s): %w", path, fi.Mode().Type(), ErrKey)
-	case fi.Size() > maxKeyFile:
-		return nil, fmt.Errorf("chain: key %s has %d bytes, a key file at most %d: %w", path, fi.Size(), maxKeyFile, ErrKey)
-	case secret && fi.Mode().Perm()&0o077 != 0:
-		return nil, fmt.Errorf("chain: key %s has mode %#o: others may read it; it must be 0600 or 0400 (chmod 600 %s): %w",
-			path, fi.Mode().Perm(), path, ErrKey)
+	case err == nil:
+		return b, nil
+	case errors.Is(err, secretfile.ErrTooOpen):
+		return nil, fmt.Errorf("chain: key: %w: it must be 0600 or 0400: %w", err, ErrKey)
+	case errors.Is(err, secretfile.ErrRead):
+		return nil, fmt.Errorf("chain: key: %w", err)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("chain: key %s: %w", path, err)
-	}
-	if len(b) > maxKeyFile {
-		return nil, fmt.Errorf("chain: key %s grew past %d bytes: %w", path, maxKeyFile, ErrKey)
-	}
-	return b, nil
+	return nil, fmt.Errorf("chain: key: %w: %w", err, ErrKey)
 }
 
 // EncodePublicKey writes pub as the status' chain_key and key files hold it: base64
