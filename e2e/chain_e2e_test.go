@@ -131,6 +131,28 @@ func (r *chainRig) delivered(t *testing.T, within time.Duration) {
 	}
 }
 
+// signedHead waits (the agent running) until a captured status signs the head of every
+// stream as the outbox holds it now.
+func (r *chainRig) signedHead(t *testing.T, within time.Duration) {
+	t.Helper()
+	last := map[string]int64{}
+	for _, e := range stored(t, r.db) {
+		last[e.Stream] = max(last[e.Stream], e.Seq)
+	}
+	deadline := time.Now().Add(within)
+	for {
+		for _, m := range r.col.Messages() {
+			if strings.HasSuffix(m.Topic, "/status") && statusCovers(m.Payload, last) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no status signing the head %v within %v", last, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // statusCovers reports whether a status' head names each stream at its last seq.
 func statusCovers(payload []byte, last map[string]int64) bool {
 	var s record.Status
@@ -226,6 +248,7 @@ func tamper(t *testing.T, change func(r *chainRig)) (int, string) {
 	ag := r.run(t)
 	r.scans(t, ag, 3)
 	waitDrained(t, r.w, 20*time.Second)
+	r.signedHead(t, 10*time.Second) // the platform holds a signed head of the first records
 	r.broker.Stop()
 	r.scans(t, ag, 4) // seqs 4-7, pending
 	ag.stop(t)

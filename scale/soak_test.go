@@ -185,9 +185,14 @@ func soakVerify(t *testing.T, u *unit, broker *mqtttest.Broker, sub *capture, cy
 	}
 	leaks := plaintextIDs(named)
 	c.check("no ID number in plain text", len(leaks) == 0, "%s", firstFew(leaks, 5))
+	last := map[string]int64{}
+	for _, e := range r.stored {
+		last[e.Stream] = max(last[e.Stream], e.Seq)
+	}
+	chained := verifyChain(c, u, sub, last, 30*time.Second)
 
 	c.done(fmt.Sprintf("soak: cycles=%d kills=%d (random=%d commit=%d [in a write/sync syscall: %d] drain=%d [draining: %d] startup=%d) "+
-		"broker_restarts=%d outside_reader_runs=%d connections=%d %s plaintext_ids=%d took=%s",
+		"broker_restarts=%d outside_reader_runs=%d connections=%d %s plaintext_ids=%d %s took=%s",
 		cycles, cycles, st.kills[killRandom], st.kills[killCommit], st.commitCaught, st.kills[killDrain], st.drainCaught, st.kills[killStartup],
-		st.brokerRestarts, st.readerRuns, r.connections, r.totals(), len(leaks), took.Round(time.Second)))
+		st.brokerRestarts, st.readerRuns, r.connections, r.totals(), len(leaks), chained, took.Round(time.Second)))
 }
