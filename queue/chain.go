@@ -79,19 +79,28 @@ func (t *txRun) savePositions() error {
 	return nil
 }
 
-// link chains p.payload, a record of stream as built, to prev (nil: the stream's genesis) with
-// u; without u (an unchained outbox) it does nothing. On success p.payload is the chained
-// record and p.hash its hash; a payload that cannot be chained (not a JSON object as RFC 8785
-// needs, or one with a chain member already) sets p.err.
-func (p *prepared) link(u *chain.Unit, stream string, prev []byte) {
-	if u == nil {
+// canonicalize makes the RFC 8785 form of p.payload, a record as built, for linkTo (any
+// goroutine). A payload that cannot be chained (not a JSON object as RFC 8785 needs, or one
+// with a chain member already) sets p.err: its append fails like a failed build.
+func (p *prepared) canonicalize() {
+	if p.canon, p.err = chain.Prepare(p.payload); p.err != nil {
+		p.err = fmt.Errorf("queue: append: chain seq %d: %w", p.seq, p.err)
+	}
+}
+
+// linkTo chains the canonical record to prev (nil: the stream's genesis) with u, in seq order:
+// p.payload becomes the chained record and p.hash its hash.
+func (p *prepared) linkTo(u *chain.Unit, stream string, prev []byte) {
+	if p.err != nil || p.canon == nil {
 		return
 	}
-	chained, hash, err := u.Link(stream, prev, p.payload)
+	chained, hash, err := u.LinkPrepared(stream, prev, p.canon)
 	if err != nil {
-		p.err = err
+		p.err = fmt.Errorf("queue: append to %s: chain seq %d: %w", stream, p.seq, err)
 		return
 	}
+	p.canon.Release()
+	p.canon = nil
 	p.payload, p.prev, p.hash = chained, prev, hash
 }
 

@@ -490,3 +490,34 @@ func TestChainSalvage(t *testing.T) {
 		})
 	}
 }
+
+// TestChainStoredEncoding: chained records are stored with the canonical-order dictionary
+// (enc 3), smaller than with the agent-order one, and read back byte for byte; an unchained
+// record keeps enc 2; a payload that merely ends like a chained one round-trips too.
+func TestChainStoredEncoding(t *testing.T) {
+	o, _ := openTemp(t, Options{Chain: testUnit()})
+	e := chainAppend(t, o, "passage")
+	var enc int
+	var stored []byte
+	if err := o.db.QueryRow(`SELECT enc, payload FROM outbox WHERE seq = 1`).Scan(&enc, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if enc != encSplitCanonical {
+		t.Fatalf("a chained record stored with enc %d, want %d", enc, encSplitCanonical)
+	}
+	if old := encodeSplit(e.Payload, e.ID, &flateWriters2); len(stored) >= len(old) {
+		t.Fatalf("enc 3 stores %d bytes, enc 2 would store %d", len(stored), len(old))
+	}
+	if got := pendingOf(t, o, "passage"); !bytes.Equal(got[0].Payload, e.Payload) {
+		t.Fatal("the chained record does not read back byte for byte")
+	}
+	plain, _ := passagePayload(1, e.ID)
+	if _, enc := encode(plain, e.ID); enc != encSplit {
+		t.Fatalf("an unchained record encoded with %d", enc)
+	}
+	odd := []byte(`{"x":"` + strings.Repeat("é\\\"", 20) + `","hash":"` + strings.Repeat("0", 64) + `"}`)
+	s, enc := encode(odd, "")
+	if back, err := decode(s, enc, ""); err != nil || !bytes.Equal(back, odd) {
+		t.Fatalf("enc %d round trip: %v", enc, err)
+	}
+}

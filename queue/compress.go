@@ -17,6 +17,9 @@ const (
 	encRaw     = 0 // the payload as given
 	encDeflate = 1 // DEFLATE with dictDeflate1 as preset dictionary
 	encSplit   = 2 // random strings kept apart in binary, the rest DEFLATE with dictDeflate2 (below)
+	// encSplitCanonical is encSplit with dictDeflate3: records chained (docs/records.md), whose
+	// members are in RFC 8785 order with prev and hash.
+	encSplitCanonical = 3
 )
 
 // dictDeflate1 is the preset dictionary of encDeflate: the keys and common values of
@@ -50,20 +53,38 @@ var (
 		}
 		return w
 	}}
+	flateWriters3 = sync.Pool{New: func() any {
+		w, err := flate.NewWriterDict(io.Discard, flate.DefaultCompression, dictDeflate3)
+		if err != nil {
+			panic(err) // only for an invalid level, a programming error
+		}
+		return w
+	}}
 )
 
 // encode returns the stored form of the payload of the record with the given id (its
-// canonical UUID text) and its encoding: encSplit when that is smaller, else raw. New rows are
-// never written with encDeflate; it stays readable.
+// canonical UUID text) and its encoding: encSplitCanonical for a chained record (its hash
+// last), encSplit for another, when that is smaller, else raw. New rows are never written
+// with encDeflate; it stays readable.
 func encode(payload []byte, id string) ([]byte, int) {
 	if len(payload) < minCompress {
 		return payload, encRaw
 	}
-	stored := encodeSplit(payload, id)
+	enc, pool := encSplit, &flateWriters2
+	if chainedForm(payload) {
+		enc, pool = encSplitCanonical, &flateWriters3
+	}
+	stored := encodeSplit(payload, id, pool)
 	if len(stored) >= len(payload) {
 		return payload, encRaw
 	}
-	return stored, encSplit
+	return stored, enc
+}
+
+// chainedForm reports whether payload ends as a chained record does: ,"hash":"<64 hex>"}.
+func chainedForm(p []byte) bool {
+	const tail = len(`,"hash":""}`) + 64
+	return len(p) > tail && string(p[len(p)-tail:len(p)-tail+9]) == `,"hash":"` && p[len(p)-2] == '"' && p[len(p)-1] == '}'
 }
 
 // decode returns the payload a stored row holds; id is the row's id (canonical UUID text).
@@ -74,7 +95,9 @@ func decode(stored []byte, enc int, id string) ([]byte, error) {
 	case encDeflate:
 		return inflate(stored, dictDeflate1)
 	case encSplit:
-		return decodeSplit(stored, id)
+		return decodeSplit(stored, id, dictDeflate2)
+	case encSplitCanonical:
+		return decodeSplit(stored, id, dictDeflate3)
 	default:
 		return nil, fmt.Errorf("queue: payload encoding %d is unknown (written by a newer agent?): %w", enc, ErrSchemaTooNew)
 	}
@@ -140,8 +163,19 @@ var dictDeflate2 = append(append([]byte(nil), dictDeflate1...), ``+
 	`"verdict":"pass","reason":"ok","mode":"online","gate":"opened","policy":"sha256:","health_code":"green",`+
 	`"nat_sampled_at":"2026-11-25T08:00:00Z","platform_request_id":"p-","decision_ms":1,"clock":"synced"}`...)
 
-// encodeSplit returns the encSplit form of payload.
-func encodeSplit(payload []byte, id string) []byte {
+// dictDeflate3 is the preset dictionary of encSplitCanonical: dictDeflate1, then skeletons of
+// Sentinel's records as the chain stores them (RFC 8785 member order, prev, the hash last; the
+// most common last). It must never change.
+var dictDeflate3 = append(append([]byte(nil), dictDeflate1...), ``+
+	`{"abandoned":0,"dropped_oldest":0,"failed_writes":0,"head":{"audit":{"hash":"","seq":1},"event":{"hash":"","seq":1},"passage":{"hash":"","seq":1}},"head_sig":"","id":"","kind":"queue_loss","lost":1,"missing":0,"prev":"","quarantined":0,"rejected_full":0,"seq":1,"ts":"2026-11-25T08:00:00.000Z","hash":""}`+
+	`{"clock":"synced","detail":"","device":"","id":"","prev":"","seq":1,"source":"fire","state":"active","ts":"2026-11-25T08:00:00.000Z","type":"alarm","venue":"","hash":""}`+
+	`{"attempt":1,"device":"","http_status":200,"id":"","interface":"qr","latency_ms":12.5,"passage":"","platform_request_id":"p-","prev":"","purpose":"passage","result":"ok","seq":1,"signature":"accepted","source":"live","ts":"2026-11-25T08:00:00.000Z","venue":"","hash":""}`+
+	`{"clock":"unsynced","credential":"idcard","decision_ms":1,"device":"","fallback":"allow_and_flag","flagged":true,"gate":"not_opened","health_code":"red","id":"","mode":"offline","nat_sampled_at":"2026-11-25T08:00:00Z","platform_request_id":"p-","policy":"sha256:","prev":"","reason":"health_code_red","seq":1,"subject":{"id":"**********","name":"*"},"ts":"2026-11-25T08:00:00.000Z","venue":"","verdict":"deny","hash":""}`+
+	`{"clock":"synced","credential":"qr","decision_ms":1,"device":"","gate":"opened","health_code":"green","id":"","mode":"online","nat_sampled_at":"2026-11-25T08:00:00Z","platform_request_id":"p-","policy":"sha256:","prev":"","reason":"ok","seq":1,"subject":{"hash":"","id":"**********","name":"*","sealed":""},"ts":"2026-11-25T08:00:00.000Z","venue":"","verdict":"pass","hash":""}`...)
+
+// encodeSplit returns the encSplit form of payload, the skeleton compressed with a writer of
+// pool (its dictionary names the encoding).
+func encodeSplit(payload []byte, id string, pool *sync.Pool) []byte {
 	out := make([]byte, 0, len(payload)/2+16)
 	skel := make([]byte, 0, len(payload))
 	var holes []byte
@@ -173,7 +207,7 @@ func encodeSplit(payload []byte, id string) []byte {
 	out = binary.AppendUvarint(out, uint64(nHoles))
 	out = append(out, holes...)
 	var buf bytes.Buffer
-	if len(skel) >= minCompress/2 && deflate(&buf, &flateWriters2, skel) == nil && buf.Len() < len(skel) {
+	if len(skel) >= minCompress/2 && deflate(&buf, pool, skel) == nil && buf.Len() < len(skel) {
 		out = append(out, 1)
 		return append(out, buf.Bytes()...)
 	}
@@ -234,8 +268,8 @@ func isLowerHex(s []byte) bool {
 	return true
 }
 
-// decodeSplit reverses encodeSplit.
-func decodeSplit(stored []byte, id string) ([]byte, error) {
+// decodeSplit reverses encodeSplit; dict is the encoding's dictionary.
+func decodeSplit(stored []byte, id string, dict []byte) ([]byte, error) {
 	bad := func(what string) error {
 		return fmt.Errorf("queue: decode payload: %s: %w", what, ErrCorrupt)
 	}
@@ -291,7 +325,7 @@ func decodeSplit(stored []byte, id string) ([]byte, error) {
 	case 0:
 	case 1:
 		var err error
-		if skel, err = inflate(skel, dictDeflate2); err != nil {
+		if skel, err = inflate(skel, dict); err != nil {
 			return nil, err
 		}
 	default:

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sentinel-edge/sentinel/internal/chain"
 )
 
 type opKind int
@@ -541,8 +543,11 @@ func (t *txRun) notice() error {
 	if p.payload, err = json.Marshal(n); err != nil {
 		return fmt.Errorf("queue: notice: %w", err)
 	}
-	if p.link(t.o.chain, NoticeStream, pos.chainHash); p.err != nil {
-		return fmt.Errorf("queue: notice: %w", p.err)
+	if u := t.o.chain; u != nil {
+		p.canonicalize()
+		if p.linkTo(u, NoticeStream, pos.chainHash); p.err != nil {
+			return fmt.Errorf("queue: notice: %w", p.err)
+		}
 	}
 	p.stored, p.enc = encode(p.payload, p.id)
 	fits, err := st.makeRoom(t.ctx, rowSize(len(p.stored), len(st.cap.NoticeTopic)))
@@ -652,57 +657,77 @@ type prepared struct {
 	payload []byte
 	stored  []byte
 	enc     int
-	prev    []byte // the chain head it is linked to (nil: the stream's genesis)
-	hash    []byte // its chain hash; nil without the chain
-	err     error  // the build failed; the append fails, its seq stays free
+	canon   *chain.Prepared // the payload in RFC 8785 form, until it is linked
+	prev    []byte          // the chain head it is linked to (nil: the stream's genesis)
+	hash    []byte          // its chain hash; nil without the chain
+	err     error           // the build failed; the append fails, its seq stays free
 }
 
 // prepare builds the payloads of the appends in live (on this goroutine, in order, as build
 // requires), chains each to the one before it in its stream (or the stream's head), and
-// encodes them, in parallel when there are several: compressing a record costs more than
-// inserting it, and it is what bounds group commit on one core.
+// encodes them. What does not depend on the order runs on up to GOMAXPROCS goroutines when
+// there are several records: the canonical form of each record for the chain, and the
+// compression (each costs more than inserting the record; they bound group commit on one
+// core); only the link (one hash of the record) runs in seq order.
 func (t *txRun) prepare(live []*writeReq) ([]prepared, error) {
 	pre := make([]prepared, len(live))
-	type provisional struct {
-		seq  int64
-		prev []byte
-	}
-	next := map[string]provisional{}
+	next := map[string]int64{}
 	var work []int
 	for i, r := range live {
 		if r.kind != opAppend {
 			continue
 		}
-		cur, ok := next[r.stream]
+		seq, ok := next[r.stream]
 		if !ok {
 			pos, err := t.position(r.stream)
 			if err != nil {
 				return nil, err
 			}
-			cur = provisional{pos.last + 1, pos.chainHash}
+			seq = pos.last + 1
 		}
-		pre[i] = t.o.buildOne(r, cur.seq, r.uid, cur.prev)
+		pre[i] = t.o.buildOne(r, seq, r.uid)
 		if pre[i].err == nil {
-			next[r.stream] = provisional{cur.seq + 1, pre[i].hash}
+			next[r.stream] = seq + 1
 			work = append(work, i)
 		}
 	}
-	encodeAll(pre, work)
+	if u := t.o.chain; u != nil {
+		inParallel(work, func(i int) { pre[i].canonicalize() })
+		heads := map[string][]byte{}
+		for _, i := range work {
+			stream := live[i].stream
+			prev, ok := heads[stream]
+			if !ok {
+				prev = t.pos[stream].chainHash // read above
+			}
+			if pre[i].linkTo(u, stream, prev); pre[i].err == nil {
+				heads[stream] = pre[i].hash
+			}
+		}
+	}
+	inParallel(work, func(i int) {
+		if p := &pre[i]; p.err == nil {
+			p.stored, p.enc = encode(p.payload, p.id)
+		}
+	})
 	return pre, nil
 }
 
 // prepareOne builds, chains to prev and encodes one append with the given seq.
 func (o *Outbox) prepareOne(r *writeReq, seq int64, uid uuid.UUID, prev []byte) prepared {
-	p := o.buildOne(r, seq, uid, prev)
+	p := o.buildOne(r, seq, uid)
+	if o.chain != nil && p.err == nil {
+		p.canonicalize()
+		p.linkTo(o.chain, r.stream, prev)
+	}
 	if p.err == nil {
 		p.stored, p.enc = encode(p.payload, p.id)
 	}
 	return p
 }
 
-// buildOne builds one append with the given seq (and a new id when uid is zero) and chains
-// it to prev.
-func (o *Outbox) buildOne(r *writeReq, seq int64, uid uuid.UUID, prev []byte) prepared {
+// buildOne builds one append with the given seq (and a new id when uid is zero).
+func (o *Outbox) buildOne(r *writeReq, seq int64, uid uuid.UUID) prepared {
 	if uid == (uuid.UUID{}) {
 		u, err := uuid.NewRandom()
 		if err != nil {
@@ -720,18 +745,15 @@ func (o *Outbox) buildOne(r *writeReq, seq int64, uid uuid.UUID, prev []byte) pr
 		payload = []byte{}
 	}
 	p.payload = payload
-	if p.link(o.chain, r.stream, prev); p.err != nil {
-		p.err = fmt.Errorf("queue: append to %s: chain seq %d: %w", r.stream, seq, p.err)
-	}
 	return p
 }
 
-// encodeAll encodes pre[i] for every i in work, on up to GOMAXPROCS goroutines.
-func encodeAll(pre []prepared, work []int) {
+// inParallel calls f(i) for every i in work, on up to GOMAXPROCS goroutines.
+func inParallel(work []int, f func(i int)) {
 	workers := min(runtime.GOMAXPROCS(0), len(work)/minPerEncoder)
 	if workers <= 1 {
 		for _, i := range work {
-			pre[i].stored, pre[i].enc = encode(pre[i].payload, pre[i].id)
+			f(i)
 		}
 		return
 	}
@@ -744,8 +766,7 @@ func encodeAll(pre []prepared, work []int) {
 				if k >= len(work) {
 					return
 				}
-				i := work[k]
-				pre[i].stored, pre[i].enc = encode(pre[i].payload, pre[i].id)
+				f(work[k])
 			}
 		})
 	}
