@@ -134,3 +134,17 @@ func BenchmarkFootprintChain(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendChain: one configuration at a time, for profiles (-cpuprofile): sealed
+// passages, 64 appenders, synchronous=NORMAL, without and with the chain.
+func BenchmarkAppendChain(b *testing.B) {
+	for _, chained := range []bool{false, true} {
+		b.Run(fmt.Sprintf("chained=%v", chained), func(b *testing.B) {
+			opts := Options{Synchronous: "NORMAL"}
+			if chained {
+				opts.Chain = testUnit()
+			}
+			benchAppend(b, opts, 64, passagePayload)
+		})
+	}
+}

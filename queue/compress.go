@@ -165,9 +165,9 @@ var dictDeflate2 = append(append([]byte(nil), dictDeflate1...), ``+
 
 // dictDeflate3 is the preset dictionary of encSplitCanonical: dictDeflate1, then skeletons of
 // Sentinel's records as the chain stores them (RFC 8785 member order, prev, the hash last; the
-// most common last). It must never change.
+// most common last; no queue_loss notice: they are rare, and a longer dictionary costs every
+// compression). It must never change.
 var dictDeflate3 = append(append([]byte(nil), dictDeflate1...), ``+
-	`{"abandoned":0,"dropped_oldest":0,"failed_writes":0,"head":{"audit":{"hash":"","seq":1},"event":{"hash":"","seq":1},"passage":{"hash":"","seq":1}},"head_sig":"","id":"","kind":"queue_loss","lost":1,"missing":0,"prev":"","quarantined":0,"rejected_full":0,"seq":1,"ts":"2026-11-25T08:00:00.000Z","hash":""}`+
 	`{"clock":"synced","detail":"","device":"","id":"","prev":"","seq":1,"source":"fire","state":"active","ts":"2026-11-25T08:00:00.000Z","type":"alarm","venue":"","hash":""}`+
 	`{"attempt":1,"device":"","http_status":200,"id":"","interface":"qr","latency_ms":12.5,"passage":"","platform_request_id":"p-","prev":"","purpose":"passage","result":"ok","seq":1,"signature":"accepted","source":"live","ts":"2026-11-25T08:00:00.000Z","venue":"","hash":""}`+
 	`{"clock":"unsynced","credential":"idcard","decision_ms":1,"device":"","fallback":"allow_and_flag","flagged":true,"gate":"not_opened","health_code":"red","id":"","mode":"offline","nat_sampled_at":"2026-11-25T08:00:00Z","platform_request_id":"p-","policy":"sha256:","prev":"","reason":"health_code_red","seq":1,"subject":{"id":"**********","name":"*"},"ts":"2026-11-25T08:00:00.000Z","venue":"","verdict":"deny","hash":""}`+
