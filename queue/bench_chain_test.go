@@ -136,15 +136,21 @@ func BenchmarkFootprintChain(b *testing.B) {
 }
 
 // BenchmarkAppendChain: one configuration at a time, for profiles (-cpuprofile): sealed
-// passages, 64 appenders, synchronous=NORMAL, without and with the chain.
+// passages, 1 and 64 appenders, synchronous=NORMAL (CHAIN_SYNC), without and with the chain.
 func BenchmarkAppendChain(b *testing.B) {
-	for _, chained := range []bool{false, true} {
-		b.Run(fmt.Sprintf("chained=%v", chained), func(b *testing.B) {
-			opts := Options{Synchronous: "NORMAL"}
-			if chained {
-				opts.Chain = testUnit()
-			}
-			benchAppend(b, opts, 64, passagePayload)
-		})
+	syncMode := "NORMAL"
+	if v := os.Getenv("CHAIN_SYNC"); v != "" {
+		syncMode = v
+	}
+	for _, appenders := range []int{1, 64} {
+		for _, chained := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/appenders=%d/chained=%v", syncMode, appenders, chained), func(b *testing.B) {
+				opts := Options{Synchronous: syncMode}
+				if chained {
+					opts.Chain = testUnit()
+				}
+				benchAppend(b, opts, appenders, passagePayload)
+			})
+		}
 	}
 }

@@ -158,7 +158,7 @@ func readCounters(ctx context.Context, q queryer) (counters, error) {
 	return c, nil
 }
 
-func writeCounters(ctx context.Context, tx *sql.Tx, c counters) error {
+func writeCounters(ctx context.Context, tx sqlTx, c counters) error {
 	for name, v := range map[string]int64{
 		"rows": c.Rows, "bytes": c.Bytes, "dropped_oldest": c.DroppedOldest,
 		"rejected_full": c.RejectedFull, "failed_writes": c.FailedWrites, "reported": c.Reported,
@@ -174,7 +174,7 @@ func writeCounters(ctx context.Context, tx *sql.Tx, c counters) error {
 
 // txState is what one write transaction knows about capacity.
 type txState struct {
-	tx      *sql.Tx
+	tx      sqlTx
 	cap     Capacity
 	c       counters
 	loaded  bool

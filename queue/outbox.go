@@ -101,6 +101,7 @@ type Outbox struct {
 
 	chain         *chain.Unit // Options.Chain: nil stores records unchained
 	wc            *sql.Conn   // the writer's own connection
+	wtx           *writerTx   // writer goroutine only: its transactions, statements kept
 	syncFull      bool        // synchronous=FULL configured
 	relaxed       bool        // writer goroutine only: wc is at synchronous=NORMAL for now
 	capMu         sync.Mutex
@@ -229,6 +230,7 @@ func (o *Outbox) Close() error {
 	if o.mark != nil {
 		errs = append(errs, o.mark.close())
 	}
+	o.wtx.close()
 	_ = o.wc.Close()
 	errs = append(errs, o.db.Close())
 	if err := errors.Join(errs...); err != nil {

@@ -67,6 +67,7 @@ func (o *Outbox) open(syncMode string, opts Options) (late bool, err error) {
 	if o.wc, err = db.Conn(ctx); err != nil {
 		return fail(fileError(o.path, err))
 	}
+	o.wtx = &writerTx{conn: o.wc, stmts: map[string]*sql.Stmt{}}
 	return late, nil
 }
 
@@ -260,7 +261,7 @@ func (o *Outbox) reconcile(ctx context.Context, mark markRead, state fileState) 
 // hash the mark holds for its last seq (the last record stored before the loss), so that the
 // next record links to it. A mark without a hash for the stream (written before the chain,
 // or by an unchained outbox) leaves the database's head as it is.
-func continueChains(ctx context.Context, tx *sql.Tx, gaps []SeqRange, hashes map[string][]byte) error {
+func continueChains(ctx context.Context, tx sqlTx, gaps []SeqRange, hashes map[string][]byte) error {
 	for _, g := range gaps {
 		h := hashes[g.Stream]
 		if len(h) == 0 {
@@ -326,7 +327,7 @@ func streamSeqs(ctx context.Context, q queryer) (map[string]int64, error) {
 // recordGaps stores gaps (to be named by the next queue_loss notice), counts their records as
 // missing and raises each stream's last seq to the gap's end, so those seqs are never used
 // again.
-func recordGaps(ctx context.Context, tx *sql.Tx, gaps []SeqRange, ts int64) error {
+func recordGaps(ctx context.Context, tx sqlTx, gaps []SeqRange, ts int64) error {
 	var n int64
 	for _, g := range gaps {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO streams (stream, last_seq, topic) VALUES (?, ?, '')

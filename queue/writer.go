@@ -234,20 +234,19 @@ type txUsed struct {
 // receives the last seq (and hash) this transaction used per stream.
 func (o *Outbox) runTx(live []*writeReq, used txUsed) (appended bool, err error) {
 	ctx := context.Background() // one caller's ctx must not abort the others' commit
-	tx, err := o.wc.BeginTx(ctx, nil)
-	if err != nil {
-		return false, fmt.Errorf("queue: begin: %w", err)
+	tx := o.wtx
+	if err := tx.begin(ctx); err != nil {
+		return false, err
 	}
 	defer func() {
 		if err != nil {
-			_ = tx.Rollback()
+			tx.rollback(ctx)
 			clear(o.topics) // it may hold a stream whose first row was rolled back
 		}
 	}()
 	t := &txRun{
 		o: o, ctx: ctx, tx: tx, used: used, pos: map[string]*streamPos{}, ts: now().UnixMilli(),
 		st:            &txState{tx: tx, cap: o.capacityNow()},
-		stmts:         map[string]*sql.Stmt{},
 		streamRow:     map[string]bool{},
 		failedUnsaved: o.failedUnsaved.Load(), abandonedUnsaved: o.abandonedUnsaved.Load(),
 	}
@@ -263,8 +262,8 @@ func (o *Outbox) runTx(live []*writeReq, used txUsed) (appended bool, err error)
 	if err := t.finish(live); err != nil {
 		return false, err
 	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("queue: commit: %w", err)
+	if err := tx.commit(ctx); err != nil {
+		return false, err
 	}
 	if t.st.loaded {
 		o.failedUnsaved.Add(-t.failedUnsaved)
@@ -278,14 +277,13 @@ func (o *Outbox) runTx(live []*writeReq, used txUsed) (appended bool, err error)
 type txRun struct {
 	o    *Outbox
 	ctx  context.Context
-	tx   *sql.Tx
+	tx   *writerTx
 	st   *txState
 	used txUsed                // the last seq (and hash) used per stream, so far
 	pos  map[string]*streamPos // where each stream stands in this transaction, read once
 	ts   int64                 // the transaction's time, Unix milliseconds
 
-	stmts     map[string]*sql.Stmt // prepared once per transaction, by query
-	streamRow map[string]bool      // streams whose row this transaction has upserted
+	streamRow map[string]bool // streams whose row this transaction has upserted
 
 	noNotice                        bool  // an opFlush asked for the counters without the notice
 	rejected                        int   // appends refused: the outbox is full
@@ -293,18 +291,8 @@ type txRun struct {
 	failedUnsaved, abandonedUnsaved int64 // losses counted in memory, saved by this transaction
 }
 
-// stmt prepares q once per transaction.
-func (t *txRun) stmt(q string) (*sql.Stmt, error) {
-	if s, ok := t.stmts[q]; ok {
-		return s, nil
-	}
-	s, err := t.tx.PrepareContext(t.ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("queue: prepare: %w", err)
-	}
-	t.stmts[q] = s
-	return s, nil
-}
+// stmt returns q's statement, prepared once on the writer's connection.
+func (t *txRun) stmt(q string) (*sql.Stmt, error) { return t.tx.PrepareContext(t.ctx, q) }
 
 // do runs one request.
 func (t *txRun) do(r *writeReq, p *prepared) error {
@@ -568,7 +556,7 @@ func (t *txRun) notice() error {
 }
 
 // unreportedGaps returns the missing seqs no notice has named yet.
-func unreportedGaps(ctx context.Context, tx *sql.Tx) ([]SeqRange, error) {
+func unreportedGaps(ctx context.Context, tx sqlTx) ([]SeqRange, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT stream, first_seq, last_seq, cause FROM gaps WHERE reported = 0 ORDER BY g`)
 	if err != nil {
 		return nil, fmt.Errorf("queue: notice: read lost seqs: %w", err)
@@ -606,7 +594,7 @@ func (o *Outbox) logCapacity(st *txState, rejected int) {
 // resolveIDs returns the insertion numbers of a mark or attempt request: r.ns, plus the
 // pending rows whose id is in r.ids (found through the pending index; ids are not indexed,
 // the uplink marks by insertion number).
-func (o *Outbox) resolveIDs(ctx context.Context, tx *sql.Tx, r *writeReq) ([]int64, error) {
+func (o *Outbox) resolveIDs(ctx context.Context, tx sqlTx, r *writeReq) ([]int64, error) {
 	if len(r.ids) == 0 {
 		return r.ns, nil
 	}
