@@ -1,17 +1,11 @@
 package chain_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,14 +13,13 @@ import (
 
 	. "github.com/sentinel-edge/sentinel/internal/chain"
 	"github.com/sentinel-edge/sentinel/internal/chain/chaintest"
-	"github.com/sentinel-edge/sentinel/queue"
 )
 
 // Benchmarks (docs/BENCHMARKS.md, "Records chain"):
 //
 //	go test -run - -bench 'Link|Check|Verifier' -benchmem ./internal/chain
-//	go test -run - -bench 'AppendChained' -benchtime 3s -count 3 ./internal/chain
-//	go test -run - -bench 'FootprintChained' -benchtime 1x ./internal/chain
+//
+// The chain's cost in the queue's writer: queue/bench_chain_test.go.
 
 // The records of the queue's benchmarks: a sealed passage (privacy.platform_key_file set),
 // a masked-only one, an audit row.
@@ -163,172 +156,4 @@ func BenchmarkVerifier(b *testing.B) {
 	}
 	b.ReportMetric(float64(150_000*b.N)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(150_000*b.N)/(cpuTime(true)-t0).Seconds(), "records/cpu-s")
-}
-
-// chainedBuild wraps build so that the payload stored is the chained record: what the
-// writer will do, here inside the build func (called on the writer, in seq order; the one
-// stream of the benchmark never has a failed append, so prev is the last record's hash).
-func chainedBuild(u *Unit, build func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) {
-	var prev []byte
-	return func(seq int64, id string) ([]byte, error) {
-		p, err := build(seq, id)
-		if err != nil {
-			return nil, err
-		}
-		c, h, err := u.Link("passage", prev, p)
-		prev = h
-		return c, err
-	}
-}
-
-// BenchmarkAppendChained: the queue's append rate (synchronous=FULL, sealed passages) with
-// and without the chain, 1, 4 and 64 appenders.
-func BenchmarkAppendChained(b *testing.B) {
-	u := &Unit{Venue: "350582-0001", Device: "gate-01", Alg: SHA256, Key: chaintest.ExampleKey()}
-	for _, appenders := range []int{1, 4, 64} {
-		for _, mode := range []string{"plain", "sha256", "sm3"} {
-			b.Run(fmt.Sprintf("appenders=%d/%s", appenders, mode), func(b *testing.B) {
-				build := sealedPassage
-				if mode != "plain" {
-					uu := *u
-					uu.Alg, _ = ParseAlg(mode)
-					build = chainedBuild(&uu, sealedPassage)
-				}
-				o, err := queue.Open(filepath.Join(b.TempDir(), "q.db"), queue.Options{Logger: slog.New(slog.DiscardHandler)})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer o.Close()
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				b.ResetTimer()
-				t0 := cpuTime(true)
-				for range appenders {
-					wg.Go(func() {
-						for next.Add(1) <= int64(b.N) {
-							if _, err := o.Append(context.Background(), "passage", "sentinel/v1/350582-0001/gate-01/passage", build); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-				b.ReportMetric(float64(cpuTime(true)-t0)/float64(b.N)/1000, "cpu-µs/row")
-			})
-		}
-	}
-}
-
-// BenchmarkFootprintChained: what the chain adds to the stored size of a record (the
-// queue's accounted bytes, 100,000 sealed passages; FOOTPRINT_N changes the count).
-func BenchmarkFootprintChained(b *testing.B) {
-	n := 100_000
-	if v := os.Getenv("FOOTPRINT_N"); v != "" {
-		fmt.Sscan(v, &n)
-	}
-	u := &Unit{Venue: "350582-0001", Device: "gate-01", Alg: SHA256, Key: chaintest.ExampleKey()}
-	// The forms compared: as built (no chain); only reordered canonically (what the order
-	// alone costs the compression); as built with prev and hash appended (what the two hashes
-	// alone cost); as chained (canonical, prev and hash).
-	forms := map[string]func(func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error){
-		"built": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) { return f },
-		"canonical-only": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) {
-			return func(seq int64, id string) ([]byte, error) {
-				p, err := f(seq, id)
-				if err != nil {
-					return nil, err
-				}
-				return Canonical(nil, p)
-			}
-		},
-		"built+hashes": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) {
-			return func(seq int64, id string) ([]byte, error) {
-				p, err := f(seq, id)
-				if err != nil {
-					return nil, err
-				}
-				h := make([]byte, 64)
-				_, _ = rand.Read(h)
-				return fmt.Appendf(p[:len(p)-1:len(p)-1], `,"prev":"%x","hash":"%x"}`, h[:32], h[32:]), nil
-			}
-		},
-		"chained": func(f func(int64, string) ([]byte, error)) func(int64, string) ([]byte, error) {
-			return chainedBuild(u, f)
-		},
-	}
-	for _, pl := range payloads[:2] {
-		for _, form := range []string{"built", "canonical-only", "built+hashes", "chained"} {
-			b.Run(fmt.Sprintf("%s/%s", pl.name, form), func(b *testing.B) {
-				for b.Loop() {
-					o, err := queue.Open(filepath.Join(b.TempDir(), "q.db"), queue.Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)})
-					if err != nil {
-						b.Fatal(err)
-					}
-					build := forms[form](pl.build)
-					var wg sync.WaitGroup
-					for w := range 16 {
-						wg.Go(func() {
-							for range n/16 + map[bool]int{true: n % 16}[w == 0] {
-								if _, err := o.Append(context.Background(), "passage", "sentinel/v1/350582-0001/gate-01/passage", build); err != nil {
-									b.Error(err)
-									return
-								}
-							}
-						})
-					}
-					wg.Wait()
-					st, err := o.Stats(context.Background())
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.ReportMetric(float64(st.Bytes)/float64(st.Records), "accounted-bytes/record")
-					o.Close()
-				}
-			})
-		}
-	}
-}
-
-// BenchmarkAppendPaired: plain and chained appends alternated in rounds on fresh outboxes
-// (64 appenders, sealed passages, synchronous=NORMAL so that the CPU, not fsync, bounds
-// them), so that a shared machine's load falls on both alike; process CPU per row of each
-// and their ratio.
-func BenchmarkAppendPaired(b *testing.B) {
-	u := &Unit{Venue: "350582-0001", Device: "gate-01", Alg: SHA256, Key: chaintest.ExampleKey()}
-	const rows, rounds = 20_000, 6
-	run := func(build func(int64, string) ([]byte, error)) time.Duration {
-		o, err := queue.Open(filepath.Join(b.TempDir(), "q.db"), queue.Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer o.Close()
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		t0 := cpuTime(true)
-		for range 64 {
-			wg.Go(func() {
-				for next.Add(1) <= rows {
-					if _, err := o.Append(context.Background(), "passage", "sentinel/v1/350582-0001/gate-01/passage", build); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		return cpuTime(true) - t0
-	}
-	for b.Loop() {
-		var plain, chained time.Duration
-		for range rounds {
-			plain += run(sealedPassage)
-			chained += run(chainedBuild(u, sealedPassage))
-		}
-		b.ReportMetric(float64(plain.Microseconds())/rows/rounds, "plain-cpu-µs/row")
-		b.ReportMetric(float64(chained.Microseconds())/rows/rounds, "chained-cpu-µs/row")
-		b.ReportMetric(float64(chained)/float64(plain), "ratio")
-	}
 }
