@@ -110,19 +110,7 @@ func BenchmarkFootprintChain(b *testing.B) {
 				if chained {
 					opts.Chain = testUnit()
 				}
-				o, path := openTemp(b, opts)
-				fill(b, o, n)
-				if _, err := o.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-					b.Fatal(err)
-				}
-				st, err := o.Stats(context.Background())
-				if err != nil {
-					b.Fatal(err)
-				}
-				fi, err := os.Stat(path)
-				if err != nil {
-					b.Fatal(err)
-				}
+				o, st, fi := filled(b, opts, n)
 				var payload int64
 				if err := o.db.QueryRow(`SELECT SUM(length(payload)) FROM outbox`).Scan(&payload); err != nil {
 					b.Fatal(err)

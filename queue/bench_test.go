@@ -184,24 +184,30 @@ func BenchmarkFootprint(b *testing.B) {
 	}
 	for b.Loop() {
 		n := footprintN
-		o, path := openTemp(b, Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)})
-		fill(b, o, n)
-		if _, err := o.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-			b.Fatal(err)
-		}
-		st, err := o.Stats(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			b.Fatal(err)
-		}
+		_, st, fi := filled(b, Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)}, n)
 		b.ReportMetric(float64(fi.Size())/float64(n), "disk-bytes/record")
 		b.ReportMetric(float64(st.BytesOnDisk)/1e6, "disk-MB")
 		b.ReportMetric(float64(st.Bytes)/1e6, "accounted-MB")
 		b.ReportMetric(float64(st.Bytes)/float64(fi.Size()), "accounted/disk")
 	}
+}
+
+// filled is a fresh outbox with n passages, checkpointed, its stats and its file's.
+func filled(b *testing.B, opts Options, n int) (*Outbox, Stats, os.FileInfo) {
+	o, path := openTemp(b, opts)
+	fill(b, o, n)
+	if _, err := o.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		b.Fatal(err)
+	}
+	st, err := o.Stats(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return o, st, fi
 }
 
 // footprintN is how many records BenchmarkFootprint stores.
