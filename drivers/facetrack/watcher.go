@@ -18,8 +18,8 @@ type Detector interface {
 
 // Errors.
 var (
-	ErrDecode    = errors.New("facetrack: frame is not a decodable JPEG")
-	ErrTooBig    = errors.New("facetrack: frame has more pixels than the limit")
+	ErrDecode     = errors.New("facetrack: frame is not a decodable JPEG")
+	ErrTooBig     = errors.New("facetrack: frame has more pixels than the limit")
 	ErrNoDetector = errors.New("facetrack: the detect mode needs a face detector")
 )
 
