@@ -279,11 +279,11 @@ func (s *stream) frame(b []byte) {
 	s.mu.Lock()
 	s.seq++
 	f := &Frame{JPEG: b, Seq: s.seq, Time: s.opts.Now()}
-	s.latest = f
+	s.latest = f // Snapshot's, copied out
 	if s.pending != nil {
 		s.skipped.Add(1)
 	}
-	s.pending = f
+	s.pending = &Frame{JPEG: append([]byte(nil), b...), Seq: f.Seq, Time: f.Time} // the receiver's own
 	close(s.arrived)
 	s.arrived = make(chan struct{})
 	s.mu.Unlock()

@@ -56,7 +56,7 @@ func (d *Cascade) Detect(img *image.Gray) ([]image.Rectangle, error) {
 	defer src.Close()
 	pix := src.DataPtrUint8()
 	for y := 0; y < h; y++ {
-		off := (y)*img.Stride
+		off := (y) * img.Stride
 		copy(pix[y*w:(y+1)*w], img.Pix[off:off+w])
 	}
 	scale := 1.0
