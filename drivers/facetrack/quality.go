@@ -21,13 +21,13 @@ const (
 type Quality struct {
 	Size       int     // the box's shorter side, frame pixels
 	Inside     bool    // the box keeps a margin from every edge of the frame
-	Sharpness  float64 // variance of the Laplacian over the face, resampled to 96×96
+	Sharpness  float64 // variance of the Laplacian over the face, scaled down to 64 pixels
 	Brightness float64 // mean luma over the face, 0–255
 }
 
 // normSide is the side the face region is resampled to before the Laplacian, so that the
 // sharpness does not depend on the face's size in pixels.
-const normSide = 96
+const normSide = 64
 
 // Measure measures the face at box (in img's coordinates) in img.
 func Measure(img *image.Gray, box image.Rectangle) Quality {
@@ -39,7 +39,10 @@ func Measure(img *image.Gray, box image.Rectangle) Quality {
 	}
 	edge := max(2, q.Size/20)
 	q.Inside = box.Min.X-b.Min.X >= edge && box.Min.Y-b.Min.Y >= edge && b.Max.X-box.Max.X >= edge && b.Max.Y-box.Max.Y >= edge
-	n := Resample(img, box, normSide, normSide)
+	n := img.SubImage(box).(*image.Gray)
+	if q.Size > normSide {
+		n = Resample(img, box, box.Dx()*normSide/q.Size, box.Dy()*normSide/q.Size)
+	}
 	var sum float64
 	for _, p := range n.Pix {
 		sum += float64(p)
@@ -101,7 +104,7 @@ func Resample(img *image.Gray, r image.Rectangle, w, h int) *image.Gray {
 // Gates are the quality a face must have to be searched. Zero values take the defaults.
 type Gates struct {
 	MinFace       int     // camera.min_face: the smallest face side, pixels (default 80)
-	MinSharpness  float64 // default 40 (see Quality.Sharpness)
+	MinSharpness  float64 // default 60 (see Quality.Sharpness; a sharp face measures hundreds)
 	MinBrightness float64 // default 45
 	MaxBrightness float64 // default 225
 }
@@ -111,7 +114,7 @@ func (g Gates) withDefaults() Gates {
 		g.MinFace = 80
 	}
 	if g.MinSharpness <= 0 {
-		g.MinSharpness = 40
+		g.MinSharpness = 60
 	}
 	if g.MinBrightness <= 0 {
 		g.MinBrightness = 45
