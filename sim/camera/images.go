@@ -101,3 +101,41 @@ func EncodeJPEG(img image.Image, quality int) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// portraits are head-and-shoulders regions of the test photos with a face.
+var portraits = map[string]image.Rectangle{
+	"astronaut": image.Rect(110, 10, 340, 300),
+	"messi":     image.Rect(195, 55, 300, 175),
+}
+
+// Portrait returns the head-and-shoulders region of a named test photo with a face
+// (astronaut, messi), and whether the photo is installed.
+func Portrait(name string) (image.Image, bool, error) {
+	r, ok := portraits[name]
+	p, installed := TestImage(name)
+	if !ok || !installed {
+		return nil, false, nil
+	}
+	img, err := LoadImage(p)
+	if err != nil {
+		return nil, true, err
+	}
+	sub, ok := img.(interface {
+		SubImage(image.Rectangle) image.Image
+	})
+	if !ok {
+		return nil, true, fmt.Errorf("%s: cannot crop a %T", p, img)
+	}
+	return sub.SubImage(r), true, nil
+}
+
+// Person returns a w×h scene: bg, and fg scaled to height pixels tall (its aspect kept),
+// centred, standing on the bottom edge (as a person in front of a pillar camera).
+func Person(bg, fg image.Image, w, h, height int) *image.RGBA {
+	out := Scene(bg, w, h)
+	fb := fg.Bounds()
+	fw := fb.Dx() * height / fb.Dy()
+	x0 := (w - fw) / 2
+	Compose(out, fg, image.Rect(x0, h-height, x0+fw, h))
+	return out
+}
