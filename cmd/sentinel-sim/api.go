@@ -17,7 +17,8 @@ import (
 func runAPI(ctx context.Context, args []string, e env) error {
 	fs := newFlags("api", "--population FILE [--listen ADDR] [flags]",
 		"Serves the docking interface of docs/docking-spec.md (ping, QR, ID-card and face\n"+
-			"verification) from a population CSV, in the reference dialect or the province one.\n"+
+			"verification; face search against the population's face_image photos) from a\n"+
+			"population CSV, in the reference dialect or the province one.\n"+
 			"Prints \"listening on HOST:PORT\" to stderr once ready; --listen 127.0.0.1:0\n"+
 			"picks a free port. Logs one line per call, credentials masked.\n\n"+
 			"With --app-key and --secret-file it checks every request's signature (hmac-sha256\n"+
@@ -112,6 +113,9 @@ func runAPI(ctx context.Context, args []string, e env) error {
 		opts.Fault = platform.FailEvery(*failEvery)
 	}
 	srv := platform.NewServer(pop, opts)
+	if err := srv.LoadFaces(); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -71,6 +71,8 @@ type Data struct {
 	HealthCode string   `json:"health_code"`
 	NAT        *NAT     `json:"nat"`
 	Vaccine    *Vaccine `json:"vaccine"`
+	// Score is the face search's match score, 0 to 1 (v3); absent for other interfaces.
+	Score *float64 `json:"score,omitempty"`
 }
 
 // Identity says who the credential belongs to.
@@ -152,6 +154,7 @@ type Server struct {
 	d     dialect
 	ifs   map[string]string // path → interface
 	reqlg *requestLog
+	faceState
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -177,6 +180,7 @@ func NewServer(pop *population.Population, opts Options) *Server {
 	for iface, p := range d.paths() {
 		s.ifs[p] = iface
 	}
+	s.registerFaceSearch()
 	return s
 }
 
@@ -328,7 +332,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, e *LogEntry) {
 			return
 		}
 	}
-	req, err := s.d.decode(e.Interface, raw)
+	req, err := s.decode(e.Interface, raw)
 	if err != nil {
 		s.fail(w, r, e, failBadRequest, err.Error(), "")
 		return
@@ -428,6 +432,8 @@ func (s *Server) lookup(iface string, req credRequest) (*Data, bool) {
 		}
 		match := claimed == "" || claimed == p.IDNumber
 		return s.data(p, Identity{IDNumber: p.IDNumber, Name: p.Name, Match: match}), true
+	case IfaceFaceSearch:
+		return s.faceSearch(req)
 	}
 	return nil, false
 }
