@@ -12,11 +12,13 @@
 #   SENTINEL_ARM64_SYSROOT  where (default /var/cache/sentinel/sysroot-arm64)
 set -euo pipefail
 root=${SENTINEL_ARM64_SYSROOT:-/var/cache/sentinel/sysroot-arm64}
-# The OpenCV modules gocv's main package compiles against, and the C/C++ runtime.
+# The OpenCV modules gocv's main package compiles and links against (opencv2/opencv.hpp
+# includes the headers of photo, ml, stitching and flann too), and the C/C++ runtime.
 pkgs=(libopencv-core-dev libopencv-imgproc-dev libopencv-objdetect-dev libopencv-imgcodecs-dev
   libopencv-videoio-dev libopencv-highgui-dev libopencv-dnn-dev libopencv-calib3d-dev
-  libopencv-features2d-dev libopencv-video-dev libstdc++6 libc6)
-want="sysroot-v1 ${pkgs[*]}"
+  libopencv-features2d-dev libopencv-video-dev libopencv-photo-dev libopencv-ml-dev
+  libopencv-stitching-dev libopencv-flann-dev libstdc++6 libc6)
+want="sysroot-v4 ${pkgs[*]}"
 if [ -f "$root/.sentinel-sysroot" ] && [ "$(cat "$root/.sentinel-sysroot")" = "$want" ]; then
   echo "$root"; exit 0
 fi
@@ -38,13 +40,26 @@ $sudo apt-get -y -qq --no-install-recommends --download-only \
 new="$root.new"
 $sudo rm -rf "$new"; $sudo mkdir -p "$new"
 n=0
-for deb in "$work"/archives/*.deb; do $sudo dpkg-deb -x "$deb" "$new"; n=$((n + 1)); done
+for deb in "$work"/archives/*.deb; do
+  # The C and C++ development files come from the cross toolchain (libc6-dev-arm64-cross):
+  # a second copy here would be linked statically in their place.
+  case "${deb##*/}" in libc6-dev_* | linux-libc-dev_* | libgcc-*-dev_* | libstdc++-*-dev_* | libcrypt-dev_*) continue ;; esac
+  $sudo dpkg-deb -x "$deb" "$new"; n=$((n + 1))
+done
 # Absolute symlinks would point into the host's root: make them relative to the sysroot.
 while IFS= read -r link; do
   target=$(readlink "$link")
   case "$target" in /*) $sudo ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$new$target")" "$link" ;; esac
 done < <(find "$new" -type l)
 $sudo rm -rf "$new/usr/share/doc" "$new/usr/share/man" "$new/usr/share/locale"
+# BLAS and LAPACK are found through update-alternatives links that the packages' scripts would
+# make: make the default ones.
+for lib in blas/libblas.so.3 lapack/liblapack.so.3; do
+  [ -e "$new/usr/lib/aarch64-linux-gnu/$lib" ] && $sudo ln -sfn "$lib" "$new/usr/lib/aarch64-linux-gnu/${lib#*/}"
+done
+# Linker scripts (libc.so and the like, from libc6-dev) name absolute paths: the cross
+# toolchain's own C library is the one to link with.
+{ grep -l "GNU ld script" "$new"/usr/lib/aarch64-linux-gnu/*.so 2>/dev/null || true; } | while IFS= read -r f; do $sudo rm -f "$f"; done
 echo "$want" | $sudo tee "$new/.sentinel-sysroot" >/dev/null
 $sudo rm -rf "$root"; $sudo mv "$new" "$root"
 echo "install-opencv-arm64: $n packages unpacked into $root" >&2

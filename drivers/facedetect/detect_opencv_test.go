@@ -23,7 +23,7 @@ func need(t testing.TB, name string) image.Image {
 	t.Helper()
 	p, ok := simcam.TestImage(name)
 	if !ok {
-		t.Skipf("test photo %s not installed (scripts/install-deps.sh face)", name)
+		missing(t, "test photo %s not installed (scripts/install-deps.sh face)", name)
 	}
 	img, err := simcam.LoadImage(p)
 	if err != nil {
@@ -39,7 +39,7 @@ func portrait(t testing.TB, name string) image.Image {
 		t.Fatal(err)
 	}
 	if !ok {
-		t.Skipf("test photo %s not installed (scripts/install-deps.sh face)", name)
+		missing(t, "test photo %s not installed (scripts/install-deps.sh face)", name)
 	}
 	return img
 }
@@ -50,7 +50,7 @@ func detector(t testing.TB, o facedetect.Options) *facedetect.Cascade {
 		o.Cascade = facedetect.DefaultCascade
 	}
 	if _, err := os.Stat(o.Cascade); err != nil {
-		t.Skipf("cascade %s not installed (opencv-data)", o.Cascade)
+		missing(t, "cascade %s not installed (opencv-data)", o.Cascade)
 	}
 	d, err := facedetect.New(o)
 	if err != nil {

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"image"
+	"os"
 	"testing"
 
 	"github.com/sentinel-edge/sentinel/drivers/facetrack"
@@ -17,7 +18,7 @@ func TestFaceMatchMargins(t *testing.T) {
 	for _, n := range []string{"astronaut", "messi"} {
 		img, ok, err := simcam.EnrolPhoto(n)
 		if err != nil || !ok {
-			t.Skipf("test photo %s not installed (scripts/install-deps.sh face)", n)
+			missing(t, "test photo %s not installed (scripts/install-deps.sh face)", n)
 		}
 		b, _ := simcam.EncodeJPEG(img, 95)
 		g, err := decodeGray(b)
@@ -29,7 +30,7 @@ func TestFaceMatchMargins(t *testing.T) {
 	crop := func(name string, r image.Rectangle) []byte {
 		p, ok := simcam.TestImage(name)
 		if !ok {
-			t.Skipf("test photo %s not installed", name)
+			missing(t, "test photo %s not installed", name)
 		}
 		img, err := simcam.LoadImage(p)
 		if err != nil {
@@ -79,4 +80,14 @@ func TestFaceMatchMargins(t *testing.T) {
 			}
 		}
 	}
+}
+
+// missing skips a test whose test photos or cascade are not installed, or fails it when
+// SENTINEL_REQUIRE_FACE is set (make test installs them: they must be there).
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("SENTINEL_REQUIRE_FACE") != "" {
+		t.Fatalf(format+" (SENTINEL_REQUIRE_FACE is set)", args...)
+	}
+	t.Skipf(format, args...)
 }

@@ -36,7 +36,7 @@ func need(t testing.TB, name string) string {
 	t.Helper()
 	p, ok := simcam.TestImage(name)
 	if !ok {
-		t.Skipf("test photo %s not installed (scripts/install-deps.sh face)", name)
+		platform.Missing(t, "test photo %s not installed (scripts/install-deps.sh face)", name)
 	}
 	return p
 }
@@ -48,7 +48,7 @@ func unitCrop(t testing.TB, name string, height, dx, dy int, k float64) []byte {
 	t.Helper()
 	pt, ok, err := simcam.Portrait(name)
 	if err != nil || !ok {
-		t.Skipf("test photo %s not installed (%v)", name, err)
+		platform.Missing(t, "test photo %s not installed (%v)", name, err)
 	}
 	bg, err := simcam.LoadImage(need(t, "brick"))
 	if err != nil {
@@ -74,7 +74,7 @@ func enrol(t testing.TB, dir, name string) string {
 	t.Helper()
 	img, ok, err := simcam.EnrolPhoto(name)
 	if err != nil || !ok {
-		t.Skipf("test photo %s not installed (%v)", name, err)
+		platform.Missing(t, "test photo %s not installed (%v)", name, err)
 	}
 	b, err := simcam.EncodeJPEG(img, 95)
 	if err != nil {
