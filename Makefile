@@ -11,19 +11,17 @@ LDFLAGS := -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Bui
 ARM_TAGS := osusergo,netgo,sqlite_omit_load_extension
 ARM_LDFLAGS := -s -w -extldflags -static $(LDFLAGS)
 TEST_TIMEOUT ?= 10m
-# The pillar build: the face detector (drivers/facedetect, OpenCV through gocv) behind the
-# build tag opencv, linked dynamically against Debian 12's OpenCV 4.6. Only the modules gocv
-# compiles against are linked (tag customenv), not the 55 that pkg-config opencv4 lists.
-FACE_TAGS := opencv,customenv
-OPENCV_LIBS := -lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lopencv_objdetect -lopencv_videoio \
-  -lopencv_highgui -lopencv_dnn -lopencv_calib3d -lopencv_features2d -lopencv_video
-FACE_ENV := CGO_ENABLED=1 CGO_CPPFLAGS='-I/usr/include/opencv4 -I/usr/include/x86_64-linux-gnu/opencv4' \
-  CGO_LDFLAGS='$(OPENCV_LIBS)'
+# The pillar build: the face detector (drivers/facedetect: OpenCV's cascade classifier) behind
+# the build tag opencv, linked dynamically against Debian 12's OpenCV 4.6 (objdetect, imgproc,
+# core). Other builds stay static and free of it. (-tags opencv,gocv binds it through gocv
+# v0.25.0 instead, which links every OpenCV module: docs/BENCHMARKS.md.)
+FACE_TAGS := opencv
+FACE_ENV := CGO_ENABLED=1
 # arm64: against an arm64 sysroot of Debian's OpenCV (scripts/install-opencv-arm64.sh).
 ARM64_SYSROOT ?= /var/cache/sentinel/sysroot-arm64
 FACE_ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
   CGO_CPPFLAGS='-I$(ARM64_SYSROOT)/usr/include/opencv4 -I$(ARM64_SYSROOT)/usr/include/aarch64-linux-gnu/opencv4' \
-  CGO_LDFLAGS='-L$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu $(foreach d,usr/lib/aarch64-linux-gnu lib/aarch64-linux-gnu usr/lib,-Wl,-rpath-link,$(ARM64_SYSROOT)/$(d)) $(OPENCV_LIBS)'
+  CGO_LDFLAGS='-L$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu $(foreach d,usr/lib/aarch64-linux-gnu lib/aarch64-linux-gnu usr/lib,-Wl,-rpath-link,$(ARM64_SYSROOT)/$(d))'
 FACE_PKGS := ./drivers/facedetect/...
 
 .PHONY: all build field-bins build-amd64 build-arm64 build-armv7 build-pillar build-pillar-arm64 test-face-arm64 cross package test test-unit test-e2e test-cross test-package test-field demo fuzz vet fmt clean
@@ -55,6 +53,7 @@ cross: build-arm64 build-armv7
 build-pillar:
 	scripts/install-deps.sh face
 	$(FACE_ENV) $(GO) build -tags $(FACE_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/sentinel-pillar ./cmd/sentinel
+	$(FACE_ENV) $(GO) build -tags $(FACE_TAGS) -o $(BIN)/facebench ./drivers/facedetect/facebench
 
 # The arm64 pillar binary and the detector's test binary, cross-compiled against the arm64
 # sysroot (made once, ~1 min download, ~600 MB).
@@ -64,6 +63,7 @@ build-pillar-arm64:
 	scripts/install-opencv-arm64.sh >/dev/null
 	$(FACE_ARM64_ENV) $(GO) build -trimpath -tags $(FACE_TAGS) -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/sentinel-pillar-linux-arm64 ./cmd/sentinel
 	$(FACE_ARM64_ENV) $(GO) test -c -tags $(FACE_TAGS) -o $(BIN)/facedetect-linux-arm64.test ./drivers/facedetect
+	$(FACE_ARM64_ENV) $(GO) build -tags $(FACE_TAGS) -o $(BIN)/facebench-linux-arm64 ./drivers/facedetect/facebench
 
 # The detector's tests on arm64 under qemu-user, with the sysroot's libraries.
 test-face-arm64: build-pillar-arm64

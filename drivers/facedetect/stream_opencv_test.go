@@ -51,7 +51,7 @@ func serveScript(t testing.TB, script string) (string, *simcam.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := simcam.NewServer(sc, simcam.Options{FPS: 10})
+	srv := simcam.NewServer(sc, simcam.Options{FPS: fps(t)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +61,14 @@ func serveScript(t testing.TB, script string) (string, *simcam.Server) {
 	go func() { _ = srv.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return "http://" + ln.Addr().String() + simcam.PathStream, srv
+}
+
+// fps is the sim camera's rate: 10 in tests, 30 in benchmarks.
+func fps(t testing.TB) int {
+	if _, ok := t.(*testing.B); ok {
+		return 30
+	}
+	return 10
 }
 
 type watched struct {
