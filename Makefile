@@ -24,7 +24,7 @@ FACE_ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc
   CGO_LDFLAGS='-L$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu $(foreach d,usr/lib/aarch64-linux-gnu lib/aarch64-linux-gnu usr/lib,-Wl,-rpath-link,$(ARM64_SYSROOT)/$(d))'
 FACE_PKGS := ./drivers/facedetect/...
 
-.PHONY: all build field-bins build-amd64 build-arm64 build-armv7 build-pillar build-pillar-arm64 test-face-arm64 cross package test test-unit test-e2e test-cross test-package test-field demo fuzz vet fmt clean
+.PHONY: all build field-bins build-amd64 build-arm64 build-armv7 build-pillar build-pillar-arm64 package-pillar test-face-arm64 cross package test test-unit test-e2e test-cross test-package test-field demo fuzz vet fmt clean
 
 all: build
 
@@ -64,6 +64,10 @@ build-pillar-arm64:
 	$(FACE_ARM64_ENV) $(GO) build -trimpath -tags $(FACE_TAGS) -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/sentinel-pillar-linux-arm64 ./cmd/sentinel
 	$(FACE_ARM64_ENV) $(GO) test -c -tags $(FACE_TAGS) -o $(BIN)/facedetect-linux-arm64.test ./drivers/facedetect
 	$(FACE_ARM64_ENV) $(GO) build -tags $(FACE_TAGS) -o $(BIN)/facebench-linux-arm64 ./drivers/facedetect/facebench
+
+# dist/sentinel-pillar_<version>_amd64.deb (and arm64 when built): depends on the OpenCV runtime.
+package-pillar: build-pillar
+	PKG_VERSION=$(PKG_VERSION) scripts/package-pillar.sh amd64 $$([ -x $(BIN)/sentinel-pillar-linux-arm64 ] && echo arm64)
 
 # The detector's tests on arm64 under qemu-user, with the sysroot's libraries.
 test-face-arm64: build-pillar-arm64
