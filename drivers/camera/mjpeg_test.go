@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"image"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -61,15 +60,12 @@ func simCamera(t *testing.T, script string, opts simcam.Options) (string, *simca
 		opts.FPS = 40
 	}
 	srv := simcam.NewServer(sc, opts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	base, stop, err := srv.ServeLoopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + ln.Addr().String(), srv, a, b
+	t.Cleanup(stop)
+	return base, srv, a, b
 }
 
 // recorder collects a stream's frames and state changes.

@@ -5,7 +5,6 @@ package facedetect_test
 import (
 	"context"
 	"image"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -52,15 +51,12 @@ func serveScript(t testing.TB, script string) (string, *simcam.Server) {
 		t.Fatal(err)
 	}
 	srv := simcam.NewServer(sc, simcam.Options{FPS: fps(t)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	base, stop, err := srv.ServeLoopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + ln.Addr().String() + simcam.PathStream, srv
+	t.Cleanup(stop)
+	return base + simcam.PathStream, srv
 }
 
 // fps is the sim camera's rate: 10 in tests, 30 in benchmarks.

@@ -240,3 +240,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-errc
 	return nil
 }
+
+// ServeLoopback serves on a free loopback port until stop is called; it returns the base URL
+// (http://127.0.0.1:PORT) and stop, which waits for the server to end.
+func (s *Server) ServeLoopback() (base string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("camera: listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Serve(ctx, ln); close(done) }()
+	return "http://" + ln.Addr().String(), func() { cancel(); <-done }, nil
+}
