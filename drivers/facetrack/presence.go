@@ -22,6 +22,8 @@ type presence struct {
 // presence triggers when the sensor was inactive for at least Rearm (or never active); a
 // shorter gap is the same person.
 func (w *Watcher) Presence(at time.Time, active bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	p := &w.pres
 	if active == p.active {
 		return

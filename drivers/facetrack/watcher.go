@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/draw"
 	"image/jpeg"
+	"sync"
 	"time"
 )
 
@@ -61,9 +62,11 @@ type Stats struct {
 	Frames, Undecodable, DetectErrors, Triggers uint64
 }
 
-// Watcher turns frames into triggers and screen hints. Feed it from one goroutine (the
-// stream's emit).
+// Watcher turns frames into triggers and screen hints. It is safe for concurrent use: frames
+// come from the stream's emit, Presence from the sensor's goroutine, Reset from the lane's
+// (each waits for a frame being processed).
 type Watcher struct {
+	mu    sync.Mutex
 	mode  Mode
 	det   Detector
 	opts  Options
@@ -109,11 +112,17 @@ func newWatcher(m Mode, opts WatcherOptions) *Watcher {
 func (w *Watcher) Mode() Mode { return w.mode }
 
 // Stats returns the counters.
-func (w *Watcher) Stats() Stats { return w.stats }
+func (w *Watcher) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
+}
 
 // Reset forgets the faces in view (detect) or the presence so far: the next face, or the
 // next presence, triggers as a new person.
 func (w *Watcher) Reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.tr.Reset()
 	w.pres = presence{}
 }
@@ -121,6 +130,8 @@ func (w *Watcher) Reset() {
 // Frame feeds one JPEG frame taken at at. A frame that does not decode is an error (ErrDecode,
 // ErrTooBig) and changes nothing else.
 func (w *Watcher) Frame(at time.Time, frame []byte) (Step, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.stats.Frames++
 	var st Step
 	var err error
