@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
-	"github.com/sentinel-edge/sentinel/agent/ops"
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/agent/statefile"
 	"github.com/sentinel-edge/sentinel/verify"
@@ -52,6 +51,9 @@ func isLive(key string) bool {
 	return false
 }
 
+// applier puts a new config in force in operations; ops.Ops is one.
+type applier interface{ Apply(*config.Config) error }
+
 // reloader re-reads the config file: the one reload path, for SIGHUP and the reload command.
 type reloader struct {
 	path   string
@@ -59,7 +61,7 @@ type reloader struct {
 	level  *slog.LevelVar // nil: log.level needs a restart
 	decs   *decisions
 	onPing func(verify.Call)
-	ops    *ops.Ops
+	ops    applier
 
 	mu  sync.Mutex // one reload at a time
 	cfg atomic.Pointer[config.Config]
@@ -91,7 +93,7 @@ func (r *reloader) reload(by string) (bool, string) {
 		}
 	}
 	if !out.OK {
-		return false, fmt.Sprintf("config invalid (%d problems), first: %s", len(out.Problems), out.Problems[0])
+		return false, fmt.Sprintf("config refused, the unit keeps the config it has (%d problem(s)), first: %s", len(out.Problems), out.Problems[0])
 	}
 	detail := "nothing changed"
 	if len(out.Applied) > 0 {

@@ -145,16 +145,18 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 	// 8. Operations: the retained status and the commands on a control connection of their
 	// own, the verdict screen, the metrics; the verifications the status counts for docked
 	// (the stored selftest and docking-check, the selftest command's, the daemon's own
-	// platform check, which claim no device: the config in force is the reload's).
+	// platform check: they claim no device, use the config and the platform client in force,
+	// and every call they make is audited).
 	var pl *pipeline.Pipeline
 	var o *ops.Ops
 	o, err = ops.New(ops.Options{
 		Cfg: cfg, Lane: ln, Queue: ob, Uplink: up, Control: uc, Pinger: decs, Events: rec,
 		Selftest: func(ctx context.Context) record.SelftestState {
-			return selftest.Live(ctx, rl.current(), selftest.Options{}, selftest.Held{Readers: o.Readers(), Relay: ln.Barrier()})
+			return selftest.Live(ctx, rl.current(), selftest.Options{Platform: decs.now().client, Audit: auditor.Checked},
+				selftest.Held{Readers: o.Readers(), Relay: ln.Barrier()})
 		},
 		PlatformCheck: func(ctx context.Context) record.SelftestState {
-			return selftest.PlatformCheck(ctx, rl.current(), selftest.Options{})
+			return selftest.PlatformCheck(ctx, rl.current(), selftest.Options{Platform: decs.now().client, Audit: auditor.Checked})
 		},
 		Verifications: selftest.Store{QueuePath: cfg.Queue.Path},
 		Reload:        rl.reloadFor(opt.ConfigPath),

@@ -26,17 +26,17 @@ const (
 	minDockedMaxAge           = time.Minute
 	maxDockedMaxAge           = 30 * 24 * time.Hour
 	minVerifyInterval         = 10 * time.Second
-	DefaultCommandMaxAge   = 5 * time.Minute
-	DefaultInstallStatus   = InstallInstalled
-	InstallInstalled       = "installed"
-	InstallInstalling      = "installing"
-	ListenOff              = "off"
-	minStatusHeartbeat     = time.Second
-	maxStatusHeartbeat     = time.Hour
-	maxCommandMaxAge       = 24 * time.Hour
-	maxVerdictHold         = time.Minute
-	maxInstallText         = 200
-	operatorKeyHelpFormat  = "base64 or hex of a 32-byte Ed25519 public key"
+	DefaultCommandMaxAge      = 5 * time.Minute
+	DefaultInstallStatus      = InstallInstalled
+	InstallInstalled          = "installed"
+	InstallInstalling         = "installing"
+	ListenOff                 = "off"
+	minStatusHeartbeat        = time.Second
+	maxStatusHeartbeat        = time.Hour
+	maxCommandMaxAge          = 24 * time.Hour
+	maxVerdictHold            = time.Minute
+	maxInstallText            = 200
+	operatorKeyHelpFormat     = "base64 or hex of a 32-byte Ed25519 public key"
 )
 
 // Screen is the verdict screen: a page served to the unit's kiosk browser.

@@ -98,7 +98,9 @@ func TestDockingRule(t *testing.T) {
 		{"only provisioned", func(f *dockingFacts) { f.install = config.Install{Status: "installed"} }, 1, "install.unit, install.location, install.brand not set"},
 		{"installing", func(f *dockingFacts) { f.install.Status = "installing" }, 1, "install.status is installing"},
 		{"selftest failed", func(f *dockingFacts) { f.selftest = fail(record.SelftestCLI, time.Hour, "barrier relay") }, 2, "sentinel selftest (" + at(time.Hour) + ") failed: barrier relay"},
-		{"docking-check failed", func(f *dockingFacts) { f.dockingCheck = fail(record.SelftestDocking, time.Hour, "signed request accepted") }, 2, "docking-check"},
+		{"docking-check failed", func(f *dockingFacts) {
+			f.dockingCheck = fail(record.SelftestDocking, time.Hour, "signed request accepted")
+		}, 2, "docking-check"},
 		{"platform check failed", func(f *dockingFacts) { f.platformCheck = fail(record.SelftestPlatform, 0, "platform") }, 2, "platform check"},
 		{"no verification", func(f *dockingFacts) { f.platformCheck = nil }, 2, "no docking verification yet"},
 		{"verification too old", func(f *dockingFacts) { f.platformCheck = pass(record.SelftestPlatform, 25*time.Hour) }, 2, "older than status.docked_max_age"},

@@ -117,6 +117,13 @@ func (o *Ops) recordSelftest(st record.SelftestState) {
 	o.touch()
 }
 
+// platformCheck is the daemon's last platform check (nil: none yet).
+func (o *Ops) platformCheck() *record.SelftestState {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return clone(o.evidence.platformCheck)
+}
+
 // probe pings the platform while the lane is idle: every platform.probe_interval in which no
 // call got an answer. A change of state is logged, published and on the screen at once.
 func (o *Ops) probe(ctx context.Context) {

@@ -78,7 +78,7 @@ type Options struct {
 	// again whenever they change; nil: none.
 	Verifications Verifications
 	Counters      Counters
-	Timing   Timing
+	Timing        Timing
 	// Clock says whether the wall clock is trusted; nil means clock.State.
 	Clock func() string
 	// Now is the wall clock commands are checked against; nil means time.Now.
@@ -173,7 +173,7 @@ type Ops struct {
 	mu             sync.Mutex
 	install        config.Install
 	heartbeat      time.Duration
-	status         config.Status // the docking rule's settings
+	status         config.Status   // the docking rule's settings
 	platformCfg    config.Platform // the platform settings in force (a reload changes them)
 	readers        map[string]bool
 	platform       string
@@ -323,9 +323,11 @@ func (o *Ops) setPlatform(online, ok bool, why string) {
 		o.opt.Log.Warn("platform unreachable; passages are decided by the offline policy", "why", why, "offline_policy", pc.OfflinePolicy, "url", pc.URL)
 	case prev == record.PlatformOffline:
 		o.opt.Log.Info("platform reachable again", "outage", now.Sub(since).Round(time.Millisecond), "why", why)
-		select { // the docking verification need not wait for its interval
-		case o.verifyKick <- struct{}{}:
-		default:
+		if pc := o.platformCheck(); pc != nil && !pc.OK {
+			select { // a failed platform check need not wait for its retry
+			case o.verifyKick <- struct{}{}:
+			default:
+			}
 		}
 	default:
 		o.opt.Log.Info("platform reachable", "why", why)

@@ -67,6 +67,11 @@ type Options struct {
 	MinFreeDisk uint64
 	// BrokerTimeout bounds one broker connection attempt; 0 means 5s.
 	BrokerTimeout time.Duration
+	// Platform, when set, is the client the platform check asks (a running daemon's, whose
+	// pings its audit records) instead of one built from the config; Audit, when set, is
+	// told of the check's signed request (and the passage id it sent), for the audit.
+	Platform *verify.Client
+	Audit    func(passage string, c verify.Call)
 }
 
 func (o Options) withDefaults() Options {
@@ -228,9 +233,13 @@ func checkRelay(_ context.Context, cfg *config.Config, opt Options) Result {
 }
 
 func checkPlatform(ctx context.Context, cfg *config.Config, opt Options) Result {
-	client, err := open.Platform(cfg, nil, func() bool { return opt.Clock() == clock.Synced })
-	if err != nil {
-		return failed(err.Error(), "fix the platform settings named above (sentinel provision writes them)")
+	client := opt.Platform
+	if client == nil {
+		c, err := open.Platform(cfg, nil, func() bool { return opt.Clock() == clock.Synced })
+		if err != nil {
+			return failed(err.Error(), "fix the platform settings named above (sentinel provision writes them)")
+		}
+		client = c
 	}
 	call, err := client.Ping(ctx)
 	if err != nil {
@@ -241,7 +250,12 @@ func checkPlatform(ctx context.Context, cfg *config.Config, opt Options) Result 
 	}
 	// The ping is not signed; a verification is. Ask about a token no one holds: a platform
 	// that checked the signature answers "unknown credential".
-	_, vcall, err := client.Verify(ctx, verify.Credential{Kind: verify.KindQR, QRToken: SelfTestToken}, "selftest-"+time.Now().UTC().Format("20060102T150405Z"))
+	probe := "selftest-" + time.Now().UTC().Format("20060102T150405Z")
+	_, vcall, err := client.Verify(ctx, verify.Credential{Kind: verify.KindQR, QRToken: SelfTestToken}, probe)
+	if opt.Audit != nil {
+		vcall.Source = verify.SourceLive
+		opt.Audit(probe, vcall)
+	}
 	if err != nil && !errors.Is(err, verify.ErrUnknownCredential) {
 		return platformFail(cfg, "signed verification", vcall, err)
 	}
