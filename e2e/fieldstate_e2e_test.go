@@ -424,3 +424,40 @@ func TestE2EBenchSelftest(t *testing.T) {
 		t.Errorf("the selftest is not stored beside the queue: %v", err)
 	}
 }
+
+// TestE2EDockingCheckCounts: sentinel docking-check, run while the daemon runs (another
+// process), is stored beside the queue; the daemon publishes it and counts it: a passed one
+// is evidence, a failed one keeps the unit from docked until it passes again (finding 2).
+func TestE2EDockingCheckCounts(t *testing.T) {
+	broker := mqtttest.Start(t)
+	sw := watchStatuses(t, broker)
+	secrets := t.TempDir()
+	writeSecret(t, filepath.Join(secrets, "secret"), "issued-secret-of-dock-01-0000000\n")
+	w := newWorld(t, "--app-key", "AK-dock-01", "--secret-file", filepath.Join(secrets, "secret"))
+	path := filepath.Join(w.Dir, "sentinel.yaml")
+	cfg := fieldUnit(w, "dock-01", broker.URL(), "", "install: {unit: 某超市, location: 北门, brand: Acme, status: installed}\n")
+	cfg = strings.Replace(cfg, "probe_interval: 500ms}", fmt.Sprintf("probe_interval: 500ms, app_key: AK-dock-01, secret_file: %s}", filepath.Join(secrets, "secret")), 1)
+	w.agent(t, cfg)
+	sw.wait(t, "dock-01", "docked by its own platform check", func(s record.Status) bool { return s.Docked })
+
+	if code, out := sentinel(t, w.Bins, "docking-check", "--config", path, "--qr", "HC-GREEN-FRESH"); code != 0 {
+		t.Fatalf("docking-check: exit %d\n%s", code, out)
+	}
+	s := sw.wait(t, "dock-01", "the passed docking-check", func(s record.Status) bool { return s.DockingCheck != nil && s.DockingCheck.OK })
+	if !s.Docked || s.DockingCheck.Source != "docking" || s.DockingCheck.Mapping == "" || s.DockingCheck.Version == "" {
+		t.Errorf("status after a passed docking-check: docked %v %+v", s.Docked, s.DockingCheck)
+	}
+	// A token the platform does not know: the mapping row fails, so does the check.
+	if code, out := sentinel(t, w.Bins, "docking-check", "--config", path, "--qr", "HC-UNKNOWN-0001"); code != 1 {
+		t.Fatalf("docking-check with an unknown token: exit %d, want 1\n%s", code, out)
+	}
+	s = sw.wait(t, "dock-01", "not docked after a failed docking-check", func(s record.Status) bool {
+		return s.DockingCheck != nil && !s.DockingCheck.OK && !s.Docked
+	})
+	if why := strings.Join(s.Docking.Why, "; "); !strings.Contains(why, "docking-check") || !strings.Contains(why, "known credential mapped completely") {
+		t.Errorf("why not docked: %s", why)
+	}
+	if _, err := os.Stat(filepath.Join(w.Dir, "docking-check.json")); err != nil {
+		t.Errorf("the docking-check is not stored beside the queue: %v", err)
+	}
+}

@@ -31,9 +31,10 @@ type statusView struct {
 	} `json:"daemon"`
 	// Status is the daemon's last status (its status file), as it publishes it; null when it
 	// never wrote one. StatusAge is how old it is, in seconds.
-	Status    *record.Status `json:"status"`
-	StatusAge float64        `json:"status_age_s,omitempty"`
-	Stale     bool           `json:"stale,omitempty"` // the daemon runs but has not written it for 3 heartbeats
+	Status      *record.Status `json:"status"`
+	StatusAge   float64        `json:"status_age_s,omitempty"`
+	StatusError string         `json:"status_error,omitempty"` // why the status file could not be read
+	Stale       bool           `json:"stale,omitempty"`        // the daemon runs but has not written it for 3 heartbeats
 	// Queue is the outbox's stats, read now (read-only).
 	Queue      *queue.Stats `json:"queue"`
 	QueueError string       `json:"queue_error,omitempty"`
@@ -78,13 +79,26 @@ func readStatusView(cfg *config.Config) statusView {
 	d := findDaemon(cfg)
 	v.Daemon.Running, v.Daemon.PID, v.Daemon.Since, v.Daemon.Detail = d.running, d.pid, d.since, d.why
 	path := statefile.Path(cfg.Queue.Path, ops.StatusFile)
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() < 1<<20 {
+	fi, err := os.Stat(path)
+	switch {
+	case os.IsNotExist(err):
+	case err != nil:
+		v.StatusError = err.Error()
+	case !fi.Mode().IsRegular() || fi.Size() > 1<<20:
+		v.StatusError = path + " is not a small regular file"
+	default:
 		var s record.Status
-		if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &s) == nil {
-			v.Status = &s
-			v.StatusAge = time.Since(fi.ModTime()).Round(100 * time.Millisecond).Seconds()
-			v.Stale = d.running && time.Since(fi.ModTime()) > 3*cfg.Status.Heartbeat
+		b, err := os.ReadFile(path)
+		if err == nil {
+			err = json.Unmarshal(b, &s)
 		}
+		if err != nil {
+			v.StatusError = fmt.Sprintf("%s: %v (run as root or as the daemon's user)", path, err)
+			break
+		}
+		v.Status = &s
+		v.StatusAge = time.Since(fi.ModTime()).Round(100 * time.Millisecond).Seconds()
+		v.Stale = d.running && time.Since(fi.ModTime()) > 3*cfg.Status.Heartbeat
 	}
 	r, err := queue.OpenReader(cfg.Queue.Path)
 	if err == nil {
@@ -113,9 +127,12 @@ func printStatus(w io.Writer, cfg *config.Config, v statusView) {
 		row("daemon", "NOT running: %s", v.Daemon.Detail)
 	}
 	s := v.Status
-	if s == nil {
+	switch {
+	case v.StatusError != "":
+		row("status", "cannot read: %s", v.StatusError)
+	case s == nil:
 		row("status", "none written yet (the daemon writes %s beside queue.path)", ops.StatusFile)
-	} else {
+	default:
 		label := "status"
 		if !v.Daemon.Running {
 			label = "last known"
