@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +48,7 @@ func startMTLS(t *testing.T) *mtlsBroker {
 	return &mtlsBroker{Broker: b, ca: ca, dir: dir}
 }
 
-// watchTLS keeps the last status of every unit, read over mutual TLS with the given client
+// watch keeps the last status of every unit, read over mutual TLS with the given client
 // certificate.
 func (b *mtlsBroker) watch(t *testing.T, certFile, keyFile string) *statusWatch {
 	t.Helper()
@@ -63,29 +62,11 @@ func (b *mtlsBroker) watch(t *testing.T, certFile, keyFile string) *statusWatch 
 		t.Fatalf("connect over mTLS: %v", tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
-	sw := &statusWatch{last: map[string]record.Status{}, changed: make(chan struct{})}
-	var mu sync.Mutex
-	tok := c.Subscribe("sentinel/v1/+/+/status", 1, func(_ mqtt.Client, m mqtt.Message) {
-		var s record.Status
-		if json.Unmarshal(m.Payload(), &s) != nil {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		sw.mu.Lock()
-		sw.last[s.Device] = s
-		close(sw.changed)
-		sw.changed = make(chan struct{})
-		sw.mu.Unlock()
-	})
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
-	return sw
+	return watchOn(t, c)
 }
 
 // fieldUnit is the config of a bench gate in the field guide's set-up: the simulator's
-// scanner and platform, a fake barrier, the template's active-low inputs, and (with tlsCfg)
+// scanner and platform, a fake barrier, the template's active-low inputs, and (with a tls uplinkExtra)
 // a mutual-TLS uplink.
 func fieldUnit(w *world, device, brokerURL, uplinkExtra, extra string) string {
 	return fmt.Sprintf(`device: {id: %s, venue: "350582-0001", style: gate_all_in_one}

@@ -50,8 +50,13 @@ type statusWatch struct {
 
 func watchStatuses(t *testing.T, broker *mqtttest.Broker) *statusWatch {
 	t.Helper()
+	return watchOn(t, mqttClient(t, broker, "status-watch"))
+}
+
+// watchOn keeps the last status of every unit, read with the connected client c.
+func watchOn(t *testing.T, c mqtt.Client) *statusWatch {
+	t.Helper()
 	sw := &statusWatch{last: map[string]record.Status{}, changed: make(chan struct{})}
-	c := mqttClient(t, broker, "status-watch")
 	tok := c.Subscribe("sentinel/v1/+/+/status", 1, func(_ mqtt.Client, m mqtt.Message) {
 		var s record.Status
 		if err := json.Unmarshal(m.Payload(), &s); err != nil {
