@@ -236,3 +236,18 @@ func TestStoredVerifications(t *testing.T) {
 		t.Errorf("after a stop the status file says online: %s", b)
 	}
 }
+
+// TestProvisionedOnlyNotDocked (issue #14, finding 2): a unit that was only provisioned (no
+// install facts) is not docked, however well the platform answers; it says why.
+func TestProvisionedOnlyNotDocked(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	f := newFixture(t, t.TempDir(), priv, func(o *Options) { o.Cfg.Install.Unit, o.Cfg.Install.Location, o.Cfg.Install.Brand = "", "", "" })
+	f.o.Passage(outcome(verify.ReasonOK, verify.ModeOnline, verify.Call{Interface: "qr", Status: 200, Latency: time.Millisecond}))
+	f.o.mu.Lock()
+	f.o.evidence.platformCheck = &record.SelftestState{OK: true, At: record.TS(time.Now()), Source: record.SelftestPlatform}
+	f.o.mu.Unlock()
+	s := f.o.Status(context.Background())
+	if s.Docked || s.Progress.Step != record.StepInstalling || !strings.Contains(strings.Join(s.Progress.Why, ";"), "install.unit, install.location, install.brand") {
+		t.Errorf("a unit with empty unit, location, brand: docked %v progress %+v", s.Docked, s.Progress)
+	}
+}
