@@ -207,6 +207,7 @@ func TestE2EPlatformProbe(t *testing.T) {
 	killed := time.Now()
 	s := sw.wait(t, "probe-01", "platform offline", func(s record.Status) bool { return s.Platform == "offline" })
 	took := time.Since(killed)
+	t.Logf("the status said offline %s after the platform died (platform.probe_interval %s)", took.Round(time.Millisecond), probe)
 	// One probe interval, the call's timeout (refused at once here) and the status' one-second
 	// publication pace: 5s is a generous margin; the heartbeat (60s) would be far beyond.
 	if took > probe+5*time.Second {
