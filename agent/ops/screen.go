@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
@@ -34,7 +35,14 @@ func unitView(s record.Status) screen.Unit {
 type screenPart struct {
 	srv  *screen.Server
 	kick chan struct{}
-	hold time.Duration
+	hold atomic.Int64 // screen.verdict_hold, ns (a reload changes it)
+}
+
+// setHold sets how long a verdict stays on screen.
+func (p *screenPart) setHold(d time.Duration) {
+	if p != nil {
+		p.hold.Store(int64(d))
+	}
 }
 
 // newScreen builds the verdict screen; nil with screen.listen off.
@@ -43,7 +51,8 @@ func (o *Ops) newScreen() *screenPart {
 	if c.Listen == config.ListenOff {
 		return nil
 	}
-	p := &screenPart{kick: make(chan struct{}, 1), hold: c.VerdictHold}
+	p := &screenPart{kick: make(chan struct{}, 1)}
+	p.setHold(c.VerdictHold)
 	p.srv = screen.New(screen.Options{
 		OnDisconnect: func(why string) { o.metrics.screenDropped.WithLabelValues(why).Inc() },
 		OnClients:    func(n int) { o.metrics.screenClients.Set(float64(n)) },
@@ -60,7 +69,7 @@ func (o *Ops) newScreen() *screenPart {
 // show puts a passage on the screen.
 func (p *screenPart) show(r record.Passage) {
 	if p != nil {
-		p.srv.Show(verdictView(r, p.hold))
+		p.srv.Show(verdictView(r, time.Duration(p.hold.Load())))
 	}
 }
 
