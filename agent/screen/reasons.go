@@ -161,14 +161,14 @@ var (
 	// Tamper is shown while the unit's tamper switch says its case is open.
 	Tamper = Message{
 		Person: Text{"设备维护中，请按工作人员指引通行", "This unit is being serviced. Please follow the staff."},
-		Staff:  Text{"防拆报警：设备机壳被打开。请检查设备，确认无人改动后合上机壳", "Tamper alarm: the unit's case is open. Check the unit, then close the case."},
+		Staff:  Text{"防拆报警：机壳被打开。请检查设备后合上机壳", "Tamper alarm: the unit's case is open. Check the unit, then close it."},
 	}
 	// Offline are the idle screen's notices while the platform cannot be reached, by
 	// platform.offline_policy.
 	Offline = map[string]Message{
 		"deny": {
-			Person: Text{"平台无法连接，本机暂时不能核验。请向工作人员出示健康码和身份证件", "The platform cannot be reached: this unit cannot check codes now. Please show your health code and ID to the staff."},
-			Staff:  Text{"离线：本机拒绝所有通行。请逐人人工查验健康码和身份证件", "Offline: this unit admits nobody. Check each person's code and ID by hand."},
+			Person: Text{"平台无法连接：请向工作人员出示健康码和证件", "The platform cannot be reached: please show your health code and ID to the staff."},
+			Staff:  Text{"离线：本机拒绝所有通行，请逐人人工查验", "Offline: this unit admits nobody. Check each person by hand."},
 		},
 		"allow_cached": {
 			Person: Text{"离线模式：仅近期在本机核验通过的人可以通行", "Offline: only people checked here recently can pass."},
