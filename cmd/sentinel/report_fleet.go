@@ -70,11 +70,14 @@ func cmdReportFleet(args []string, stdout, stderr io.Writer) int {
 	broker := fs.String("broker", "", "MQTT broker `URL`, e.g. tcp://127.0.0.1:1883")
 	format := fs.String("format", "csv", "output `format`: csv, md, or xlsx-csv (csv with UTF-8 BOM and CRLF, for spreadsheet programs)")
 	prefix := fs.String("prefix", "sentinel/v1", "topic `prefix` (uplink.topic_prefix)")
-	venue := fs.String("venue", "+", "only this `venue` (default: all)")
+	venue := fs.String("venue", "", "only this `venue` (device.venue); every venue when not given")
 	lang := fs.String("lang", "en", "header and value `language`: en or zh")
 	wait := fs.Duration("wait", fleetConnectTimeout, "longest time to wait for the broker")
 	if code := parse(fs, args, stdout); code >= 0 {
 		return code
+	}
+	if *venue == "" {
+		*venue = "+"
 	}
 	if *broker == "" {
 		fmt.Fprintln(stderr, "sentinel report fleet: --broker URL is required")
@@ -99,7 +102,8 @@ func cmdReportFleet(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sentinel report fleet: --prefix and --venue must not contain MQTT wildcards")
 		return exitUsage
 	}
-	units, bad, err := collectStatuses(*broker, *prefix+"/"+*venue+"/+/status", *wait)
+	filter := *prefix + "/" + *venue + "/+/status"
+	units, bad, err := collectStatuses(*broker, filter, *wait)
 	if err != nil {
 		fmt.Fprintf(stderr, "sentinel report fleet: %v\n", err)
 		return exitFailure
@@ -109,6 +113,9 @@ func cmdReportFleet(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(bad) > 0 {
 		fmt.Fprintf(stderr, "sentinel report fleet: %d status message(s) skipped, %d unit(s) reported\n", len(bad), len(units))
+	}
+	if len(units) == 0 {
+		fmt.Fprintln(stderr, emptyFleetHint(*broker, filter))
 	}
 	rows := fleetRows(units, *lang)
 	var out bytes.Buffer
@@ -125,6 +132,14 @@ func cmdReportFleet(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// emptyFleetHint says why a fleet report has no row: the broker was reached and holds no
+// retained status under the filter.
+func emptyFleetHint(broker, filter string) string {
+	return fmt.Sprintf("sentinel report fleet: no unit found: the broker %s was reached but holds no retained status on %s. "+
+		"Check --prefix against the units' uplink.topic_prefix and --venue against their device.venue; "+
+		"a unit publishes its status once it runs and reaches this broker; the broker's ACL may hide the statuses from this login", broker, filter)
 }
 
 // collectStatuses subscribes to the retained statuses and returns them once they stop

@@ -115,3 +115,30 @@ func TestFleetBadStatuses(t *testing.T) {
 		}
 	}
 }
+
+// Issue #14, finding 8: --help showed "(default: all) (default "+")", and an empty report
+// printed a header only, exit 0, without a word: it says why nothing was found.
+func TestFleetHelpAndEmpty(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := cmdReportFleet([]string{"--help"}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "every venue when not given") ||
+		strings.Contains(out.String(), `(default "+")`) || strings.Contains(out.String(), "(default: all)") {
+		t.Errorf("--help: exit %d:\n%s", code, out.String())
+	}
+	fq := fleetQuiet
+	fleetQuiet = 200 * time.Millisecond
+	t.Cleanup(func() { fleetQuiet = fq })
+	broker := mqtttest.Start(t)
+	out.Reset()
+	errb.Reset()
+	if code := cmdReportFleet([]string{"--broker", broker.URL(), "--venue", "350582-0009"}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != 1 {
+		t.Errorf("an empty report has %d lines, want the header only:\n%s", lines, out.String())
+	}
+	for _, want := range []string{"no unit found", "was reached", "sentinel/v1/350582-0009/+/status", "--prefix", "uplink.topic_prefix"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("the empty report's hint lacks %q: %s", want, errb.String())
+		}
+	}
+}
