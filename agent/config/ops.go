@@ -18,7 +18,7 @@ const (
 	DefaultVerdictHold     = 4 * time.Second
 	DefaultStatusHeartbeat = 60 * time.Second
 	DefaultCommandMaxAge   = 5 * time.Minute
-	DefaultInstallStatus   = InstallInstalled
+	DefaultInstallStatus   = InstallInstalling // installed must be said (install.status)
 	InstallInstalled       = "installed"
 	InstallInstalling      = "installing"
 	ListenOff              = "off"
