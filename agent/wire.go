@@ -110,7 +110,7 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 
 	// 6. The audit: a row per platform call; the re-checks of flagged passages; at start, the
 	// alerts of those a previous run left unsettled.
-	aopt := audit.Options{Unit: id, Store: ob, Scan: scanOutbox(cfg.Queue.Path), ProbeInterval: cfg.Platform.ProbeInterval, Log: log.With("part", "audit")}
+	aopt := audit.Options{Unit: id, Store: ob, Scan: ob.ScanEntries, ProbeInterval: cfg.Platform.ProbeInterval, Log: log.With("part", "audit")}
 	if cfg.Platform.OfflinePolicy == verify.OfflineAllowAndFlag {
 		aopt.Recheck = verifier
 	}
@@ -287,18 +287,6 @@ func doorHeldOpen(cfg *config.Config) time.Duration {
 	return 0
 }
 
-// scanOutbox reads every record of the outbox at path, for the audit's start-up scan.
-func scanOutbox(path string) func(context.Context, func(queue.Entry) error) error {
-	return func(ctx context.Context, f func(queue.Entry) error) error {
-		rd, err := queue.OpenReader(path)
-		if err != nil {
-			return err
-		}
-		defer rd.Close()
-		return rd.Entries(ctx, f)
-	}
-}
-
 // flushUplink waits until nothing is pending or the deadline passes.
 func flushUplink(ob *queue.Outbox, up *queue.Uplink, d time.Duration) {
 	deadline := time.Now().Add(d)
@@ -332,7 +320,7 @@ func watchLosses(ctx context.Context, ob *queue.Outbox, every time.Duration, log
 			continue
 		}
 		if st.Dropped > last {
-			log.Error("queue: records lost", "dropped", st.Dropped, "dropped_oldest", st.DroppedOldest,
+			log.Error("queue: records lost", "dropped", st.Dropped, "missing", st.Missing, "dropped_oldest", st.DroppedOldest,
 				"rejected_full", st.RejectedFull, "failed_writes", st.FailedWrites, "pending", st.Pending)
 			last = st.Dropped
 		}

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -94,4 +95,63 @@ uplink: {brokers: ["%s"]}
 	if idNumber.MatchString(ag.output()) {
 		t.Error("the agent's log carries an unmasked ID number")
 	}
+}
+
+// TestE2EDamagedRowStillAlerts (issue #11, finding 7): four passages flagged while the
+// platform hangs, SIGKILL, one delivered-or-not audit row damaged on disk with the sqlite3
+// command line; the next start skips and counts the damaged row and alerts the four.
+func TestE2EDamagedRowStillAlerts(t *testing.T) {
+	sqlite3, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("no sqlite3 command line (scripts/install-deps.sh test installs it)")
+	}
+	broker := mqtttest.Start(t)
+	w := newVerifyWorld(t)
+	const venue, device = "350582-0001", "e2e-kill-02"
+	db := filepath.Join(w.dir, "queue.db")
+	cfg := fmt.Sprintf(`device: {id: %s, venue: "%s", style: gate_all_in_one}
+scanners:
+  qr: {driver: serial, port: %s}
+platform:
+  url: "http://%s"
+  timeout: 200ms
+  budget: 300ms
+  offline_policy: allow_and_flag
+  probe_interval: 10m
+  signing: hmac-sha256
+  app_key: unit-7
+  secret_file: %s
+policy: {health_codes: [green], nat_max_age: 72h}
+barrier: {driver: fake, pulse: 100ms}
+queue: {path: %s}
+uplink: {brokers: ["%s"]}
+`+opsOff, device, venue, w.port, w.apiAddr, w.secret, db, broker.URL())
+	alerts := broker.Subscribe(t, "sentinel/v1/"+venue+"/"+device+"/alert")
+	w.setFaults(t, "hang")
+	ag := w.startAgent(t, cfg)
+	for range 4 {
+		if _, err := fmt.Fprintln(w.scan, "HC-RED"); err != nil {
+			t.Fatal(err)
+		}
+		ag.waitFor(t, regexp.MustCompile(`msg=passage .*reason=offline_flagged`), 10*time.Second)
+	}
+	time.Sleep(500 * time.Millisecond) // the audit rows are stored off the decision loop
+	if err := ag.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-ag.done
+	if out, err := exec.Command(sqlite3, db, `UPDATE outbox SET enc = 1, payload = x'fffefd' WHERE stream = 'audit' AND seq = 1`).CombinedOutput(); err != nil {
+		t.Fatalf("damaging a row: %v\n%s", err, out)
+	}
+	ag = w.startAgent(t, cfg)
+	msgs := alerts.WaitN(4, 15*time.Second)
+	if len(msgs) != 4 {
+		t.Fatalf("%d alerts after the restart with one damaged row, want 4:\n%s", len(msgs), ag.output())
+	}
+	for _, a := range decodeAll[record.Alert](t, msgs) {
+		if a.Kind != record.AlertRecheckAbandoned || a.Reason != record.ReasonDaemonRestarted {
+			t.Errorf("alert %+v", a)
+		}
+	}
+	ag.waitOutput(t, regexp.MustCompile(`damaged outbox rows skipped .*damaged=1`), 5*time.Second)
 }

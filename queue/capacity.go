@@ -105,11 +105,12 @@ type counters struct {
 	Rows, Bytes                               int64
 	DroppedOldest, RejectedFull, FailedWrites int64
 	Quarantined, Abandoned                    int64
+	Missing                                   int64 // seqs the database lost behind its high-water mark (start.go)
 	Reported                                  int64
 }
 
 func (c counters) lost() int64 {
-	return c.DroppedOldest + c.RejectedFull + c.FailedWrites + c.Quarantined + c.Abandoned
+	return c.DroppedOldest + c.RejectedFull + c.FailedWrites + c.Quarantined + c.Abandoned + c.Missing
 }
 
 type queryer interface {
@@ -144,6 +145,8 @@ func readCounters(ctx context.Context, q queryer) (counters, error) {
 			c.Quarantined = v
 		case "abandoned":
 			c.Abandoned = v
+		case "missing":
+			c.Missing = v
 		case "reported":
 			c.Reported = v
 		}
@@ -158,7 +161,7 @@ func writeCounters(ctx context.Context, tx *sql.Tx, c counters) error {
 	for name, v := range map[string]int64{
 		"rows": c.Rows, "bytes": c.Bytes, "dropped_oldest": c.DroppedOldest,
 		"rejected_full": c.RejectedFull, "failed_writes": c.FailedWrites, "reported": c.Reported,
-		"quarantined": c.Quarantined, "abandoned": c.Abandoned,
+		"quarantined": c.Quarantined, "abandoned": c.Abandoned, "missing": c.Missing,
 	} {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO counters (name, value) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, v); err != nil {
@@ -329,13 +332,19 @@ type notice struct {
 	FailedWrites  int64  `json:"failed_writes"`
 	Quarantined   int64  `json:"quarantined"` // pending records that could not be decoded (kept aside, never sent)
 	Abandoned     int64  `json:"abandoned"`   // appends whose caller gave up before they were written
+	// Missing counts seqs the database lost although they were used: found behind the
+	// high-water mark at a start (a damaged WAL, an emptied or replaced file) or unreadable
+	// when the database was salvaged. Some may have been delivered before.
+	Missing int64 `json:"missing"`
+	// MissingRanges names the missing seqs found since the previous notice, per stream.
+	MissingRanges []SeqRange `json:"missing_ranges,omitempty"`
 }
 
-func noticePayload(seq int64, id string, at time.Time, c counters) ([]byte, error) {
+func noticePayload(seq int64, id string, at time.Time, c counters, missing []SeqRange) ([]byte, error) {
 	return json.Marshal(notice{
 		Kind: "queue_loss", ID: id, Seq: seq, TS: at.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Lost: c.lost() - c.Reported, DroppedOldest: c.DroppedOldest, RejectedFull: c.RejectedFull, FailedWrites: c.FailedWrites,
-		Quarantined: c.Quarantined, Abandoned: c.Abandoned,
+		Quarantined: c.Quarantined, Abandoned: c.Abandoned, Missing: c.Missing, MissingRanges: missing,
 	})
 }
 

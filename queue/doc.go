@@ -21,5 +21,17 @@
 // from the first record not acknowledged: delivery is at least once. docs/queue.md has the
 // contract.
 //
-// Reader reads an outbox read-only while the daemon writes it (sentinel queue stats, ids).
+// Integrity: a process opens a database once, through one connection pool (a second Open
+// of the path fails with ErrInUse; OpenReader in that process shares the pool), because
+// closing any other descriptor of the file would drop the process's POSIX locks. Open checks
+// an existing file read-only before anything writes (foreign, newer, damaged: refused
+// untouched; PRAGMA quick_check within a budget, with a read of every page beside it), and
+// compares it with a high-water mark kept in a file beside it: records lost behind the mark
+// (a damaged WAL, an emptied or replaced file) are counted, logged at ERROR, reported in a
+// queue_loss notice, and their seqs never used again. ScanEntries reads every record in one
+// snapshot, skipping and counting damaged rows; Salvage copies every readable record of a
+// damaged database into a new one.
+//
+// Reader reads an outbox read-only while the daemon writes it from another process
+// (sentinel queue stats, ids, report calls).
 package queue

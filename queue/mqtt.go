@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -35,13 +36,22 @@ type dialFunc func(ctx context.Context, broker string, cfg UplinkConfig) (conn, 
 
 // Paho tunables.
 var (
-	connectTimeout = 5 * time.Second
-	keepAlive      = 15 * time.Second
-	writeTimeout   = 10 * time.Second
+	keepAlive    = 15 * time.Second
+	writeTimeout = 10 * time.Second
 )
+
+// mqttProtocol is MQTT 3.1.1, asked for explicitly: otherwise paho, when a broker does not
+// answer the 3.1.1 CONNECT, tries MQTT 3.1 with a fresh ConnectTimeout, so a broker that
+// accepts connections but never answers holds every attempt for twice the timeout.
+const mqttProtocol = 4
 
 // dialPaho connects a paho client with the settings the outbox relies on: a clean session,
 // no automatic reconnect or retry, and an in-memory store that is never the source of truth.
+//
+// A clean session on purpose: the outbox is the session state. A broker or a cluster keeps
+// nothing for the uplink between connections, so a connection to another node of a cluster
+// (or the same client id taking over from a half-open connection) starts from the outbox,
+// which resends everything not acknowledged.
 func dialPaho(ctx context.Context, broker string, cfg UplinkConfig) (conn, error) {
 	pc := &pahoConn{lost: make(chan struct{})}
 	opts := mqtt.NewClientOptions().
@@ -52,7 +62,8 @@ func dialPaho(ctx context.Context, broker string, cfg UplinkConfig) (conn, error
 		SetConnectRetry(false).
 		SetStore(mqtt.NewMemoryStore()).
 		SetOrderMatters(true).
-		SetConnectTimeout(connectTimeout).
+		SetProtocolVersion(mqttProtocol).
+		SetConnectTimeout(cfg.ConnectTimeout).
 		SetKeepAlive(keepAlive).
 		SetPingTimeout(keepAlive / 2).
 		SetWriteTimeout(writeTimeout).
@@ -66,20 +77,33 @@ func dialPaho(ctx context.Context, broker string, cfg UplinkConfig) (conn, error
 	}
 	pc.c = mqtt.NewClient(opts)
 	tok := pc.c.Connect()
+	// paho bounds the attempt by ConnectTimeout itself; this timer is the guard should it not.
+	guard := time.NewTimer(cfg.ConnectTimeout + connectGrace)
+	defer guard.Stop()
 	select {
 	case <-tok.Done():
 	case <-ctx.Done():
-		// paho cannot abort a connect in progress; tidy up when it ends (within connectTimeout).
-		go func() {
-			<-tok.Done()
-			pc.c.Disconnect(0)
-		}()
+		abandon(pc.c, tok)
 		return nil, ctx.Err()
+	case <-guard.C:
+		abandon(pc.c, tok)
+		return nil, fmt.Errorf("%w: no CONNACK within %v (uplink connect timeout)", errNoAnswer, cfg.ConnectTimeout)
 	}
 	if err := tok.Error(); err != nil {
-		return nil, explainConnect(err)
+		return nil, explainConnect(err, cfg.ConnectTimeout)
 	}
 	return pc, nil
+}
+
+// connectGrace is how long past ConnectTimeout dialPaho waits for paho's own timeout.
+const connectGrace = time.Second
+
+// abandon tidies up a connect in progress once it ends: paho cannot abort one.
+func abandon(c mqtt.Client, tok mqtt.Token) {
+	go func() {
+		<-tok.Done()
+		c.Disconnect(0)
+	}()
 }
 
 // isTLS reports whether a broker URL asks for TLS.
@@ -106,11 +130,21 @@ func tlsConfig(c *tls.Config) *tls.Config {
 	return c
 }
 
-// explainConnect adds what to do to the connect errors a field engineer meets.
-func explainConnect(err error) error {
+// explainConnect adds what to do to the connect errors a field engineer meets. A timeout
+// (no TCP connection, or no CONNACK, within timeout) wraps errNoAnswer.
+func explainConnect(err error, timeout time.Duration) error {
 	msg := err.Error()
 	var hint string
+	var ne net.Error
+	var op *net.OpError
 	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("%w: no TCP connection within %v (uplink connect timeout): %w", errNoAnswer, timeout, err)
+		}
+		return fmt.Errorf("%w: no CONNACK within %v (uplink connect timeout); the broker accepted the connection but did not answer CONNECT: %w", errNoAnswer, timeout, err)
+	case strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset"):
+		hint = "the broker closed the connection before CONNACK (shutting down, overloaded, or refusing the client id)"
 	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:"):
 		hint = "TLS handshake refused; the broker's certificate does not verify against uplink.tls.ca_file (or the client certificate was refused)"
 	case strings.Contains(msg, "not Authorized") || strings.Contains(msg, "bad user name or password"):

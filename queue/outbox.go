@@ -1,14 +1,11 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -17,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mattn/go-sqlite3"
+	"github.com/google/uuid"
 )
 
 // Tunables; package variables so tests can change them.
@@ -28,10 +25,18 @@ var (
 	busyTimeout = 5 * time.Second
 	// now is the clock for created_at and delivered_at.
 	now = time.Now
-	// pageSize is the SQLite page size of a new database: larger pages waste less space at
-	// their ends (a stored record is ~250 bytes) but each commit writes whole pages
-	// (docs/BENCHMARKS.md, "Queue").
-	pageSize = 32768
+)
+
+// Defaults of Options.
+const (
+	// DefaultCheckBudget bounds the start-up quick_check: it reads and checks every page and
+	// row, about 1.2 s of CPU per 1,000,000 records on the reference machine
+	// (docs/BENCHMARKS.md, "Queue integrity"), several times more on an ARM board. Meanwhile
+	// Open reads every page on another connection (about 0.2 s per 1,000,000 records); past
+	// the budget that read decides, Open starts and quick_check finishes in the background.
+	DefaultCheckBudget = 1500 * time.Millisecond
+	// DefaultMarkSync is how often a changed high-water mark is flushed to disk.
+	DefaultMarkSync = time.Second
 )
 
 // Options configure Open.
@@ -42,6 +47,19 @@ type Options struct {
 	Synchronous string
 	// Logger receives the outbox's few log lines; nil means slog.Default().
 	Logger *slog.Logger
+	// CheckBudget bounds the start-up check of an existing file (PRAGMA quick_check); 0 means
+	// DefaultCheckBudget, a negative value skips the check. A damaged file makes Open fail with
+	// ErrCorrupt, the file untouched. Every page of every b-tree is read at the same time;
+	// when the budget runs out first, that read decides (a damaged page is still refused), Open
+	// goes on (the lane keeps moving) and quick_check finishes in the background; damage it
+	// finds then is logged at ERROR (docs/queue.md).
+	CheckBudget time.Duration
+	// MarkSync is how often the high-water mark file (mark.go) is flushed to disk after it
+	// changed; 0 (or less) means DefaultMarkSync. It is written after every commit either way.
+	MarkSync time.Duration
+
+	noMark     bool // benchmarks: no high-water mark, to measure its cost
+	noMarkSync bool // benchmarks: the mark written, never fsynced
 }
 
 // Entry is one outbox record.
@@ -60,6 +78,7 @@ type Entry struct {
 // Outbox is the durable SQLite outbox. It is safe for concurrent use.
 type Outbox struct {
 	path string
+	key  string // the path's registry key (registry.go)
 	db   *sql.DB
 	log  *slog.Logger
 
@@ -94,12 +113,23 @@ type Outbox struct {
 	stop             chan struct{}     // closed by Close
 	purgeNow         chan struct{}
 	purgeDone        chan struct{}
+
+	mark        *markFile      // the high-water mark; nil without one (benchmarks)
+	markFailing bool           // writer goroutine only: the mark could not be written
+	markDone    chan struct{}  // closed when markLoop returns
+	checkDone   chan struct{}  // closed when the start-up check is over (checkLate)
+	qc          *quickChecking // a start-up quick_check past its budget, or nil
+	opened      atomic.Bool    // Open has returned it (OpenReader may share its pool)
 }
 
 // Open opens the outbox at path, creating it (and its schema) if the file does not exist or
-// is empty, and migrating an older schema. It refuses, without modifying it, a file that is
-// not a Sentinel queue database (ErrForeignDatabase) or is from a newer version
-// (ErrSchemaTooNew).
+// is empty, and migrating an older schema. A process opens a path once (a second Open of it
+// fails with ErrInUse). Before anything writes, it checks the file read-only through its own
+// connection pool: it refuses, without modifying it, a file that is not a Sentinel queue
+// database (ErrForeignDatabase), is from a newer version (ErrSchemaTooNew) or is damaged
+// (ErrCorrupt, PRAGMA quick_check within Options.CheckBudget). Then it compares the database
+// with its high-water mark (mark.go): records lost behind it are counted, logged at ERROR and
+// reported by a queue_loss notice, and their seqs are never used again.
 func Open(path string, opts Options) (*Outbox, error) {
 	syncMode := strings.ToUpper(strings.TrimSpace(opts.Synchronous))
 	switch syncMode {
@@ -113,33 +143,15 @@ func Open(path string, opts Options) (*Outbox, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	log = log.With("component", "queue")
-
-	if err := checkExisting(path); err != nil {
+	key, err := canonicalPath(path)
+	if err != nil {
 		return nil, err
-	}
-	db, err := sql.Open("sqlite3", dsn(path, "_journal_mode=WAL&_synchronous="+syncMode+
-		fmt.Sprintf("&_busy_timeout=%d", busyTimeout.Milliseconds())+"&_foreign_keys=on&_txlock=immediate"))
-	if err != nil {
-		return nil, fmt.Errorf("queue: open %s: %w", path, err)
-	}
-	db.SetMaxIdleConns(4)
-	ctx := context.Background()
-	if err := migrate(ctx, db); err != nil {
-		_ = db.Close()
-		return nil, fileError(path, err)
-	}
-	wc, err := db.Conn(ctx)
-	if err != nil {
-		_ = db.Close()
-		return nil, fileError(path, err)
 	}
 	o := &Outbox{
 		syncFull:  syncMode == "FULL",
 		path:      path,
-		db:        db,
-		wc:        wc,
-		log:       log,
+		key:       key,
+		log:       log.With("component", "queue"),
 		reqs:      make(chan *writeReq, 1024),
 		done:      make(chan struct{}),
 		changed:   make(chan struct{}, 1),
@@ -150,117 +162,33 @@ func Open(path string, opts Options) (*Outbox, error) {
 		purgeDone: make(chan struct{}),
 		lossNow:   make(chan struct{}, 1),
 		lossDone:  make(chan struct{}),
+		markDone:  make(chan struct{}),
+		checkDone: make(chan struct{}),
+	}
+	if err := claim(key, path, o); err != nil {
+		return nil, err
+	}
+	late, err := o.open(syncMode, opts)
+	if err != nil {
+		release(key, o)
+		return nil, err
 	}
 	go o.writer()
 	go func() { defer close(o.purgeDone); o.purgeLoop() }()
 	go func() { defer close(o.lossDone); o.lossLoop() }()
-	log.Info("queue: opened", "path", path, "synchronous", syncMode, "schema_version", schemaVersion())
+	markSync := opts.MarkSync
+	if markSync <= 0 {
+		markSync = DefaultMarkSync
+	}
+	go func() { defer close(o.markDone); o.markLoop(markSync) }()
+	if late {
+		go func() { defer close(o.checkDone); o.checkLate() }()
+	} else {
+		close(o.checkDone)
+	}
+	o.opened.Store(true)
+	o.log.Info("queue: opened", "path", path, "synchronous", syncMode, "schema_version", schemaVersion())
 	return o, nil
-}
-
-// dsn builds a go-sqlite3 URI for path with the given query parameters.
-func dsn(path, params string) string {
-	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
-	return "file:" + r.Replace(path) + "?" + params
-}
-
-var sqliteHeader = []byte("SQLite format 3\x00")
-
-// checkExisting inspects an existing file read-only and decides whether it is ours, empty,
-// or foreign. A missing or zero-length file is fine (it will be created).
-func checkExisting(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("queue: open %s: %w", path, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("queue: open %s: %w", path, err)
-	}
-	if fi.IsDir() {
-		f.Close()
-		return fmt.Errorf("queue: open %s: is a directory: %w", path, ErrInvalid)
-	}
-	if fi.Size() == 0 {
-		f.Close()
-		return nil
-	}
-	head := make([]byte, len(sqliteHeader))
-	_, err = io.ReadFull(f, head)
-	f.Close()
-	if err != nil || !bytes.Equal(head, sqliteHeader) {
-		return foreign(path, "it is not an SQLite database")
-	}
-
-	// An SQLite file: look inside without writing (mode=ro; no journal_mode pragma).
-	db, err := sql.Open("sqlite3", dsn(path, "mode=ro"))
-	if err != nil {
-		return fmt.Errorf("queue: open %s: %w", path, err)
-	}
-	defer db.Close()
-	var app, ver int
-	var tables []string
-	err = func() error {
-		if err := db.QueryRow("PRAGMA application_id").Scan(&app); err != nil {
-			return err
-		}
-		if err := db.QueryRow("PRAGMA user_version").Scan(&ver); err != nil {
-			return err
-		}
-		rows, err := db.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				return err
-			}
-			tables = append(tables, n)
-		}
-		return rows.Err()
-	}()
-	if err != nil {
-		return fileError(path, err)
-	}
-	switch {
-	case app == ApplicationID && ver > schemaVersion():
-		return fmt.Errorf("queue: open %s: schema version %d, this program knows up to %d; upgrade the agent, or move it aside to start an empty queue: %w",
-			path, ver, schemaVersion(), ErrSchemaTooNew)
-	case app == ApplicationID:
-		return nil
-	case app == 0 && ver == 0 && len(tables) == 0:
-		return nil // an empty SQLite database
-	case app != 0:
-		return foreign(path, fmt.Sprintf("it is an SQLite database with application_id %#x, not %#x", app, ApplicationID))
-	default:
-		return foreign(path, fmt.Sprintf("it is an SQLite database of another application (tables %s)", strings.Join(tables, ", ")))
-	}
-}
-
-func foreign(path, why string) error {
-	return fmt.Errorf("queue: open %s: %s; it was left untouched: move it aside (or point the queue at another path) and start again: %w",
-		path, why, ErrForeignDatabase)
-}
-
-// fileError maps SQLite's "not a database" and "corrupt" errors to the package sentinels,
-// naming the file and what to do.
-func fileError(path string, err error) error {
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		switch se.Code {
-		case sqlite3.ErrNotADB:
-			return fmt.Errorf("queue: open %s: %v; move it aside and start again: %w", path, err, ErrForeignDatabase)
-		case sqlite3.ErrCorrupt:
-			return fmt.Errorf("queue: open %s: %v; move it aside (keep it for analysis) and start again: %w", path, err, ErrCorrupt)
-		}
-	}
-	return fmt.Errorf("queue: open %s: %w", path, err)
 }
 
 // Changed returns a channel that receives a value (non-blocking, capacity 1) after each
@@ -268,8 +196,8 @@ func fileError(path string, err error) error {
 // on every call, so it suits one consumer: the Uplink.
 func (o *Outbox) Changed() <-chan struct{} { return o.changed }
 
-// Close waits for queued writes to finish and closes the database. Later calls return
-// ErrClosed.
+// Close waits for queued writes to finish, flushes the high-water mark and closes the
+// database. Later calls return ErrClosed.
 func (o *Outbox) Close() error {
 	o.mu.Lock()
 	if o.closed || o.isStopping() {
@@ -280,14 +208,22 @@ func (o *Outbox) Close() error {
 	o.mu.Unlock()
 	<-o.purgeDone // it submits to reqs: stop it before closing reqs
 	<-o.lossDone  // so does it
+	<-o.markDone
+	<-o.checkDone
 	o.saveLossesAtClose()
 	o.mu.Lock()
 	o.closed = true
 	close(o.reqs)
 	o.mu.Unlock()
 	<-o.done
+	defer release(o.key, o)
+	var errs []error
+	if o.mark != nil {
+		errs = append(errs, o.mark.close())
+	}
 	_ = o.wc.Close()
-	if err := o.db.Close(); err != nil {
+	errs = append(errs, o.db.Close())
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("queue: close %s: %w", o.path, err)
 	}
 	return nil
@@ -602,13 +538,14 @@ type Stats struct {
 	Pending   int64 `json:"pending"`
 	Delivered int64 `json:"delivered"` // delivered and still retained
 	// Dropped counts records lost for good: DroppedOldest + RejectedFull + FailedWrites +
-	// Quarantined + Abandoned.
+	// Quarantined + Abandoned + Missing.
 	Dropped       int64     `json:"dropped"`
 	DroppedOldest int64     `json:"dropped_oldest"`       // deleted undelivered to make room (drop_oldest)
 	RejectedFull  int64     `json:"rejected_full"`        // refused because the outbox was full (reject_new)
 	FailedWrites  int64     `json:"failed_writes"`        // lost to failed writes (disk full, I/O errors)
 	Quarantined   int64     `json:"quarantined"`          // pending records that could not be decoded, set aside
 	Abandoned     int64     `json:"abandoned"`            // appends whose context ended before they were written
+	Missing       int64     `json:"missing"`              // seqs the database lost behind its high-water mark, or unreadable at salvage
 	OldestPending time.Time `json:"oldest_pending_age_s"` // JSON: age in seconds at snapshot time, 0 if none
 	LastDelivery  time.Time `json:"last_delivery"`        // JSON: RFC 3339, null if never
 	BytesOnDisk   int64     `json:"bytes_on_disk"`        // database, WAL and shared-memory files
@@ -630,7 +567,7 @@ func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 	}
 	s.FailedWrites += o.failedUnsaved.Load()
 	s.Abandoned += o.abandonedUnsaved.Load()
-	s.Dropped = s.DroppedOldest + s.RejectedFull + s.FailedWrites + s.Quarantined + s.Abandoned
+	s.Dropped = s.DroppedOldest + s.RejectedFull + s.FailedWrites + s.Quarantined + s.Abandoned + s.Missing
 	return s, nil
 }
 
@@ -650,7 +587,7 @@ func readStats(ctx context.Context, db *sql.DB, path string) (Stats, error) {
 		return Stats{}, err
 	}
 	s.DroppedOldest, s.RejectedFull, s.FailedWrites = c.DroppedOldest, c.RejectedFull, c.FailedWrites
-	s.Quarantined, s.Abandoned = c.Quarantined, c.Abandoned
+	s.Quarantined, s.Abandoned, s.Missing = c.Quarantined, c.Abandoned, c.Missing
 	s.Dropped = c.lost()
 	s.Records, s.Bytes = c.Rows, c.Bytes
 	s.at = now()
@@ -701,11 +638,12 @@ func (s Stats) MarshalJSON() ([]byte, error) {
 		FailedWrites     int64      `json:"failed_writes"`
 		Quarantined      int64      `json:"quarantined"`
 		Abandoned        int64      `json:"abandoned"`
+		Missing          int64      `json:"missing"`
 		OldestPendingAge float64    `json:"oldest_pending_age_s"`
 		BytesOnDisk      int64      `json:"bytes_on_disk"`
 		Records          int64      `json:"records"`
 		Bytes            int64      `json:"bytes"`
 		LastDelivery     *time.Time `json:"last_delivery"`
-	}{s.Pending, s.Delivered, s.Dropped, s.DroppedOldest, s.RejectedFull, s.FailedWrites, s.Quarantined, s.Abandoned,
+	}{s.Pending, s.Delivered, s.Dropped, s.DroppedOldest, s.RejectedFull, s.FailedWrites, s.Quarantined, s.Abandoned, s.Missing,
 		s.OldestPendingAge().Seconds(), s.BytesOnDisk, s.Records, s.Bytes, last})
 }

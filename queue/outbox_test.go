@@ -579,28 +579,34 @@ func BenchmarkAppend(b *testing.B) {
 		for _, pl := range payloads {
 			for _, appenders := range []int{1, 4, 16, 64, 128} {
 				b.Run(fmt.Sprintf("%s/%s/appenders=%d", syncMode, pl.name, appenders), func(b *testing.B) {
-					o, _ := openTemp(b, Options{Synchronous: syncMode, Logger: slog.New(slog.DiscardHandler)})
-					ctx := context.Background()
-					before := o.txCount.Load()
-					var next atomic.Int64
-					var wg sync.WaitGroup
-					b.ResetTimer()
-					for range appenders {
-						wg.Go(func() {
-							for next.Add(1) <= int64(b.N) {
-								if _, err := o.Append(ctx, "passage", "sentinel/bench/passage", pl.build); err != nil {
-									b.Error(err)
-									return
-								}
-							}
-						})
-					}
-					wg.Wait()
-					b.StopTimer()
-					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-					b.ReportMetric(float64(b.N)/float64(max(1, o.txCount.Load()-before)), "rows/tx")
+					benchAppend(b, Options{Synchronous: syncMode}, appenders, pl.build)
 				})
 			}
 		}
 	}
+}
+
+// benchAppend appends b.N records with the given number of concurrent appenders.
+func benchAppend(b *testing.B, opts Options, appenders int, build func(int64, string) ([]byte, error)) {
+	opts.Logger = slog.New(slog.DiscardHandler)
+	o, _ := openTemp(b, opts)
+	ctx := context.Background()
+	before := o.txCount.Load()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range appenders {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if _, err := o.Append(ctx, "passage", "sentinel/bench/passage", build); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(b.N)/float64(max(1, o.txCount.Load()-before)), "rows/tx")
 }

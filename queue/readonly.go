@@ -3,46 +3,60 @@ package queue
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"time"
 )
 
-// Reader looks at an outbox file read-only, for `sentinel queue stats` and `sentinel queue
-// ids` while the daemon runs: it never writes, never migrates and never takes the writer's
-// lock; SQLite's WAL lets it read a consistent snapshot while the daemon commits.
+// Reader looks at an outbox file read-only, for `sentinel queue stats`, `sentinel queue ids`
+// and `sentinel report calls` while the daemon runs in another process: it never writes,
+// never migrates and never takes the writer's lock; SQLite's WAL lets it read a consistent
+// snapshot while the daemon commits. In the daemon's own process, OpenReader shares the open
+// Outbox's pool instead of opening the file again (registry.go).
 type Reader struct {
-	path string
-	db   *sql.DB
+	path   string
+	db     *sql.DB
+	shared *Outbox // the Outbox of this process whose pool the Reader uses; nil: its own
 }
 
 // OpenReader opens the outbox at path read-only. A missing file, a foreign or corrupt file,
-// or one from a newer version is an error naming the file; the file is never modified.
+// or one from a newer version is an error naming the file; the file is never modified, and
+// it is only ever opened through SQLite. When an Outbox of this process holds path, the
+// Reader reads through that Outbox's pool (and Close leaves it open).
 func OpenReader(path string) (*Reader, error) {
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("queue: %s does not exist (the agent creates it at its first start; check queue.path): %w", path, os.ErrNotExist)
+	if o := holder(path); o != nil {
+		switch {
+		case !o.opened.Load():
+			return nil, fmt.Errorf("queue: %s is being opened by this process; read it once Open returned: %w", path, ErrInUse)
+		case o.isClosed():
+			return nil, ErrClosed
+		}
+		return &Reader{path: path, db: o.db, shared: o}, nil
+	}
+	switch state, err := inspectPath(path, false); {
 	case err != nil:
-		return nil, fmt.Errorf("queue: open %s: %w", path, err)
-	case fi.Size() == 0:
+		return nil, err
+	case state == fileMissing:
+		return nil, fmt.Errorf("queue: %s does not exist (the agent creates it at its first start; check queue.path): %w", path, os.ErrNotExist)
+	case state == fileEmpty:
 		return nil, fmt.Errorf("queue: %s is empty (the agent has not initialised it yet): %w", path, ErrInvalid)
 	}
-	if err := checkExisting(path); err != nil {
+	db := sql.OpenDB(&connector{ro: readOnlyDSN(path)})
+	db.SetMaxOpenConns(1)
+	if _, err := inspectDB(context.Background(), db, path); err != nil {
+		_ = db.Close()
 		return nil, err
 	}
-	db, err := sql.Open("sqlite3", dsn(path, fmt.Sprintf("mode=ro&_busy_timeout=%d", busyTimeout.Milliseconds())))
-	if err != nil {
-		return nil, fmt.Errorf("queue: open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
 	return &Reader{path: path, db: db}, nil
 }
 
-// Close closes the reader.
-func (r *Reader) Close() error { return r.db.Close() }
+// Close closes the reader (a shared pool stays open: its Outbox closes it).
+func (r *Reader) Close() error {
+	if r.shared != nil {
+		return nil
+	}
+	return r.db.Close()
+}
 
 // Stats returns the same snapshot as Outbox.Stats, except losses the daemon could not save
 // yet (the disk is still full): those are in its log and its own status.
@@ -81,38 +95,27 @@ func (r *Reader) IDs(ctx context.Context, f func(id string) error) error {
 }
 
 // Entries calls f with every retained record (pending and delivered; payloads decoded), in
-// insertion order, until f returns an error.
+// insertion order, until f returns an error. A damaged row does not stop it: every readable
+// record is given to f, and then Entries returns an error wrapping ErrCorrupt that counts the
+// damaged ones. ScanEntries gives the count without an error.
 func (r *Reader) Entries(ctx context.Context, f func(Entry) error) error {
-	rows, err := r.db.QueryContext(ctx, `SELECT o.n, o.id, o.stream, o.seq,
-		CASE WHEN o.topic = '' THEN s.topic ELSE o.topic END, o.payload, o.enc, o.created_at, o.delivered_at
-		FROM outbox o JOIN streams s ON s.stream = o.stream ORDER BY o.n`)
+	res, err := r.ScanEntries(ctx, ScanOptions{}, f)
 	if err != nil {
-		return fileError(r.path, err)
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var e Entry
-		var enc int
-		var created int64
-		var delivered sql.NullInt64
-		if err := rows.Scan(&e.n, &e.ID, &e.Stream, &e.Seq, &e.Topic, &e.Payload, &enc, &created, &delivered); err != nil {
-			return fileError(r.path, err)
-		}
-		if e.Payload, err = decode(e.Payload, enc, e.ID); err != nil {
-			return fmt.Errorf("queue: %s: %s seq %d: %w", r.path, e.Stream, e.Seq, err)
-		}
-		e.CreatedAt = time.UnixMilli(created)
-		if delivered.Valid {
-			e.DeliveredAt = time.UnixMilli(delivered.Int64)
-		}
-		if err := f(e); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fileError(r.path, err)
+	if res.Damaged > 0 {
+		return fmt.Errorf("queue: %s: %d damaged rows skipped (first: %w)", r.path, res.Damaged, res.FirstDamage)
 	}
 	return nil
+}
+
+// ScanEntries is Outbox.ScanEntries for a Reader: every retained record, in one snapshot,
+// damaged rows skipped and counted.
+func (r *Reader) ScanEntries(ctx context.Context, opts ScanOptions, f func(Entry) error) (ScanResult, error) {
+	if r.shared != nil {
+		return r.shared.ScanEntries(ctx, opts, f)
+	}
+	return scanEntries(ctx, r.db, r.path, opts, f)
 }
 
 // IntegrityCheck runs PRAGMA integrity_check and returns nil when SQLite answers "ok".

@@ -122,3 +122,20 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason         TEXT NOT NULL
 );
 INSERT OR IGNORE INTO counters (name, value) VALUES ('quarantined', 0), ('abandoned', 0);
+
+-- version 5
+-- Lost seqs (mark.go; docs/queue.md, "The high-water mark"): a stretch of a stream's seqs the
+-- database does not hold although they were used: found at Open when the database is behind
+-- its high-water mark (cause 'behind_mark': a damaged WAL, an emptied or replaced file), or
+-- by `sentinel queue salvage` (cause 'unreadable'). Each is counted in counters.missing and
+-- named once in a queue_loss notice (missing_ranges; reported = 1 after).
+CREATE TABLE IF NOT EXISTS gaps (
+    g          INTEGER PRIMARY KEY,
+    stream     TEXT NOT NULL,
+    first_seq  INTEGER NOT NULL,
+    last_seq   INTEGER NOT NULL,
+    found_at   INTEGER NOT NULL,                 -- Unix milliseconds
+    cause      TEXT NOT NULL,
+    reported   INTEGER NOT NULL DEFAULT 0
+);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('missing', 0);

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,19 +20,25 @@ var (
 	// pollInterval is how often a connected uplink looks for pending entries when
 	// Outbox.Changed has not fired (e.g. entries written by another Outbox value).
 	pollInterval = time.Second
-	// ackTimeout bounds the wait for the PUBACK of a publish.
-	ackTimeout = 15 * time.Second
-	// stableAfter is how long a connection must last for the backoff to start over.
-	stableAfter = 10 * time.Second
 	// markTimeout bounds marking acknowledged entries after Run's ctx has ended.
 	markTimeout = 5 * time.Second
 	// backlogReadAhead is how many backlog records one read takes at least.
 	backlogReadAhead = 64
 )
 
+// Defaults of UplinkConfig.
+const (
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultAckTimeout     = 15 * time.Second
+	DefaultDemoteFor      = 5 * time.Minute
+	defaultBackoffReset   = 10 * time.Second
+)
+
 var (
-	errConnLost   = errors.New("queue: connection lost")
-	errAckTimeout = errors.New("queue: timed out waiting for PUBACK")
+	errConnLost = errors.New("queue: connection lost")
+	// errNoAnswer marks a broker that is there but does not answer in time: no CONNACK, no
+	// PUBACK, no PINGRESP. Such a broker is demoted (UplinkConfig.DemoteFor).
+	errNoAnswer = errors.New("queue: the broker did not answer in time")
 )
 
 // UplinkConfig configures an Uplink. Zero values take the documented defaults.
@@ -49,6 +56,19 @@ type UplinkConfig struct {
 	// BackoffReset is how long a connection must last for the backoff to start again from
 	// BackoffBase; default 10s.
 	BackoffReset time.Duration
+	// ConnectTimeout bounds one connection attempt to one broker: the TCP (and TLS)
+	// handshake and the wait for CONNACK together; default 5s. A broker that accepts the
+	// connection but never answers CONNECT is given up after it and demoted.
+	ConnectTimeout time.Duration
+	// AckTimeout bounds the wait for the PUBACK of a publish; default 15s. Past it the
+	// connection is ended, the broker demoted, and the publish and everything after it sent
+	// again on the next connection.
+	AckTimeout time.Duration
+	// DemoteFor is how long a broker that did not answer in time (ConnectTimeout,
+	// AckTimeout, or a keepalive PINGRESP) is tried only after the others; default 5m. The
+	// others keep their configured order. Refused or dropped connections are not demoted:
+	// they cost no time.
+	DemoteFor time.Duration
 	// DrainRate bounds the backlog drain in messages per second and DrainBytesPerSec in
 	// payload bytes per second; 0 means unbounded. Live records (appended after the current
 	// connection came up) are never held back by them.
@@ -78,6 +98,9 @@ type Uplink struct {
 	connected atomic.Bool
 	lastErr   atomic.Pointer[error] // why the last connection attempt failed or was lost
 	lim       *drainLimiter
+
+	demoteMu sync.Mutex
+	demoted  map[string]time.Time // broker URL -> until when it is tried last
 }
 
 // NewUplink returns an uplink for ob; nothing happens until Run.
@@ -101,7 +124,16 @@ func NewUplink(ob *Outbox, cfg UplinkConfig) *Uplink {
 		cfg.BackoffCap = cfg.BackoffBase
 	}
 	if cfg.BackoffReset <= 0 {
-		cfg.BackoffReset = stableAfter
+		cfg.BackoffReset = defaultBackoffReset
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
+	if cfg.DemoteFor <= 0 {
+		cfg.DemoteFor = DefaultDemoteFor
 	}
 	cfg.Brokers = append([]string(nil), cfg.Brokers...)
 	log := cfg.Logger
@@ -109,11 +141,12 @@ func NewUplink(ob *Outbox, cfg UplinkConfig) *Uplink {
 		log = slog.Default()
 	}
 	return &Uplink{
-		ob:   ob,
-		cfg:  cfg,
-		log:  log.With("component", "uplink", "client_id", cfg.ClientID),
-		dial: dialPaho,
-		lim:  newDrainLimiter(cfg.DrainRate, cfg.DrainBytesPerSec),
+		ob:      ob,
+		cfg:     cfg,
+		log:     log.With("component", "uplink", "client_id", cfg.ClientID),
+		dial:    dialPaho,
+		lim:     newDrainLimiter(cfg.DrainRate, cfg.DrainBytesPerSec),
+		demoted: make(map[string]time.Time),
 	}
 }
 
@@ -145,44 +178,31 @@ func (u *Uplink) Run(ctx context.Context) error {
 	if len(u.cfg.Brokers) == 0 {
 		return fmt.Errorf("queue: uplink: no brokers configured: %w", ErrInvalid)
 	}
-	var (
-		attempt     int
-		outage      bool
-		outageSince time.Time
-		failures    int
-	)
+	var o outage
 	for {
 		c, broker, err := u.connect(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			u.setLastError(err)
-			failures++
-			if !outage {
-				outage, outageSince = true, time.Now()
-				u.log.Warn("uplink: no broker reachable, retrying in the background",
-					"brokers", strings.Join(u.cfg.Brokers, ","), "err", err)
-			} else {
-				u.log.Debug("uplink: reconnect failed", "attempt", failures, "err", err)
-			}
-			if !sleepCtx(ctx, u.backoff(attempt)) {
+			u.connectFailed(&o, err)
+			if !sleepCtx(ctx, u.backoff(o.attempt)) {
 				return nil
 			}
-			attempt++
+			o.attempt++
 			continue
 		}
 
 		connectedAt := time.Now()
 		u.setLastError(nil)
 		u.connected.Store(true)
-		if outage {
+		if o.down {
 			u.log.Info("uplink: connected", "broker", broker,
-				"outage", time.Since(outageSince).Round(time.Millisecond), "failed_attempts", failures)
+				"outage", time.Since(o.since).Round(time.Millisecond), "failed_attempts", o.failures)
 		} else {
 			u.log.Info("uplink: connected", "broker", broker)
 		}
-		outage, failures = false, 0
+		o.down, o.failures = false, 0
 		err = u.serve(ctx, c)
 		u.connected.Store(false)
 		c.Disconnect()
@@ -192,36 +212,122 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if errors.Is(err, ErrClosed) {
 			return fmt.Errorf("queue: uplink: %w", err)
 		}
-		outage, outageSince = true, time.Now()
+		o.down, o.since = true, time.Now()
 		u.setLastError(err)
 		u.log.Warn("uplink: connection lost, reconnecting", "broker", broker, "err", err)
-		if time.Since(connectedAt) >= u.cfg.BackoffReset {
-			attempt = 0
+		if errors.Is(err, errNoAnswer) {
+			u.demote(broker, err)
 		}
-		if !sleepCtx(ctx, u.backoff(attempt)) {
+		if time.Since(connectedAt) >= u.cfg.BackoffReset {
+			o.attempt = 0
+		}
+		if !sleepCtx(ctx, u.backoff(o.attempt)) {
 			return nil
 		}
-		attempt++
+		o.attempt++
 	}
 }
 
-// connect tries the brokers in order and returns the first connection.
+// outage is Run's account of the current outage: the backoff attempt, whether the uplink
+// is down, since when, and how many connection rounds failed.
+type outage struct {
+	attempt  int
+	down     bool
+	since    time.Time
+	failures int
+}
+
+// connectFailed records a failed connection round: a WARN once per outage, DEBUG after.
+func (u *Uplink) connectFailed(o *outage, err error) {
+	u.setLastError(err)
+	o.failures++
+	if !o.down {
+		o.down, o.since = true, time.Now()
+		u.log.Warn("uplink: no broker reachable, retrying in the background",
+			"brokers", strings.Join(u.cfg.Brokers, ","), "err", err)
+		return
+	}
+	u.log.Debug("uplink: reconnect failed", "attempt", o.failures, "err", err)
+}
+
+// connect tries the brokers (see brokerOrder) and returns the first connection.
 func (u *Uplink) connect(ctx context.Context) (conn, string, error) {
 	var errs []error
-	for _, b := range u.cfg.Brokers {
+	for _, b := range u.brokerOrder(time.Now()) {
 		c, err := u.dial(ctx, b, u.cfg)
 		if err == nil {
-			if len(errs) > 0 {
-				u.log.Warn("uplink: using a fallback broker", "broker", b, "err", errors.Join(errs...))
+			if b != u.cfg.Brokers[0] {
+				attrs := []any{"broker", b}
+				if len(errs) > 0 {
+					attrs = append(attrs, "err", errors.Join(errs...))
+				}
+				if d := u.demotedList(); d != "" {
+					attrs = append(attrs, "demoted", d)
+				}
+				u.log.Warn("uplink: using a fallback broker", attrs...)
 			}
 			return c, b, nil
 		}
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
+		if errors.Is(err, errNoAnswer) {
+			u.demote(b, err)
+		}
 		errs = append(errs, fmt.Errorf("%s: %w", b, err))
 	}
 	return nil, "", errors.Join(errs...)
+}
+
+// brokerOrder returns the brokers in their configured order, those demoted until after now
+// moved to the end (in their configured order too).
+func (u *Uplink) brokerOrder(now time.Time) []string {
+	u.demoteMu.Lock()
+	defer u.demoteMu.Unlock()
+	order := make([]string, 0, len(u.cfg.Brokers))
+	var last []string
+	for _, b := range u.cfg.Brokers {
+		if until, ok := u.demoted[b]; ok && now.Before(until) {
+			last = append(last, b)
+			continue
+		}
+		delete(u.demoted, b)
+		order = append(order, b)
+	}
+	return append(order, last...)
+}
+
+// BrokerOrder returns the brokers in the order the next connection will try them: the
+// configured order, those demoted (they did not answer in time) last. Another client of the
+// same brokers (the agent's control connection) can follow it.
+func (u *Uplink) BrokerOrder() []string { return u.brokerOrder(time.Now()) }
+
+// demotedList returns the brokers demoted now, comma-separated, in configured order.
+func (u *Uplink) demotedList() string {
+	u.demoteMu.Lock()
+	defer u.demoteMu.Unlock()
+	var d []string
+	for _, b := range u.cfg.Brokers {
+		if until, ok := u.demoted[b]; ok && time.Now().Before(until) {
+			d = append(d, b)
+		}
+	}
+	return strings.Join(d, ",")
+}
+
+// demote has broker tried after the others for DemoteFor, and says so (once per demotion).
+func (u *Uplink) demote(broker string, why error) {
+	if len(u.cfg.Brokers) < 2 {
+		return // nothing to try instead
+	}
+	u.demoteMu.Lock()
+	_, already := u.demoted[broker]
+	u.demoted[broker] = time.Now().Add(u.cfg.DemoteFor)
+	u.demoteMu.Unlock()
+	if !already {
+		u.log.Warn("uplink: broker demoted: it did not answer in time; the other brokers are tried first",
+			"broker", broker, "for", u.cfg.DemoteFor, "err", why)
+	}
 }
 
 // backoff returns a full-jitter delay for the given attempt: uniform in
@@ -255,8 +361,6 @@ func (u *Uplink) backoff(attempt int) time.Duration {
 // backlog and its live records each arrive, the first time, in seq order. After a failure
 // everything not marked delivered is resent on the next connection, where it is backlog.
 func (u *Uplink) serve(ctx context.Context, c conn) error {
-	poll := time.NewTicker(pollInterval)
-	defer poll.Stop()
 	horizon, err := u.ob.lastPendingN(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -264,143 +368,185 @@ func (u *Uplink) serve(ctx context.Context, c conn) error {
 		}
 		return err
 	}
-	classes := []*sendClass{
+	s := &session{u: u, ctx: ctx, c: c, horizon: horizon, drainStart: time.Now(), m: u.startMarker(ctx)}
+	s.classes = []*sendClass{
 		{prio: true, after: horizon, upTo: -1},
 		{after: horizon, upTo: -1},
 		{prio: true, backlog: true, upTo: horizon, done: horizon == 0},
 		{backlog: true, upTo: horizon, done: horizon == 0},
 	}
-	drainStart, drained, backlogInFlight := time.Now(), 0, 0
 	if horizon > 0 {
 		u.log.Info("uplink: draining the backlog; live records go first", "drain_rate", u.cfg.DrainRate, "drain_bytes_per_s", u.cfg.DrainBytesPerSec)
 	}
-
-	m := u.startMarker(ctx)
-	var window []inFlight
-	// finish stops the marker after it marked what was handed to it, counts a failed
-	// attempt for what is still outstanding, and returns err.
-	finish := func(err error) error {
-		u.ob.addAttempts(entriesOf(window))
-		if merr := m.stop(); merr != nil && err == nil {
-			err = merr
-		}
-		if ctx.Err() != nil && !errors.Is(err, ErrClosed) {
-			return nil
-		}
-		return err
-	}
-	// collect hands the acknowledged leading run of the window to the marker. It returns an
-	// error when an ack failed.
-	collect := func() error {
-		n := 0
-		var aerr error
-	scan:
-		for ; n < len(window); n++ {
-			select {
-			case <-window[n].a.Done():
-			default:
-				break scan
-			}
-			if err := window[n].a.Error(); err != nil {
-				aerr = fmt.Errorf("publish %s seq %d: %w", window[n].e.Stream, window[n].e.Seq, err)
-				break
-			}
-		}
-		if n > 0 {
-			run := entriesOf(window[:n])
-			for _, f := range window[:n] {
-				if f.backlog {
-					drained++
-					backlogInFlight--
-				}
-			}
-			window = window[n:]
-			if err := m.send(run); err != nil {
-				return err
-			}
-		}
-		return aerr
-	}
-
-	var limitWait time.Duration
-	fill := func() error {
-		limitWait = 0
-		for len(window) < u.cfg.Window {
-			cl, err := u.nextClass(ctx, classes)
-			if err != nil || cl == nil {
-				return err
-			}
-			take := cl.buf[:min(len(cl.buf), u.cfg.Window-len(window))]
-			if cl.backlog {
-				var k int
-				k, limitWait = u.lim.admit(time.Now(), take)
-				take = take[:k]
-				if k == 0 {
-					return nil // the backlog waits for the limiter; live classes were empty
-				}
-			}
-			at := time.Now()
-			for _, e := range take {
-				window = append(window, inFlight{e: e, a: c.Publish(e.Topic, e.Payload), at: at, backlog: cl.backlog})
-				if cl.backlog {
-					backlogInFlight++
-				}
-			}
-			cl.buf = cl.buf[len(take):]
-		}
-		return nil
-	}
-
-	ackTimer := time.NewTimer(ackTimeout)
+	poll := time.NewTicker(pollInterval)
+	defer poll.Stop()
+	ackTimer := time.NewTimer(u.cfg.AckTimeout)
 	defer ackTimer.Stop()
 	for {
-		if err := fill(); err != nil {
-			return finish(err)
+		if err := s.fill(); err != nil {
+			return s.finish(err)
 		}
-		if horizon > 0 && classes[2].done && classes[3].done && backlogInFlight == 0 {
-			u.log.Info("uplink: backlog drained", "records", drained, "took", time.Since(drainStart).Round(time.Millisecond))
-			horizon = 0
-		}
-		var headDone <-chan struct{}
-		var timeoutC <-chan time.Time
-		if len(window) > 0 {
-			headDone = window[0].a.Done()
-			ackTimer.Reset(time.Until(window[0].at.Add(ackTimeout)))
-			timeoutC = ackTimer.C
-		}
-		var limitC <-chan time.Time
-		var lt *time.Timer
-		if limitWait > 0 {
-			lt = time.NewTimer(limitWait)
-			limitC = lt.C
-		}
-		var err error
-		select {
-		case <-headDone:
-			err = collect()
-		case <-c.Lost():
-			if err = collect(); err == nil { // a PUBACK may have raced the loss
-				err = lostError(c)
-			}
-		case <-timeoutC:
-			if err = collect(); err == nil && len(window) > 0 && !time.Now().Before(window[0].at.Add(ackTimeout)) {
-				err = errAckTimeout
-			}
-		case <-ctx.Done():
-			err = collect()
-		case <-u.ob.Changed(): // nextClass sees the new records (appendGen)
-		case <-poll.C: // records another Outbox value wrote are seen only here
-			classes[0].done, classes[1].done = false, false
-		case <-limitC:
-		case err = <-m.errc:
-		}
-		if lt != nil {
-			lt.Stop()
-		}
-		if err != nil || ctx.Err() != nil {
-			return finish(err)
+		s.noteDrained()
+		if err := s.wait(poll.C, ackTimer); err != nil || ctx.Err() != nil {
+			return s.finish(err)
 		}
 	}
+}
+
+// session is the state of serve on one connection.
+type session struct {
+	u       *Uplink
+	ctx     context.Context
+	c       conn
+	m       *marker
+	classes []*sendClass
+	window  []inFlight
+
+	horizon         int64 // last insertion number of the backlog; 0 once it is drained
+	drainStart      time.Time
+	drained         int           // backlog records acknowledged
+	backlogInFlight int           // backlog records in the window
+	limitWait       time.Duration // set by fill: how long the drain limiter holds the backlog
+}
+
+// fill tops the window up from the classes in priority order (see serve).
+func (s *session) fill() error {
+	u := s.u
+	s.limitWait = 0
+	for len(s.window) < u.cfg.Window {
+		cl, err := u.nextClass(s.ctx, s.classes)
+		if err != nil || cl == nil {
+			return err
+		}
+		take := cl.buf[:min(len(cl.buf), u.cfg.Window-len(s.window))]
+		if cl.backlog {
+			var k int
+			k, s.limitWait = u.lim.admit(time.Now(), take)
+			take = take[:k]
+			if k == 0 {
+				return nil // the backlog waits for the limiter; live classes were empty
+			}
+		}
+		at := time.Now()
+		for _, e := range take {
+			s.window = append(s.window, inFlight{e: e, a: s.c.Publish(e.Topic, e.Payload), at: at, backlog: cl.backlog})
+			if cl.backlog {
+				s.backlogInFlight++
+			}
+		}
+		cl.buf = cl.buf[len(take):]
+	}
+	return nil
+}
+
+// noteDrained logs, once, that the backlog of this connection is acknowledged.
+func (s *session) noteDrained() {
+	if s.horizon > 0 && s.classes[2].done && s.classes[3].done && s.backlogInFlight == 0 {
+		s.u.log.Info("uplink: backlog drained", "records", s.drained, "took", time.Since(s.drainStart).Round(time.Millisecond))
+		s.horizon = 0
+	}
+}
+
+// wait blocks until something happens (a PUBACK at the head of the window, a commit, the
+// poll, the drain limiter, the connection's loss, the head's ack timeout, a marking error,
+// ctx) and handles it; it returns an error when the connection must end.
+func (s *session) wait(poll <-chan time.Time, ackTimer *time.Timer) error {
+	var headDone <-chan struct{}
+	var timeoutC <-chan time.Time
+	if len(s.window) > 0 {
+		headDone = s.window[0].a.Done()
+		ackTimer.Reset(time.Until(s.window[0].at.Add(s.u.cfg.AckTimeout)))
+		timeoutC = ackTimer.C
+	}
+	var limitC <-chan time.Time
+	if s.limitWait > 0 {
+		lt := time.NewTimer(s.limitWait)
+		defer lt.Stop()
+		limitC = lt.C
+	}
+	select {
+	case <-headDone:
+		return s.collect()
+	case <-s.c.Lost():
+		if err := s.collect(); err != nil { // a PUBACK may have raced the loss
+			return err
+		}
+		return lostError(s.c)
+	case <-timeoutC:
+		if err := s.collect(); err != nil {
+			return err
+		}
+		return s.ackOverdue()
+	case <-s.ctx.Done():
+		return s.collect()
+	case <-s.u.ob.Changed(): // nextClass sees the new records (appendGen)
+	case <-poll: // records another Outbox value wrote are seen only here
+		s.classes[0].done, s.classes[1].done = false, false
+	case <-limitC:
+	case err := <-s.m.errc:
+		return err
+	}
+	return nil
+}
+
+// ackOverdue returns the error for a head of the window whose PUBACK is overdue, or nil.
+func (s *session) ackOverdue() error {
+	if len(s.window) == 0 {
+		return nil
+	}
+	h := s.window[0]
+	if waited := time.Since(h.at); waited >= s.u.cfg.AckTimeout {
+		return fmt.Errorf("%w: no PUBACK within %v for %s seq %d (%d publishes unacknowledged)",
+			errNoAnswer, s.u.cfg.AckTimeout, h.e.Stream, h.e.Seq, len(s.window))
+	}
+	return nil
+}
+
+// collect hands the acknowledged leading run of the window to the marker. It returns an
+// error when an ack failed.
+func (s *session) collect() error {
+	n := 0
+	var aerr error
+scan:
+	for ; n < len(s.window); n++ {
+		select {
+		case <-s.window[n].a.Done():
+		default:
+			break scan
+		}
+		if err := s.window[n].a.Error(); err != nil {
+			aerr = fmt.Errorf("publish %s seq %d: %w", s.window[n].e.Stream, s.window[n].e.Seq, err)
+			break
+		}
+	}
+	if n == 0 {
+		return aerr
+	}
+	run := entriesOf(s.window[:n])
+	for _, f := range s.window[:n] {
+		if f.backlog {
+			s.drained++
+			s.backlogInFlight--
+		}
+	}
+	s.window = s.window[n:]
+	if err := s.m.send(run); err != nil {
+		return err
+	}
+	return aerr
+}
+
+// finish stops the marker after it marked what was handed to it, counts a failed attempt for
+// what is still outstanding, and returns err (nil when ctx ended, unless the outbox closed).
+func (s *session) finish(err error) error {
+	s.u.ob.addAttempts(entriesOf(s.window))
+	if merr := s.m.stop(); merr != nil && err == nil {
+		err = merr
+	}
+	if s.ctx.Err() != nil && !errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // inFlight is a publish waiting for its PUBACK.
@@ -534,11 +680,17 @@ func (u *Uplink) markDelivered(ctx context.Context, entries []Entry) error {
 }
 
 // lostError returns errConnLost with the reason the connection reports, if it reports one.
+// A keepalive that went unanswered also wraps errNoAnswer: the broker is there but silent.
 func lostError(c conn) error {
-	if r, ok := c.(interface{ LostReason() error }); ok && r.LostReason() != nil {
-		return fmt.Errorf("%w: %w", errConnLost, r.LostReason())
+	r, ok := c.(interface{ LostReason() error })
+	if !ok || r.LostReason() == nil {
+		return errConnLost
 	}
-	return errConnLost
+	why := r.LostReason()
+	if strings.Contains(why.Error(), "pingresp not received") {
+		return fmt.Errorf("%w: %w (no PINGRESP to the keepalive): %w", errConnLost, errNoAnswer, why)
+	}
+	return fmt.Errorf("%w: %w", errConnLost, why)
 }
 
 // sleepCtx sleeps for d or until ctx ends; it reports whether the full sleep happened.

@@ -152,9 +152,10 @@ func (o *Outbox) commit(batch []*writeReq) {
 		return
 	}
 
+	seqs := make(map[string]int64)
 	appended, err := false, o.setRelaxed(appends+durable == 0)
 	if err == nil {
-		appended, err = o.runTx(live, make(map[string]int64))
+		appended, err = o.runTx(live, seqs)
 	}
 	if err != nil {
 		if appends > 0 {
@@ -179,6 +180,8 @@ func (o *Outbox) commit(batch []*writeReq) {
 		o.log.Warn("queue: writes succeed again", "path", o.path)
 	}
 	o.txCount.Add(1)
+	// After the commit, so the mark is never ahead of what is committed.
+	o.advanceMark(seqs)
 	if appended { // before finishing, so Changed has fired by the time Append returns
 		o.appendGen.Add(1)
 		select {
@@ -216,7 +219,8 @@ func (o *Outbox) setRelaxed(relax bool) error {
 }
 
 // runTx executes live in one transaction. Per-request failures (a build error, a full
-// outbox) are stored in the request; a returned error fails the whole transaction.
+// outbox) are stored in the request; a returned error fails the whole transaction. seqs
+// receives the last seq this transaction used per stream.
 func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, err error) {
 	ctx := context.Background() // one caller's ctx must not abort the others' commit
 	tx, err := o.wc.BeginTx(ctx, nil)
@@ -229,247 +233,340 @@ func (o *Outbox) runTx(live []*writeReq, seqs map[string]int64) (appended bool, 
 			clear(o.topics) // it may hold a stream whose first row was rolled back
 		}
 	}()
-	var (
-		upsertStream, insertRow, markRow, attemptRow, setLastSeq *sql.Stmt
-		prep                                                     = func(s **sql.Stmt, q string) error {
-			if *s != nil {
-				return nil
-			}
-			st, err := tx.PrepareContext(ctx, q)
-			if err != nil {
-				return fmt.Errorf("queue: prepare: %w", err)
-			}
-			*s = st
-			return nil
-		}
-	)
-	st := &txState{tx: tx, cap: o.capacityNow()}
-	failedUnsaved, abandonedUnsaved := o.failedUnsaved.Load(), o.abandonedUnsaved.Load()
-	noNotice := false
-	rejected := 0
-	ts := now().UnixMilli()
-
-	// storedTopic is what the row holds: "" when topic is its stream's topic (the first
-	// topic the stream was appended with).
-	storedTopic := func(stream, topic string) (string, error) {
-		canon, ok := o.topics[stream]
-		if !ok {
-			err := tx.QueryRowContext(ctx, `SELECT topic FROM streams WHERE stream = ?`, stream).Scan(&canon)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return "", fmt.Errorf("queue: append to %s: read topic: %w", stream, err)
-			}
-			if canon == "" {
-				canon = topic // the upsert below makes it the stream's topic
-			}
-			o.topics[stream] = canon
-		}
-		if topic == canon {
-			return "", nil
-		}
-		return topic, nil
+	t := &txRun{
+		o: o, ctx: ctx, tx: tx, seqs: seqs, ts: now().UnixMilli(),
+		st:            &txState{tx: tx, cap: o.capacityNow()},
+		stmts:         map[string]*sql.Stmt{},
+		streamRow:     map[string]bool{},
+		failedUnsaved: o.failedUnsaved.Load(), abandonedUnsaved: o.abandonedUnsaved.Load(),
 	}
-	streamRow := map[string]bool{} // streams whose row this transaction has upserted
-	insert := func(stream, topic string, id uuid.UUID, seq int64, stored []byte, enc int) error {
-		rowTopic, err := storedTopic(stream, topic)
-		if err != nil {
-			return err
-		}
-		if !streamRow[stream] {
-			// Once per stream and transaction: create the row the outbox row refers to and
-			// fix the stream's topic; last_seq is written at the end.
-			if err := prep(&upsertStream, `INSERT INTO streams (stream, last_seq, topic) VALUES (?, ?, ?)
-				ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq,
-					topic = CASE WHEN streams.topic = '' THEN excluded.topic ELSE streams.topic END`); err != nil {
-				return err
-			}
-			if _, err := upsertStream.ExecContext(ctx, stream, seq, topic); err != nil {
-				return fmt.Errorf("queue: append to %s: %w", stream, err)
-			}
-			streamRow[stream] = true
-		}
-		if err := prep(&insertRow, `INSERT INTO outbox (uid, stream, seq, topic, payload, enc, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`); err != nil {
-			return err
-		}
-		if _, err := insertRow.ExecContext(ctx, id[:], stream, seq, rowTopic, stored, enc, ts); err != nil {
-			return fmt.Errorf("queue: append to %s: %w", stream, err)
-		}
-		seqs[stream] = seq
-		st.c.Rows++
-		st.c.Bytes += rowSize(len(stored), len(rowTopic))
-		st.changed = true
-		return nil
-	}
-
 	pre, err := o.prepare(ctx, tx, live)
 	if err != nil {
 		return false, err
 	}
 	for i, r := range live {
-		switch r.kind {
-		case opAppend:
-			if err := st.load(ctx); err != nil {
-				return false, err
-			}
-			last, err := o.lastSeq(ctx, tx, seqs, r.stream)
-			if err != nil {
-				return false, err
-			}
-			p := &pre[i]
-			if p.seq != last+1 {
-				// An earlier record of this stream in the transaction was not stored: build
-				// again with the seq it leaves free.
-				*p = o.prepareOne(r, last+1, p.uid)
-			}
-			if p.err != nil {
-				r.err = p.err
-				continue
-			}
-			if st.capped() {
-				rowTopic, err := storedTopic(r.stream, r.topic)
-				if err != nil {
-					return false, err
-				}
-				fits, err := st.makeRoom(ctx, rowSize(len(p.stored), len(rowTopic)))
-				if err != nil {
-					return false, err
-				}
-				if !fits {
-					rejected++
-					st.c.RejectedFull++
-					st.changed = true
-					r.err = fmt.Errorf("queue: append to %s: %d records, %d bytes stored (limits %d records, %d bytes), all undelivered: %w",
-						r.stream, st.c.Rows, st.c.Bytes, st.cap.MaxRecords, st.cap.MaxBytes, ErrFull)
-					continue
-				}
-			}
-			if err := insert(r.stream, r.topic, p.uid, p.seq, p.stored, p.enc); err != nil {
-				return false, err
-			}
-			r.entry = Entry{ID: p.id, Stream: r.stream, Topic: r.topic, Seq: p.seq, Payload: p.payload, CreatedAt: time.UnixMilli(ts)}
-			appended = true
-		case opMark:
-			if err := prep(&markRow, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1
-				WHERE n BETWEEN ? AND ? AND delivered_at IS NULL`); err != nil {
-				return false, err
-			}
-			ns, err := o.resolveIDs(ctx, tx, r)
-			if err != nil {
-				return false, err
-			}
-			// One statement per run of consecutive insertion numbers (a drained backlog is
-			// one long run).
-			slices.Sort(ns)
-			for i := 0; i < len(ns); {
-				j := i
-				for j+1 < len(ns) && ns[j+1] <= ns[j]+1 {
-					j++
-				}
-				if _, err := markRow.ExecContext(ctx, ts, ns[i], ns[j]); err != nil {
-					return false, fmt.Errorf("queue: mark delivered: %w", err)
-				}
-				i = j + 1
-			}
-		case opAttempt:
-			if err := prep(&attemptRow, `UPDATE outbox SET attempts = attempts + 1
-				WHERE n = ? AND delivered_at IS NULL`); err != nil {
-				return false, err
-			}
-			ns, err := o.resolveIDs(ctx, tx, r)
-			if err != nil {
-				return false, err
-			}
-			for _, n := range ns {
-				if _, err := attemptRow.ExecContext(ctx, n); err != nil {
-					return false, fmt.Errorf("queue: count attempt: %w", err)
-				}
-			}
-		case opPurge:
-			if err := st.load(ctx); err != nil {
-				return false, err
-			}
-			cutoff := ts - st.cap.Retention.Milliseconds()
-			n, err := st.deleteRows(ctx, `DELETE FROM outbox WHERE n IN (SELECT n FROM outbox INDEXED BY outbox_delivered
-				WHERE delivered_at IS NOT NULL AND delivered_at <= ? ORDER BY delivered_at LIMIT ?)`+returningSize, cutoff, purgeChunk)
-			if err != nil {
-				return false, fmt.Errorf("queue: purge delivered records: %w", err)
-			}
-			r.purged = n
-			o.purges.Add(1)
-		case opQuarantine:
-			if err := st.load(ctx); err != nil {
-				return false, err
-			}
-			if err := o.quarantineRows(ctx, st, r, ts); err != nil {
-				return false, err
-			}
-		case opFlush:
-			if err := st.load(ctx); err != nil {
-				return false, err
-			}
-			noNotice = noNotice || r.noNotice
-		}
-	}
-
-	if st.loaded && (failedUnsaved > 0 || abandonedUnsaved > 0) {
-		st.c.FailedWrites += failedUnsaved
-		st.c.Abandoned += abandonedUnsaved
-		st.changed = true
-	}
-	// Report losses upstream as soon as there is room for the notice.
-	if noNotice && st.loaded && st.cap.NoticeTopic != "" && st.c.lost() > st.c.Reported {
-		for _, r := range live {
-			r.noticeSkipped = r.kind == opFlush
-		}
-	}
-	if !noNotice && st.loaded && st.cap.NoticeTopic != "" && st.c.lost() > st.c.Reported {
-		last, err := o.lastSeq(ctx, tx, seqs, NoticeStream)
-		if err != nil {
+		if err := t.do(r, &pre[i]); err != nil {
 			return false, err
 		}
-		uid, err := uuid.NewRandom()
-		if err != nil {
-			return false, fmt.Errorf("queue: notice: new id: %w", err)
-		}
-		payload, err := noticePayload(last+1, uid.String(), time.UnixMilli(ts), st.c)
-		if err != nil {
-			return false, fmt.Errorf("queue: notice: %w", err)
-		}
-		stored, enc := encode(payload, uid.String())
-		if fits, err := st.makeRoom(ctx, rowSize(len(stored), len(st.cap.NoticeTopic))); err != nil {
-			return false, err
-		} else if fits {
-			if err := insert(NoticeStream, st.cap.NoticeTopic, uid, last+1, stored, enc); err != nil {
-				return false, err
-			}
-			st.c.Reported = st.c.lost()
-			appended = true
-		}
 	}
-	if len(seqs) > 0 {
-		if err := prep(&setLastSeq, `UPDATE streams SET last_seq = ? WHERE stream = ?`); err != nil {
-			return false, err
-		}
-		for stream, seq := range seqs {
-			if _, err := setLastSeq.ExecContext(ctx, seq, stream); err != nil {
-				return false, fmt.Errorf("queue: append to %s: %w", stream, err)
-			}
-		}
-	}
-	if st.changed {
-		if err := writeCounters(ctx, tx, st.c); err != nil {
-			return false, err
-		}
+	if err := t.finish(live); err != nil {
+		return false, err
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("queue: commit: %w", err)
 	}
-	if st.loaded {
-		o.failedUnsaved.Add(-failedUnsaved)
-		o.abandonedUnsaved.Add(-abandonedUnsaved)
+	if t.st.loaded {
+		o.failedUnsaved.Add(-t.failedUnsaved)
+		o.abandonedUnsaved.Add(-t.abandonedUnsaved)
 	}
-	o.logCapacity(st, rejected)
-	return appended, nil
+	o.logCapacity(t.st, t.rejected)
+	return t.appended, nil
+}
+
+// txRun is one write transaction of the writer goroutine while it runs.
+type txRun struct {
+	o    *Outbox
+	ctx  context.Context
+	tx   *sql.Tx
+	st   *txState
+	seqs map[string]int64 // the last seq used per stream, so far
+	ts   int64            // the transaction's time, Unix milliseconds
+
+	stmts     map[string]*sql.Stmt // prepared once per transaction, by query
+	streamRow map[string]bool      // streams whose row this transaction has upserted
+
+	noNotice                        bool  // an opFlush asked for the counters without the notice
+	rejected                        int   // appends refused: the outbox is full
+	appended                        bool  // a row was inserted
+	failedUnsaved, abandonedUnsaved int64 // losses counted in memory, saved by this transaction
+}
+
+// stmt prepares q once per transaction.
+func (t *txRun) stmt(q string) (*sql.Stmt, error) {
+	if s, ok := t.stmts[q]; ok {
+		return s, nil
+	}
+	s, err := t.tx.PrepareContext(t.ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("queue: prepare: %w", err)
+	}
+	t.stmts[q] = s
+	return s, nil
+}
+
+// do runs one request.
+func (t *txRun) do(r *writeReq, p *prepared) error {
+	switch r.kind {
+	case opAppend:
+		return t.appendOne(r, p)
+	case opMark:
+		return t.mark(r)
+	case opAttempt:
+		return t.attempt(r)
+	case opPurge:
+		return t.purge(r)
+	case opQuarantine:
+		if err := t.st.load(t.ctx); err != nil {
+			return err
+		}
+		return t.o.quarantineRows(t.ctx, t.st, r, t.ts)
+	case opFlush:
+		if err := t.st.load(t.ctx); err != nil {
+			return err
+		}
+		t.noNotice = t.noNotice || r.noNotice
+	}
+	return nil
+}
+
+// storedTopic is what the row holds: "" when topic is its stream's topic (the first topic
+// the stream was appended with).
+func (t *txRun) storedTopic(stream, topic string) (string, error) {
+	canon, ok := t.o.topics[stream]
+	if !ok {
+		err := t.tx.QueryRowContext(t.ctx, `SELECT topic FROM streams WHERE stream = ?`, stream).Scan(&canon)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("queue: append to %s: read topic: %w", stream, err)
+		}
+		if canon == "" {
+			canon = topic // the upsert in insert makes it the stream's topic
+		}
+		t.o.topics[stream] = canon
+	}
+	if topic == canon {
+		return "", nil
+	}
+	return topic, nil
+}
+
+// insert stores one row with the given seq.
+func (t *txRun) insert(stream, topic string, id uuid.UUID, seq int64, stored []byte, enc int) error {
+	rowTopic, err := t.storedTopic(stream, topic)
+	if err != nil {
+		return err
+	}
+	if !t.streamRow[stream] {
+		// Once per stream and transaction: create the row the outbox row refers to and fix
+		// the stream's topic; last_seq is written at the end.
+		up, err := t.stmt(`INSERT INTO streams (stream, last_seq, topic) VALUES (?, ?, ?)
+			ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq,
+				topic = CASE WHEN streams.topic = '' THEN excluded.topic ELSE streams.topic END`)
+		if err != nil {
+			return err
+		}
+		if _, err := up.ExecContext(t.ctx, stream, seq, topic); err != nil {
+			return fmt.Errorf("queue: append to %s: %w", stream, err)
+		}
+		t.streamRow[stream] = true
+	}
+	ins, err := t.stmt(`INSERT INTO outbox (uid, stream, seq, topic, payload, enc, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	if _, err := ins.ExecContext(t.ctx, id[:], stream, seq, rowTopic, stored, enc, t.ts); err != nil {
+		return fmt.Errorf("queue: append to %s: %w", stream, err)
+	}
+	t.seqs[stream] = seq
+	t.st.c.Rows++
+	t.st.c.Bytes += rowSize(len(stored), len(rowTopic))
+	t.st.changed = true
+	return nil
+}
+
+// appendOne stores one prepared append, or records in r why it is not stored.
+func (t *txRun) appendOne(r *writeReq, p *prepared) error {
+	if err := t.st.load(t.ctx); err != nil {
+		return err
+	}
+	last, err := t.o.lastSeq(t.ctx, t.tx, t.seqs, r.stream)
+	if err != nil {
+		return err
+	}
+	if p.seq != last+1 {
+		// An earlier record of this stream in the transaction was not stored: build again
+		// with the seq it leaves free.
+		*p = t.o.prepareOne(r, last+1, p.uid)
+	}
+	if p.err != nil {
+		r.err = p.err
+		return nil
+	}
+	if t.st.capped() {
+		rowTopic, err := t.storedTopic(r.stream, r.topic)
+		if err != nil {
+			return err
+		}
+		fits, err := t.st.makeRoom(t.ctx, rowSize(len(p.stored), len(rowTopic)))
+		if err != nil {
+			return err
+		}
+		if !fits {
+			t.rejected++
+			t.st.c.RejectedFull++
+			t.st.changed = true
+			r.err = fmt.Errorf("queue: append to %s: %d records, %d bytes stored (limits %d records, %d bytes), all undelivered: %w",
+				r.stream, t.st.c.Rows, t.st.c.Bytes, t.st.cap.MaxRecords, t.st.cap.MaxBytes, ErrFull)
+			return nil
+		}
+	}
+	if err := t.insert(r.stream, r.topic, p.uid, p.seq, p.stored, p.enc); err != nil {
+		return err
+	}
+	r.entry = Entry{ID: p.id, Stream: r.stream, Topic: r.topic, Seq: p.seq, Payload: p.payload, CreatedAt: time.UnixMilli(t.ts)}
+	t.appended = true
+	return nil
+}
+
+// mark marks rows delivered, one statement per run of consecutive insertion numbers (a
+// drained backlog is one long run).
+func (t *txRun) mark(r *writeReq) error {
+	markRow, err := t.stmt(`UPDATE outbox SET delivered_at = ?, attempts = attempts + 1
+		WHERE n BETWEEN ? AND ? AND delivered_at IS NULL`)
+	if err != nil {
+		return err
+	}
+	ns, err := t.o.resolveIDs(t.ctx, t.tx, r)
+	if err != nil {
+		return err
+	}
+	slices.Sort(ns)
+	for i := 0; i < len(ns); {
+		j := i
+		for j+1 < len(ns) && ns[j+1] <= ns[j]+1 {
+			j++
+		}
+		if _, err := markRow.ExecContext(t.ctx, t.ts, ns[i], ns[j]); err != nil {
+			return fmt.Errorf("queue: mark delivered: %w", err)
+		}
+		i = j + 1
+	}
+	return nil
+}
+
+// attempt counts one failed publish of each row.
+func (t *txRun) attempt(r *writeReq) error {
+	attemptRow, err := t.stmt(`UPDATE outbox SET attempts = attempts + 1 WHERE n = ? AND delivered_at IS NULL`)
+	if err != nil {
+		return err
+	}
+	ns, err := t.o.resolveIDs(t.ctx, t.tx, r)
+	if err != nil {
+		return err
+	}
+	for _, n := range ns {
+		if _, err := attemptRow.ExecContext(t.ctx, n); err != nil {
+			return fmt.Errorf("queue: count attempt: %w", err)
+		}
+	}
+	return nil
+}
+
+// purge deletes delivered rows older than the retention, at most purgeChunk.
+func (t *txRun) purge(r *writeReq) error {
+	if err := t.st.load(t.ctx); err != nil {
+		return err
+	}
+	cutoff := t.ts - t.st.cap.Retention.Milliseconds()
+	n, err := t.st.deleteRows(t.ctx, `DELETE FROM outbox WHERE n IN (SELECT n FROM outbox INDEXED BY outbox_delivered
+		WHERE delivered_at IS NOT NULL AND delivered_at <= ? ORDER BY delivered_at LIMIT ?)`+returningSize, cutoff, purgeChunk)
+	if err != nil {
+		return fmt.Errorf("queue: purge delivered records: %w", err)
+	}
+	r.purged = n
+	t.o.purges.Add(1)
+	return nil
+}
+
+// finish ends the transaction's work: it saves the losses counted in memory, writes the
+// queue_loss notice they (or others) call for, each stream's last seq and the counters.
+func (t *txRun) finish(live []*writeReq) error {
+	st := t.st
+	if st.loaded && (t.failedUnsaved > 0 || t.abandonedUnsaved > 0) {
+		st.c.FailedWrites += t.failedUnsaved
+		st.c.Abandoned += t.abandonedUnsaved
+		st.changed = true
+	}
+	// Report losses upstream as soon as there is room for the notice.
+	if st.loaded && st.cap.NoticeTopic != "" && st.c.lost() > st.c.Reported {
+		if t.noNotice {
+			for _, r := range live {
+				r.noticeSkipped = r.kind == opFlush
+			}
+		} else if err := t.notice(); err != nil {
+			return err
+		}
+	}
+	if len(t.seqs) > 0 {
+		setLastSeq, err := t.stmt(`UPDATE streams SET last_seq = ? WHERE stream = ?`)
+		if err != nil {
+			return err
+		}
+		for stream, seq := range t.seqs {
+			if _, err := setLastSeq.ExecContext(t.ctx, seq, stream); err != nil {
+				return fmt.Errorf("queue: append to %s: %w", stream, err)
+			}
+		}
+	}
+	if st.changed {
+		return writeCounters(t.ctx, t.tx, st.c)
+	}
+	return nil
+}
+
+// notice appends a queue_loss notice for the losses not reported yet, if it fits; it names
+// the missing seqs found since the previous one.
+func (t *txRun) notice() error {
+	st := t.st
+	last, err := t.o.lastSeq(t.ctx, t.tx, t.seqs, NoticeStream)
+	if err != nil {
+		return err
+	}
+	uid, err := uuid.NewRandom()
+	if err != nil {
+		return fmt.Errorf("queue: notice: new id: %w", err)
+	}
+	missing, err := unreportedGaps(t.ctx, t.tx)
+	if err != nil {
+		return err
+	}
+	payload, err := noticePayload(last+1, uid.String(), time.UnixMilli(t.ts), st.c, missing)
+	if err != nil {
+		return fmt.Errorf("queue: notice: %w", err)
+	}
+	stored, enc := encode(payload, uid.String())
+	fits, err := st.makeRoom(t.ctx, rowSize(len(stored), len(st.cap.NoticeTopic)))
+	if err != nil || !fits {
+		return err
+	}
+	if err := t.insert(NoticeStream, st.cap.NoticeTopic, uid, last+1, stored, enc); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		if _, err := t.tx.ExecContext(t.ctx, `UPDATE gaps SET reported = 1 WHERE reported = 0`); err != nil {
+			return fmt.Errorf("queue: notice: %w", err)
+		}
+	}
+	st.c.Reported = st.c.lost()
+	t.appended = true
+	return nil
+}
+
+// unreportedGaps returns the missing seqs no notice has named yet.
+func unreportedGaps(ctx context.Context, tx *sql.Tx) ([]SeqRange, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT stream, first_seq, last_seq, cause FROM gaps WHERE reported = 0 ORDER BY g`)
+	if err != nil {
+		return nil, fmt.Errorf("queue: notice: read lost seqs: %w", err)
+	}
+	defer rows.Close()
+	var out []SeqRange
+	for rows.Next() {
+		var g SeqRange
+		if err := rows.Scan(&g.Stream, &g.First, &g.Last, &g.Cause); err != nil {
+			return nil, fmt.Errorf("queue: notice: read lost seqs: %w", err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
 }
 
 // logCapacity says what a transaction did to make room, once per episode for rejections.

@@ -25,23 +25,11 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 var unit = record.Unit{Prefix: "sentinel/v1", Venue: "v", Device: "d"}
 
-// scanOf reads the outbox file at path like an outside reader would.
-func scanOf(path string) func(context.Context, func(queue.Entry) error) error {
-	return func(ctx context.Context, f func(queue.Entry) error) error {
-		rd, err := queue.OpenReader(path)
-		if err != nil {
-			return err
-		}
-		defer rd.Close()
-		return rd.Entries(ctx, f)
-	}
-}
-
 // runScan runs a fresh auditor's start-up scan over path's outbox, storing alerts into ob,
 // and waits until it ended.
-func runScan(t testing.TB, ob *queue.Outbox, path string) {
+func runScan(t testing.TB, ob *queue.Outbox, _ string) {
 	t.Helper()
-	a := New(Options{Unit: unit, Store: ob, Scan: scanOf(path), Log: quietLog()})
+	a := New(Options{Unit: unit, Store: ob, Scan: ob.ScanEntries, Log: quietLog()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.Run(ctx) }()
@@ -214,7 +202,7 @@ func TestUnsettledFlaggedPassages(t *testing.T) {
 	add(record.StreamAudit, record.AuditRow{Interface: "qr", Passage: lost.ID, Purpose: record.PurposePassage, Result: verify.ResultTimeout, Source: verify.SourceOffline})
 	add(record.StreamPassage, record.Passage{ID: uuid.NewString(), Verdict: verify.Pass, Reason: verify.ReasonOK, Mode: verify.ModeOnline})
 
-	us, err := findUnsettled(ctx, scanOf(path), nil)
+	us, _, err := findUnsettled(ctx, ob.ScanEntries, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +245,7 @@ func TestUnsettledFlaggedPassages(t *testing.T) {
 			t.Errorf("alert %+v", a)
 		}
 	}
-	if us, err := findUnsettled(ctx, scanOf(path), nil); err != nil || len(us) != 0 {
+	if us, _, err := findUnsettled(ctx, ob.ScanEntries, nil); err != nil || len(us) != 0 {
 		t.Fatalf("after alerting: %d unsettled (%v), want 0", len(us), err)
 	}
 }
@@ -290,7 +278,7 @@ func TestUnsettledScanSnapshot(t *testing.T) {
 		}
 	}
 	old := flag()
-	a := New(Options{Unit: unit, Store: ob, Scan: scanOf(path), Log: quietLog()})
+	a := New(Options{Unit: unit, Store: ob, Scan: ob.ScanEntries, Log: quietLog()})
 	actx, cancel := context.WithCancel(ctx)
 	ran := make(chan struct{})
 	go func() { defer close(ran); _ = a.Run(actx) }()
@@ -353,12 +341,10 @@ func BenchmarkFindUnsettled(b *testing.B) {
 				}
 			}
 			wg.Wait()
-			if err := ob.Close(); err != nil {
-				b.Fatal(err)
-			}
+			defer ob.Close()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				us, err := findUnsettled(ctx, scanOf(path), nil)
+				us, _, err := findUnsettled(ctx, ob.ScanEntries, nil)
 				if err != nil || len(us) != n/2/50 {
 					b.Fatalf("%d unsettled (%v), want %d", len(us), err, n/2/50)
 				}
@@ -401,7 +387,7 @@ func TestDeniedRecheckNeedsAlert(t *testing.T) {
 	passed := flagged()
 	recheck(passed.ID, verify.Pass)
 
-	us, err := findUnsettled(ctx, scanOf(path), nil)
+	us, _, err := findUnsettled(ctx, ob.ScanEntries, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +409,7 @@ func TestDeniedRecheckNeedsAlert(t *testing.T) {
 	if len(raised) != 1 || raised[0].Kind != record.AlertRecheckFailed || raised[0].Verdict != verify.Deny || raised[0].Reason != record.ReasonDaemonRestarted {
 		t.Fatalf("alerts raised at start for the denied passage: %+v, want one recheck_failed, verdict deny", raised)
 	}
-	if us, err := findUnsettled(ctx, scanOf(path), nil); err != nil || len(us) != 0 {
+	if us, _, err := findUnsettled(ctx, ob.ScanEntries, nil); err != nil || len(us) != 0 {
 		t.Fatalf("after alerting: %d unsettled (%v), want 0", len(us), err)
 	}
 }

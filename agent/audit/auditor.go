@@ -34,9 +34,10 @@ type Options struct {
 	Recheck       Verifier
 	ProbeInterval time.Duration
 	// Scan, when set, reads every record the outbox holds, in order, for the start-up search
-	// of flagged passages a previous run left without a re-check. It may skip damaged rows
-	// (and should say how many).
-	Scan func(ctx context.Context, f func(queue.Entry) error) error
+	// of flagged passages a previous run left without a re-check; queue.Outbox.ScanEntries is
+	// one. It calls opts.Snapshot once its read snapshot is taken, and skips and counts
+	// damaged rows.
+	Scan func(ctx context.Context, opts queue.ScanOptions, f func(queue.Entry) error) (queue.ScanResult, error)
 	// QueueSize bounds the decisions whose calls wait to be stored; past it their rows are
 	// dropped and counted. 0 means 256.
 	QueueSize int

@@ -36,7 +36,8 @@ type CallsReport struct {
 	OnlineWithoutCall []string  `json:"passages_online_without_call"` // passage ids
 	Passages          int       `json:"passages"`
 	Retention         Retention `json:"retention"`
-	// Undecodable counts rows whose payload could not be read.
+	// Undecodable counts rows whose payload could not be read, or that the scan skipped as
+	// damaged.
 	Undecodable int `json:"undecodable_rows"`
 }
 
@@ -89,7 +90,7 @@ var localReasons = map[string]bool{
 
 // Entries is what the report reads of the outbox; queue.Reader is one.
 type Entries interface {
-	Entries(ctx context.Context, f func(queue.Entry) error) error
+	ScanEntries(ctx context.Context, opts queue.ScanOptions, f func(queue.Entry) error) (queue.ScanResult, error)
 	Stats(ctx context.Context) (queue.Stats, error)
 }
 
@@ -112,9 +113,11 @@ func ReportCalls(ctx context.Context, path string, since, until time.Time, loc *
 func Report(ctx context.Context, src Entries, since, until time.Time, loc *time.Location) (CallsReport, error) {
 	r := CallsReport{Since: since, Until: until, Zone: loc.String(), FailuresByResult: map[string]int{}}
 	t := tally{since: since, until: until, passages: map[string]passageRec{}, called: map[string]bool{}}
-	if err := src.Entries(ctx, func(e queue.Entry) error { t.add(&r, e); return nil }); err != nil {
+	res, err := src.ScanEntries(ctx, queue.ScanOptions{}, func(e queue.Entry) error { t.add(&r, e); return nil })
+	if err != nil {
 		return r, err
 	}
+	r.Undecodable += int(res.Damaged) // rows the scan could not read at all
 	if st, err := src.Stats(ctx); err == nil {
 		r.Retention.Lost = map[string]int64{"dropped_oldest": st.DroppedOldest, "rejected_full": st.RejectedFull, "failed_writes": st.FailedWrites}
 	}

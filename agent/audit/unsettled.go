@@ -24,20 +24,12 @@ type unsettled struct {
 // row with purpose recheck, source live and a verdict other than deny; a deny settles the
 // passage only with its alert, and such a passage is found Denied). Pending re-checks live in
 // memory only, so these are the ones a previous run lost. Records the outbox purged are not
-// seen. began, when set, is called once the read has begun (or the scan ended): records
-// committed after that are not seen.
-func findUnsettled(ctx context.Context, scan func(context.Context, func(queue.Entry) error) error, began func()) ([]unsettled, error) {
-	var once sync.Once
-	begin := func() {
-		if began != nil {
-			once.Do(began)
-		}
-	}
-	defer begin()
+// seen, nor damaged rows (counted in the result). began, when set, is called once the read
+// snapshot is taken: records committed after that are not seen.
+func findUnsettled(ctx context.Context, scan scanFunc, began func()) ([]unsettled, queue.ScanResult, error) {
 	var found []unsettled
 	settled, denied := map[string]bool{}, map[string]bool{}
-	err := scan(ctx, func(e queue.Entry) error {
-		begin()
+	res, err := scan(ctx, queue.ScanOptions{Snapshot: began}, func(e queue.Entry) error {
 		switch e.Stream {
 		case record.StreamPassage:
 			if u, ok := flaggedPassage(e.Payload); ok {
@@ -60,7 +52,7 @@ func findUnsettled(ctx context.Context, scan func(context.Context, func(queue.En
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, res, err
 	}
 	out := found[:0]
 	for _, u := range found {
@@ -69,8 +61,11 @@ func findUnsettled(ctx context.Context, scan func(context.Context, func(queue.En
 			out = append(out, u)
 		}
 	}
-	return out, nil
+	return out, res, nil
 }
+
+// scanFunc reads the outbox's records in one snapshot (Options.Scan).
+type scanFunc = func(ctx context.Context, opts queue.ScanOptions, f func(queue.Entry) error) (queue.ScanResult, error)
 
 // flaggedPassage decodes a passage record that allow_and_flag admitted.
 func flaggedPassage(payload []byte) (unsettled, bool) {
@@ -111,13 +106,17 @@ func (a *Auditor) scanUnsettled(ctx context.Context) {
 	if a.opt.Scan == nil {
 		return
 	}
-	us, err := findUnsettled(ctx, a.opt.Scan, began)
+	us, res, err := findUnsettled(ctx, a.opt.Scan, began)
 	if ctx.Err() != nil {
 		return // shutting down: the next start scans again
 	}
 	if err != nil {
 		a.opt.Log.Error("could not look for flagged passages left without a re-check; none are alerted", "err", err)
 		return
+	}
+	if res.Damaged > 0 {
+		a.opt.Log.Error("damaged outbox rows skipped while looking for flagged passages left without a re-check; the rest are alerted",
+			"damaged", res.Damaged, "first", res.FirstDamage)
 	}
 	for _, u := range us {
 		al := record.Alert{

@@ -102,6 +102,7 @@ func TestCommands(t *testing.T) {
 	}
 
 	// The nonce survives a restart: the same command is refused by new operations.
+	f.close()
 	f2 := newFixture(t, dir, priv, nil)
 	if r := f2.send(t, record.CmdOpen, f.signed(t, priv, cmd("c-4", record.CmdOpen, nil))); r.Detail != "replayed" {
 		t.Errorf("after restart: %s/%s, want refused/replayed", r.Result, r.Detail)

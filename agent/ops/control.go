@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -47,11 +48,14 @@ func (c *control) will() []byte {
 	return b
 }
 
-// options are one connection attempt's: no automatic reconnect (run does it, with backoff),
-// the status as the will.
-func (c *control) options(lost chan<- error) *mqtt.ClientOptions {
+// options are one connection attempt's, to one broker: MQTT 3.1.1 (paho would otherwise
+// retry a silent broker with 3.1 and double the wait), no automatic reconnect (connection
+// does it, with backoff), the status as the will.
+func (c *control) options(broker string, lost chan<- error) *mqtt.ClientOptions {
 	u := c.o.opt.Control
 	opts := mqtt.NewClientOptions().
+		AddBroker(broker).
+		SetProtocolVersion(4).
 		SetClientID(u.ClientID+"-ctl").
 		SetCleanSession(true).
 		SetAutoReconnect(false).
@@ -66,9 +70,6 @@ func (c *control) options(lost chan<- error) *mqtt.ClientOptions {
 			default:
 			}
 		})
-	for _, b := range u.Brokers {
-		opts.AddBroker(b)
-	}
 	if u.TLS != nil {
 		opts.SetTLSConfig(u.TLS.Clone())
 	}
@@ -92,8 +93,7 @@ func (c *control) connection(ctx context.Context) {
 	var outageSince time.Time
 	for ctx.Err() == nil {
 		lost := make(chan error, 1)
-		cl := mqtt.NewClient(c.options(lost))
-		err := c.connect(ctx, cl)
+		cl, err := c.dial(ctx, lost)
 		if ctx.Err() != nil {
 			return
 		}
@@ -133,6 +133,31 @@ func (c *control) connection(ctx context.Context) {
 		}
 		attempt++
 	}
+}
+
+// dial tries the brokers one at a time, in the uplink's order (those that did not answer it
+// in time last), and returns the first connection.
+func (c *control) dial(ctx context.Context, lost chan<- error) (mqtt.Client, error) {
+	order := c.o.opt.Uplink.BrokerOrder()
+	if len(order) == 0 {
+		order = c.o.opt.Control.Brokers
+	}
+	var errs []error
+	for _, b := range order {
+		cl := mqtt.NewClient(c.options(b, lost))
+		err := c.connect(ctx, cl)
+		if err == nil {
+			return cl, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", b, err))
+	}
+	if len(errs) == 0 {
+		return nil, errors.New("ops: control connection: no brokers configured")
+	}
+	return nil, errors.Join(errs...)
 }
 
 // connect makes one connection attempt, bounded by ControlTimeout and ctx.

@@ -30,6 +30,8 @@ type fixedUplink bool
 
 func (u fixedUplink) Connected() bool { return bool(u) }
 
+func (u fixedUplink) BrokerOrder() []string { return nil }
+
 // fixture is a unit's operations over a real outbox, a lane on a fake relay and the real
 // event recorder; command replies are captured instead of published.
 type fixture struct {
@@ -43,7 +45,13 @@ type fixture struct {
 	now     time.Time
 	mu      sync.Mutex
 	replies map[string][]record.CommandReply
+	closed  sync.Once
+	stop    func()
 }
+
+// close stops the recorder and closes the outbox, as a unit stopping does (a process opens
+// its queue once: a second fixture on the same directory needs the first one closed).
+func (f *fixture) close() { f.closed.Do(f.stop) }
 
 const fixtureYAML = `device: {id: gate-01, venue: "350582-0001", style: gate_all_in_one}
 scanners:
@@ -105,7 +113,8 @@ func newFixture(t *testing.T, dir string, priv ed25519.PrivateKey, tune func(*Op
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = f.rec.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; ob.Close() }) // the recorder stops before the outbox closes
+	f.stop = func() { cancel(); <-done; ob.Close() } // the recorder stops before the outbox closes
+	t.Cleanup(f.close)
 	return f
 }
 

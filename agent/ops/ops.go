@@ -33,8 +33,12 @@ type QueueStats interface {
 	Stats(ctx context.Context) (queue.Stats, error)
 }
 
-// Uplink says whether the record uplink has a broker; queue.Uplink is one.
-type Uplink interface{ Connected() bool }
+// Uplink is the record uplink's state; queue.Uplink is one. The control connection follows
+// its broker order (brokers that did not answer in time are tried last).
+type Uplink interface {
+	Connected() bool
+	BrokerOrder() []string
+}
 
 // Pinger asks the platform whether it answers; verify.Client is one.
 type Pinger interface {

@@ -58,15 +58,9 @@ func runCard(ctx context.Context, args []string, e env) error {
 	case (*faults == "") != (*every == 0):
 		return usagef("--fault and --fault-every go together")
 	}
-	var fl []card.Fault
-	if *faults != "" {
-		for _, name := range strings.Split(*faults, ",") {
-			f, err := card.ParseFault(strings.TrimSpace(name))
-			if err != nil {
-				return usagef("--fault: %v", err)
-			}
-			fl = append(fl, f)
-		}
+	fl, err := parseCardFaults(*faults)
+	if err != nil {
+		return err
 	}
 	log, err := newLogger(*level, e, "card")
 	if err != nil {
@@ -76,25 +70,9 @@ func runCard(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	var first *idcard.Info
-	if *present != "" {
-		info, err := card.Lookup(pop, *present)
-		if err != nil {
-			return usagef("--present: %v", err)
-		}
-		first = &info
-	}
-	var steps []card.Step
-	if *script != "" {
-		f, err := os.Open(*script)
-		if err != nil {
-			return fmt.Errorf("script: %w", err)
-		}
-		steps, err = card.ParseScript(f, *script, pop)
-		f.Close()
-		if err != nil {
-			return err
-		}
+	first, steps, err := cardPlan(pop, *present, *script)
+	if err != nil {
+		return err
 	}
 
 	p, err := scanner.OpenDuplex(*port, log)
@@ -120,4 +98,43 @@ func runCard(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	return p.Close()
+}
+
+// parseCardFaults parses --fault's comma-separated fault names.
+func parseCardFaults(list string) ([]card.Fault, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var fl []card.Fault
+	for _, name := range strings.Split(list, ",") {
+		f, err := card.ParseFault(strings.TrimSpace(name))
+		if err != nil {
+			return nil, usagef("--fault: %v", err)
+		}
+		fl = append(fl, f)
+	}
+	return fl, nil
+}
+
+// cardPlan is what lies on the reader: the card --present names (nil for none), and the
+// steps of --script.
+func cardPlan(pop *population.Population, present, script string) (*idcard.Info, []card.Step, error) {
+	var first *idcard.Info
+	if present != "" {
+		info, err := card.Lookup(pop, present)
+		if err != nil {
+			return nil, nil, usagef("--present: %v", err)
+		}
+		first = &info
+	}
+	if script == "" {
+		return first, nil, nil
+	}
+	f, err := os.Open(script)
+	if err != nil {
+		return nil, nil, fmt.Errorf("script: %w", err)
+	}
+	defer f.Close()
+	steps, err := card.ParseScript(f, script, pop)
+	return first, steps, err
 }

@@ -25,6 +25,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/internal/chain"
 	"github.com/sentinel-edge/sentinel/internal/privacy"
 )
 
@@ -51,6 +52,8 @@ const (
 	provCA         = "tls/ca.crt"
 	provPlatformPK = "platform.pub"
 	provConfig     = "sentinel.yaml"
+	provChainKey   = "secrets/chain.key" // the unit's record-signing key (docs/records.md)
+	provChainPub   = "chain.pub"
 )
 
 type listFlag []string
@@ -181,7 +184,7 @@ func provision(a provisionArgs) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, step := range []func(provisionArgs) error{pl.unitValues, pl.setFlags, pl.platformSecrets, pl.brokerLogin, pl.clientIdentity} {
+	for _, step := range []func(provisionArgs) error{pl.unitValues, pl.setFlags, pl.platformSecrets, pl.brokerLogin, pl.clientIdentity, pl.chainKey} {
 		if err := step(a); err != nil {
 			return nil, err
 		}
@@ -434,6 +437,24 @@ func (pl *provisionPlan) clientIdentity(a provisionArgs) error {
 	pl.files[provClientCert] = fileOut{certPEM, 0o644, false}
 	pl.put("uplink.tls.cert_file", pl.path(provClientCert), "--ca-cert", a.caCert)
 	pl.put("uplink.tls.key_file", pl.path(provClientKey), "--ca-cert", a.caCert)
+	return nil
+}
+
+// chainKey is the unit's Ed25519 key that signs its record heads (docs/records.md): kept
+// across runs, new with --force.
+func (pl *provisionPlan) chainKey(a provisionArgs) error {
+	chainPub, chainPEM, err := chain.ProvisionKey(pl.path(provChainKey), a.force)
+	if err != nil {
+		return err
+	}
+	if chainPEM != nil {
+		pl.files[provChainKey] = fileOut{chainPEM, 0o600, true}
+	}
+	pl.files[provChainPub] = fileOut{[]byte(chainPub + "\n"), 0o644, false}
+	if config.HasKey("records.chain_key_file") {
+		pl.put("records.chain_key_file", pl.path(provChainKey), "--out", pl.out)
+	}
+	pl.notes = append(pl.notes, "chain key: "+chainPub+" (the unit's Ed25519 public key: give "+pl.path(provChainPub)+" to the platform, which verifies the unit's records with it)")
 	return nil
 }
 

@@ -13,13 +13,17 @@ import (
 )
 
 func init() {
-	register("queue", "inspect the outbox: queue stats, queue ids (safe while the daemon runs)", cmdQueue)
+	register("queue", "inspect the outbox: queue stats, queue ids (safe while the daemon runs); queue salvage", cmdQueue)
 }
 
 const queueUsage = `Usage: sentinel queue stats --config FILE [--json]   pending, delivered, dropped, ages, bytes
        sentinel queue ids --config FILE              every retained record's id, one per line
+       sentinel queue salvage --config FILE --out NEW.db
+                                                     copy every readable record of a damaged
+                                                     queue database into a new one
 
-Both open the queue database read-only and may run while the daemon runs.
+stats and ids open the queue database read-only and may run while the daemon runs. salvage
+reads it read-only and writes NEW.db, which must not exist.
 `
 
 func cmdQueue(args []string, stdout, stderr io.Writer) int {
@@ -35,6 +39,8 @@ func cmdQueue(args []string, stdout, stderr io.Writer) int {
 		return cmdQueueStats(args[1:], stdout, stderr)
 	case "ids":
 		return cmdQueueIDs(args[1:], stdout, stderr)
+	case "salvage":
+		return cmdQueueSalvage(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "sentinel queue: unknown subcommand %q\n\n%s", args[0], queueUsage)
 	return exitUsage
@@ -89,8 +95,8 @@ func cmdQueueStats(args []string, stdout, stderr io.Writer) int {
 	defer w.Flush()
 	fmt.Fprintf(w, "pending          %d\n", st.Pending)
 	fmt.Fprintf(w, "delivered        %d (retained)\n", st.Delivered)
-	fmt.Fprintf(w, "dropped          %d (oldest dropped %d, rejected when full %d, failed writes %d, quarantined %d, abandoned %d)\n",
-		st.Dropped, st.DroppedOldest, st.RejectedFull, st.FailedWrites, st.Quarantined, st.Abandoned)
+	fmt.Fprintf(w, "dropped          %d (oldest dropped %d, rejected when full %d, failed writes %d, quarantined %d, abandoned %d, missing %d)\n",
+		st.Dropped, st.DroppedOldest, st.RejectedFull, st.FailedWrites, st.Quarantined, st.Abandoned, st.Missing)
 	if age := st.OldestPendingAge(); age > 0 {
 		fmt.Fprintf(w, "oldest pending   %s\n", age.Round(time.Second))
 	} else {
