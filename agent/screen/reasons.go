@@ -76,7 +76,7 @@ var Reasons = map[string]Message{
 	// The face checks of the detector (added with it): no face in the picture, or one too
 	// unclear to compare.
 	"face_not_found": {Person: Text{"未检测到人脸。" + personFaceCameraZH + personCardAgainZH, "No face was found in the picture. " + personFaceCameraEN + personCardAgainEN}, Staff: staffCheckCamera},
-	"face_low_score": {Person: Text{"人脸不够清晰。请摘下帽子和口罩，" + personFaceCameraZH + personCardAgainZH, "The face picture is not clear enough. Take off hat and mask, face the camera" + personCardAgainEN}, Staff: staffCheckCamera},
+	"face_low_score": {Person: Text{"人脸不够清晰。请摘下帽子和口罩，正对摄像头" + personCardAgainZH, "The face picture is not clear enough. Take off hat and mask, face the camera" + personCardAgainEN}, Staff: staffCheckCamera},
 }
 
 // FaceReasons are the messages that differ when the face decided the passage (an ID card

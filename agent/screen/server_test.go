@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -296,5 +297,37 @@ func TestReadOnlyAndHosts(t *testing.T) {
 	}
 	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Errorf("CSP %q", csp)
+	}
+}
+
+// docs/screen.md shows every text the screen says.
+func TestDocsShowEveryText(t *testing.T) {
+	b, err := os.ReadFile("../../docs/screen.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var all []Message
+	for _, m := range Reasons {
+		all = append(all, m)
+	}
+	for _, m := range FaceReasons {
+		all = append(all, m)
+	}
+	for _, m := range Offline {
+		all = append(all, m)
+	}
+	all = append(all, FireAlarm, FireAlarmNoBarrier, Tamper)
+	for _, m := range all {
+		for _, s := range []string{m.Person.ZH, m.Person.EN, m.Staff.ZH, m.Staff.EN} {
+			if !strings.Contains(doc, s) {
+				t.Errorf("docs/screen.md lacks %q", s)
+			}
+		}
+	}
+	for _, p := range prompts {
+		if !strings.Contains(doc, p.ZH) || !strings.Contains(doc, p.EN) {
+			t.Errorf("docs/screen.md lacks the prompt %+v", p)
+		}
 	}
 }
