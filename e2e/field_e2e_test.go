@@ -89,13 +89,17 @@ func fieldRun(t *testing.T, ft fieldTarget) {
 		t.Fatalf("version --json = %s (err %v), want linux/%s", out, err, ft.goarch)
 	}
 
-	// 2. check: every config that ships validates.
+	// 2. check: every config that ships validates; the package's own is reported as not
+	// provisioned (run refuses it), exit 2.
 	shipped, _ := filepath.Glob("../configs/*.yaml")
-	shipped = append(shipped, "../build/sentinel.yaml")
 	for _, c := range shipped {
 		if out, err := ft.command(bins, "check", "--config", c).CombinedOutput(); err != nil {
 			t.Errorf("check %s: %v\n%s", filepath.Base(c), err, out)
 		}
+	}
+	out, err = ft.command(bins, "check", "--config", "../build/sentinel.yaml").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "NOT PROVISIONED") {
+		t.Errorf("check of the shipped config: %v, want exit 2 saying it is not provisioned\n%s", err, out)
 	}
 
 	// 3. A passage end to end, under systemd's notify protocol.

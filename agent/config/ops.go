@@ -27,7 +27,7 @@ const (
 	maxDockedMaxAge           = 30 * 24 * time.Hour
 	minVerifyInterval         = 10 * time.Second
 	DefaultCommandMaxAge      = 5 * time.Minute
-	DefaultInstallStatus      = InstallInstalled
+	DefaultInstallStatus      = InstallInstalling // installed must be said (install.status)
 	InstallInstalled          = "installed"
 	InstallInstalling         = "installing"
 	ListenOff                 = "off"

@@ -206,6 +206,7 @@ func (o *Ops) Apply(nc *config.Config) error {
 	o.install, o.heartbeat, o.status, o.platformCfg = nc.Install, nc.Status.Heartbeat, nc.Status, nc.Platform
 	o.mu.Unlock()
 	o.scr.setHold(nc.Screen.VerdictHold)
+	o.live.Store(nc)
 	o.touch()
 	return nil
 }

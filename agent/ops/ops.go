@@ -160,7 +160,8 @@ type Ops struct {
 	t       Timing
 	metrics *metrics
 	cmds    *commander
-	scr     *screenPart // nil with screen.listen off
+	scr     *screenPart                   // nil with screen.listen off
+	live    atomic.Pointer[config.Config] // the config in force: Options.Cfg, then each reload's
 
 	changed    chan struct{} // a value means "status may have changed"
 	laterArmed atomic.Bool   // a touchLater timer is pending
@@ -208,6 +209,8 @@ func New(opt Options) (*Ops, error) {
 		install: cfg.Install, heartbeat: cfg.Status.Heartbeat, status: cfg.Status, platformCfg: cfg.Platform,
 		readers: map[string]bool{}, platform: record.PlatformUnknown, platformSince: time.Now(),
 	}
+	o.live.Store(cfg)
+
 	o.metrics = newMetrics(o)
 	o.scr = o.newScreen()
 	cmds, err := newCommander(o)

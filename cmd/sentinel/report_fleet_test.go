@@ -219,3 +219,12 @@ uplink: {brokers: ["tcp://127.0.0.1:1", "%s"], topic_prefix: city/v2, tls: {ca_f
 		t.Errorf("empty report: exit %d, stderr %s", code, errb.String())
 	}
 }
+
+// Issue #14, finding 8: --help showed "(default: all) (default "+")".
+func TestFleetHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := cmdReportFleet([]string{"--help"}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "every venue") ||
+		strings.Contains(out.String(), `(default "+")`) || strings.Contains(out.String(), "(default: all)") || errb.Len() != 0 {
+		t.Errorf("--help: exit %d:\n%s\nstderr: %s", code, out.String(), errb.String())
+	}
+}

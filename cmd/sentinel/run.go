@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sentinel-edge/sentinel/agent"
 	"github.com/sentinel-edge/sentinel/agent/config"
@@ -70,15 +72,30 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// newLogger is the daemon's logger at log.level (held in level, which a reload changes),
-// in log.format.
+// newLogger is the daemon's logger at log.level (held in level, which a reload changes), in
+// log.format. In JSON a duration is a number of milliseconds under its key with "_ms" added
+// ("took": 1.5s is "took_ms": 1500), so that a log collector can compute with it; text keeps
+// Go's "1.5s".
 func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	level.Set(lvl)
 	hopt := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
+		hopt.ReplaceAttr = durationsInMS
 		return slog.New(slog.NewJSONHandler(w, hopt))
 	}
 	return slog.New(slog.NewTextHandler(w, hopt))
+}
+
+// durationsInMS turns a duration attribute into milliseconds, its key ending in _ms.
+func durationsInMS(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindDuration {
+		return a
+	}
+	key := a.Key
+	if !strings.HasSuffix(key, "_ms") {
+		key += "_ms"
+	}
+	return slog.Float64(key, float64(a.Value.Duration())/float64(time.Millisecond))
 }
