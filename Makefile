@@ -11,8 +11,20 @@ LDFLAGS := -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Bui
 ARM_TAGS := osusergo,netgo,sqlite_omit_load_extension
 ARM_LDFLAGS := -s -w -extldflags -static $(LDFLAGS)
 TEST_TIMEOUT ?= 10m
+# The pillar build: the face detector (drivers/facedetect: OpenCV's cascade classifier) behind
+# the build tag opencv, linked dynamically against Debian 12's OpenCV 4.6 (objdetect, imgproc,
+# core). Other builds stay static and free of it. (-tags opencv,gocv binds it through gocv
+# v0.25.0 instead, which links every OpenCV module: docs/BENCHMARKS.md.)
+FACE_TAGS := opencv
+FACE_ENV := CGO_ENABLED=1
+# arm64: against an arm64 sysroot of Debian's OpenCV (scripts/install-opencv-arm64.sh).
+ARM64_SYSROOT ?= /var/cache/sentinel/sysroot-arm64
+FACE_ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
+  CGO_CPPFLAGS='-I$(ARM64_SYSROOT)/usr/include/opencv4 -I$(ARM64_SYSROOT)/usr/include/aarch64-linux-gnu/opencv4' \
+  CGO_LDFLAGS='-L$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu $(foreach d,usr/lib/aarch64-linux-gnu lib/aarch64-linux-gnu usr/lib,-Wl,-rpath-link,$(ARM64_SYSROOT)/$(d))'
+FACE_PKGS := ./drivers/facedetect/...
 
-.PHONY: all build field-bins build-amd64 build-arm64 build-armv7 cross package test test-unit test-e2e test-cross test-package test-field soak test-cluster test-fleet demo fuzz vet fmt clean
+.PHONY: all build field-bins build-amd64 build-arm64 build-armv7 build-pillar build-pillar-arm64 package-pillar test-face-arm64 cross package test test-unit test-e2e test-cross test-package test-field soak test-cluster test-fleet demo fuzz vet fmt clean
 
 all: build
 
@@ -36,6 +48,32 @@ build-armv7:
 	  $(GO) build -trimpath -tags $(ARM_TAGS) -ldflags '$(ARM_LDFLAGS)' -o $(BIN)/sentinel-linux-armv7 ./cmd/sentinel
 
 cross: build-arm64 build-armv7
+
+# The pillar binary (amd64): tag opencv, dynamically linked against OpenCV.
+build-pillar:
+	scripts/install-deps.sh face
+	$(FACE_ENV) $(GO) build -tags $(FACE_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/sentinel-pillar ./cmd/sentinel
+	$(FACE_ENV) $(GO) build -tags $(FACE_TAGS) -o $(BIN)/facebench ./drivers/facedetect/facebench
+
+# The arm64 pillar binary and the detector's test binary, cross-compiled against the arm64
+# sysroot (made once, ~1 min download, ~600 MB).
+build-pillar-arm64:
+	scripts/install-cross.sh arm64
+	scripts/install-deps.sh face-cross
+	scripts/install-opencv-arm64.sh >/dev/null
+	$(FACE_ARM64_ENV) $(GO) build -trimpath -tags $(FACE_TAGS) -ldflags '-s -w $(LDFLAGS)' -o $(BIN)/sentinel-pillar-linux-arm64 ./cmd/sentinel
+	$(FACE_ARM64_ENV) $(GO) test -c -tags $(FACE_TAGS) -o $(BIN)/facedetect-linux-arm64.test ./drivers/facedetect
+	$(FACE_ARM64_ENV) $(GO) build -tags $(FACE_TAGS) -o $(BIN)/facebench-linux-arm64 ./drivers/facedetect/facebench
+
+# dist/sentinel-pillar_<version>_amd64.deb (and arm64 when built): depends on the OpenCV runtime.
+package-pillar: build-pillar
+	PKG_VERSION=$(PKG_VERSION) scripts/package-pillar.sh amd64 $$([ -x $(BIN)/sentinel-pillar-linux-arm64 ] && echo arm64)
+
+# The detector's tests on arm64 under qemu-user, with the sysroot's libraries.
+test-face-arm64: build-pillar-arm64
+	scripts/install-deps.sh face
+	cd drivers/facedetect && SENTINEL_REQUIRE_FACE=1 LD_LIBRARY_PATH=/usr/lib/aarch64-linux-gnu:/lib/aarch64-linux-gnu:/usr/lib \
+	  qemu-aarch64-static -L $(ARM64_SYSROOT) $(CURDIR)/$(BIN)/facedetect-linux-arm64.test -test.v -test.run 'TestDetect|TestCheckCascade' -test.timeout 10m
 
 # The static amd64 binary that goes into the amd64 package (same tags and flags as ARM).
 build-amd64:
@@ -61,6 +99,7 @@ test-cross: build field-bins
 	scripts/install-deps.sh cross
 	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) SENTINEL_CROSS=1 \
 	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run TestField -v ./e2e/
+	$(MAKE) test-face-arm64
 
 test-package: package
 	scripts/install-deps.sh package
@@ -69,11 +108,15 @@ test-package: package
 test-field: test-cross test-package
 
 # Unit tests and the end-to-end test (real Mosquitto, real HTTP, a pty, the built binaries).
+# The face packages run a second time with the opencv tag: the detector on real frames.
 test: build
 	scripts/install-deps.sh test
+	scripts/install-deps.sh face
 	gofmt_out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$gofmt_out" ]; then echo "gofmt needed: $$gofmt_out"; exit 1; fi
 	$(GO) vet ./...
-	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(FACE_ENV) $(GO) vet -tags $(FACE_TAGS) $(FACE_PKGS)
+	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_REQUIRE_FACE=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	SENTINEL_REQUIRE_FACE=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) $(FACE_ENV) $(GO) test -race -tags $(FACE_TAGS) -timeout $(TEST_TIMEOUT) $(FACE_PKGS)
 
 test-e2e: build
 	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) $(GO) test -race -timeout $(TEST_TIMEOUT) -run E2E -v ./e2e/

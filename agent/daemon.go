@@ -23,8 +23,15 @@ type Options struct {
 	FlushTimeout time.Duration
 	// Ready, when set, is called once the pipeline is up.
 	Ready func()
-	// ConfigPath is the file the config came from; the reload command reads it again.
+	// ConfigPath is the file the config came from; a reload reads it again ("": no reload).
 	ConfigPath string
+	// Reload, when set, asks for a reload with every value (run sends one per SIGHUP): the
+	// file at ConfigPath is read again, what can change live changes, what cannot is named
+	// in the log, and an invalid file is refused (docs/operations.md, "Reload"). The signed
+	// reload command takes the same path.
+	Reload <-chan struct{}
+	// LogLevel, when set, is the level of Log that a reload changes (log.level).
+	LogLevel *slog.LevelVar
 	// LivenessTick is how often an idle pipeline turns (the watchdog's evidence); 0 means 1s.
 	LivenessTick time.Duration
 }
@@ -42,6 +49,20 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	u, err := assemble(cfg, opt)
 	if err != nil {
 		return err
+	}
+	if opt.Reload != nil && u.reload != nil {
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			for {
+				select {
+				case <-rctx.Done():
+					return
+				case <-opt.Reload:
+					u.reload("SIGHUP")
+				}
+			}
+		}()
 	}
 	return u.run(ctx)
 }
@@ -63,6 +84,8 @@ type unit struct {
 	main   func(ctx context.Context) error
 	ready  func() // once every part runs, right before main
 	done   func() // after main returned, before the parts stop
+	// reload re-reads the config (reloader.reload); nil when there is nothing to reload.
+	reload func(by string) (ok bool, detail string)
 }
 
 // add appends a part; parts start in the order added and stop in reverse.

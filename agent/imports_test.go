@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"agent/seal":      {"agent/record"},
 	"agent/audit":     {"agent/record"},
 	"agent/open":      {"agent/config", "agent/record", "agent/seal"},
-	"agent/selftest":  {"agent/clock", "agent/config", "agent/open"},
+	"agent/selftest":  {"agent/clock", "agent/config", "agent/open", "agent/record", "agent/statefile"},
 	"agent/ops":       {"agent/clock", "agent/config", "agent/events", "agent/lane", "agent/pipeline", "agent/record", "agent/screen", "agent/statefile"},
 }
 

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/sentinel-edge/sentinel/agent/audit"
@@ -107,21 +109,25 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 	rec := events.New(ob, events.Options{Unit: id, Log: log.With("part", "events")})
 	u.add("events", rec.Run)
 
-	// 5. The platform client and the venue's policy. The audit (next) gets the client's pings.
+	// 5. The platform client and the venue's policy, behind the reload's swap point
+	// (decisions): the pipeline decides, the audit re-checks and ops pings through it. The
+	// audit (next) gets the client's pings.
 	var auditor *audit.Auditor
-	client, err := open.Platform(cfg, func(c verify.Call) { auditor.Ping(c) }, clock.Trusted)
+	onPing := func(c verify.Call) { auditor.Ping(c) }
+	first, err := newDecider(cfg, onPing)
 	if err != nil {
 		return nil, err
 	}
-	verifier := verify.NewVerifier(client, open.VerifierOptions(cfg, clock.Trusted))
+	decs := &decisions{}
+	decs.swap(first)
+	rl := &reloader{path: opt.ConfigPath, log: log.With("part", "reload"), level: opt.LogLevel, decs: decs, onPing: onPing}
+	rl.cfg.Store(cfg)
 
-	// 6. The audit: a row per platform call; the re-checks of flagged passages; at start, the
-	// alerts of those a previous run left unsettled.
-	aopt := audit.Options{Unit: id, Store: ob, Scan: ob.ScanEntries, ProbeInterval: cfg.Platform.ProbeInterval, Log: log.With("part", "audit")}
-	if cfg.Platform.OfflinePolicy == verify.OfflineAllowAndFlag {
-		aopt.Recheck = verifier
-	}
-	auditor = audit.New(aopt)
+	// 6. The audit: a row per platform call; the re-checks of flagged passages (those
+	// allow_and_flag admitted: with another offline policy there are none, until a reload
+	// changes it); at start, the alerts of those a previous run left unsettled.
+	auditor = audit.New(audit.Options{Unit: id, Store: ob, Scan: ob.ScanEntries, ProbeInterval: cfg.Platform.ProbeInterval,
+		Recheck: decs, Log: log.With("part", "audit")})
 	u.add("audit", auditor.Run)
 
 	// 7. The lane: the barrier, the inputs wired to it, the gate mode. Its changes reach the
@@ -144,22 +150,32 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 	u.add("lane", func(ctx context.Context) error { return ln.Run(ctx, laneInputs) })
 
 	// 8. Operations: the retained status and the commands on a control connection of their
-	// own, the verdict screen, the metrics.
+	// own, the verdict screen, the metrics; the verifications the status counts for docked
+	// (the stored selftest and docking-check, the selftest command's, the daemon's own
+	// platform check: they claim no device, use the config and the platform client in force,
+	// and every call they make is audited).
 	var pl *pipeline.Pipeline
 	var o *ops.Ops
 	o, err = ops.New(ops.Options{
-		Cfg: cfg, ConfigPath: opt.ConfigPath, Lane: ln, Queue: ob, Uplink: up, Control: uc, Pinger: client, Events: rec,
-		Selftest: func(ctx context.Context) (bool, string, error) {
-			ok, detail := selftest.Live(ctx, cfg, selftest.Options{}, selftest.Held{Readers: o.Readers(), Relay: ln.Barrier()})
-			return ok, detail, nil
+		Cfg: cfg, Lane: ln, Queue: ob, Uplink: up, Control: uc, Pinger: decs, Events: rec,
+		Selftest: func(ctx context.Context) record.SelftestState {
+			return selftest.Live(ctx, rl.current(), selftest.Options{Platform: decs.now().client, Audit: auditor.Checked},
+				selftest.Held{Readers: o.Readers(), Relay: ln.Barrier()})
 		},
-		Counters: ops.Counters{Passages: func() int64 { return pl.Counters().Passages }, AuditLost: auditor.Lost, Events: rec.Stats},
-		Log:      log.With("part", "ops"),
-		Head:     cu.StatusHead(ob, func(err error) { log.Warn("status: sent without its signed head", "err", err) }),
+		PlatformCheck: func(ctx context.Context) record.SelftestState {
+			return selftest.PlatformCheck(ctx, rl.current(), selftest.Options{Platform: decs.now().client, Audit: auditor.Checked})
+		},
+		Verifications: selftest.Store{QueuePath: cfg.Queue.Path},
+		Reload:        rl.reloadFor(opt.ConfigPath),
+		Counters:      ops.Counters{Passages: func() int64 { return pl.Counters().Passages }, AuditLost: auditor.Lost, Events: rec.Stats},
+		Log:           log.With("part", "ops"),
+		Head:          cu.StatusHead(ob, func(err error) { log.Warn("status: sent without its signed head", "err", err) }),
 	})
 	if err != nil {
 		return nil, err
 	}
+	rl.ops = o
+	u.reload = rl.reload
 	changed = o.Changed
 	u.add("ops", o.Run)
 
@@ -172,7 +188,7 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 
 	// 10. The decision chain: a card read first gets the snapshot its face check needs (when
 	// camera.verify asks for one), then the platform and the venue's policy decide.
-	steps, err := faceSteps(u, cfg, verifier.PolicyHash(), o, log.With("part", "face"))
+	steps, err := faceSteps(u, cfg, decs.PolicyHash(), o, log.With("part", "face"))
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +211,7 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 		observers = append(observers, pipeline.ObserverFunc(console.Passage))
 	}
 	pl = pipeline.New(pipeline.Options{
-		Unit: id, Steps: steps, Decider: verifier, Store: ob, Barrier: ln, Sealer: sealer,
+		Unit: id, Steps: steps, Decider: decs, Store: ob, Barrier: ln, Sealer: sealer,
 		Auditor: auditor, Observers: observers, Log: log.With("part", "pipeline"), LivenessTick: opt.LivenessTick,
 	})
 
@@ -217,7 +233,7 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 		<-auditor.Started()
 		ln.AssertGateMode()
 		log.Info("pipeline up", "device", cfg.Device.ID, "venue", cfg.Device.Venue, "style", cfg.Device.Style,
-			"sources", len(sources), "platform", cfg.Platform.URL, "policy", verifier.PolicyHash(), "queue", filepath.Clean(cfg.Queue.Path))
+			"sources", len(sources), "platform", cfg.Platform.URL, "policy", decs.PolicyHash(), "queue", filepath.Clean(cfg.Queue.Path))
 		if opt.Ready != nil {
 			opt.Ready()
 		}
@@ -334,3 +350,70 @@ func watchLosses(ctx context.Context, ob *queue.Outbox, every time.Duration, log
 		}
 	}
 }
+
+// decisions is the pipeline's decider, and the one swap point of a reload: the pipeline
+// decides, the audit re-checks and ops pings through it, and a reload that changes the
+// policy or the platform replaces the verifier and its platform client together, with one
+// atomic store. A decision in flight finishes with the verifier it began with; no part is
+// changed behind its back. The face check's own denials (no snapshot) keep the policy hash
+// of start.
+type decisions struct{ cur atomic.Pointer[decider] }
+
+// decider is one verifier and the platform client it asks, as built from one config, with
+// what the reload compares beside the config's keys: the contents of the files it read.
+type decider struct {
+	verifier    *verify.Verifier
+	client      *verify.Client
+	secretSum   [sha256.Size]byte // of platform.secret_file's contents (zero without)
+	mappingHash string
+}
+
+// newDecider builds the platform client and the verifier of cfg (platform.*, policy.*).
+func newDecider(cfg *config.Config, onPing func(verify.Call)) (*decider, error) {
+	client, err := open.Platform(cfg, onPing, clock.Trusted)
+	if err != nil {
+		return nil, err
+	}
+	d := &decider{client: client, verifier: verify.NewVerifier(client, open.VerifierOptions(cfg, clock.Trusted))}
+	if d.secretSum, d.mappingHash, err = platformFiles(cfg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// platformFiles sums what the platform client reads from files: the secret's contents and
+// the mapping's hash.
+func platformFiles(cfg *config.Config) (secretSum [sha256.Size]byte, mappingHash string, err error) {
+	if cfg.Platform.SecretFile != "" {
+		secret, err := verify.ReadSecretFile(cfg.Platform.SecretFile)
+		if err != nil {
+			return secretSum, "", fmt.Errorf("platform.secret_file: %w", err)
+		}
+		secretSum = sha256.Sum256(secret)
+		clear(secret)
+	}
+	m, err := verify.LoadMapping(cfg.Platform.Mapping)
+	if err != nil {
+		return secretSum, "", fmt.Errorf("platform.mapping: %w", err)
+	}
+	return secretSum, m.Hash(), nil
+}
+
+func (d *decisions) swap(n *decider) { d.cur.Store(n) }
+func (d *decisions) now() *decider   { return d.cur.Load() }
+
+// Decide is the pipeline's Decider.
+func (d *decisions) Decide(ctx context.Context, cred verify.Credential, passageID string) verify.Decision {
+	return d.now().verifier.Decide(ctx, cred, passageID)
+}
+
+// Recheck and PolicyHash are the audit's Verifier.
+func (d *decisions) Recheck(ctx context.Context, cred verify.Credential, passageID string) verify.Decision {
+	return d.now().verifier.Recheck(ctx, cred, passageID)
+}
+
+// PolicyHash is the hash of the policy in force.
+func (d *decisions) PolicyHash() string { return d.now().verifier.PolicyHash() }
+
+// Ping is ops' Pinger: the platform client in force.
+func (d *decisions) Ping(ctx context.Context) (verify.Call, error) { return d.now().client.Ping(ctx) }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -49,8 +50,13 @@ type statusWatch struct {
 
 func watchStatuses(t *testing.T, broker *mqtttest.Broker) *statusWatch {
 	t.Helper()
+	return watchOn(t, mqttClient(t, broker, "status-watch"))
+}
+
+// watchOn keeps the last status of every unit, read with the connected client c.
+func watchOn(t *testing.T, c mqtt.Client) *statusWatch {
+	t.Helper()
 	sw := &statusWatch{last: map[string]record.Status{}, changed: make(chan struct{})}
-	c := mqttClient(t, broker, "status-watch")
 	tok := c.Subscribe("sentinel/v1/+/+/status", 1, func(_ mqtt.Client, m mqtt.Message) {
 		var s record.Status
 		if err := json.Unmarshal(m.Payload(), &s); err != nil {
@@ -185,7 +191,11 @@ func TestE2EOperations(t *testing.T) {
 		sa.InstallStatus != "installed" || sa.Version == "" || sa.Readers["qr"] != "online" || sa.Clock == "" {
 		t.Errorf("status of %s: %+v", a.device, sa)
 	}
-	sw.wait(t, b.device, "docked, installing", func(s record.Status) bool { return s.Online && s.Docked && s.InstallStatus == "installing" })
+	// Installing: not docked, whatever the platform answers (issue #14: the table's progress
+	// and its docking column agree).
+	sw.wait(t, b.device, "installing, not docked", func(s record.Status) bool {
+		return s.Online && !s.Docked && s.InstallStatus == "installing" && s.Progress != nil && s.Progress.Step == 1
+	})
 	sw.wait(t, c.device, "online, platform offline", func(s record.Status) bool { return s.Online && s.Platform == "offline" && !s.Docked })
 
 	// No open doors: every listening socket of every agent is on loopback.
@@ -289,9 +299,9 @@ func TestE2EOperations(t *testing.T) {
 		t.Fatalf("report has %d lines, want a header and 3 rows:\n%s", len(lines), out)
 	}
 	wantRows := []string{
-		"serial number,unit name,install status,install location,product brand,product style,progress,docking done,last seen,queue depth,online,venue,device",
+		"serial number,unit name,install status,install location,product brand,product style,progress,docking done,last seen,queue depth,online,venue,device,remarks",
 		"1,福清市某某超市,installed,北门入口,Acme,闸机一体机,3/3 docked,yes,",
-		`2,福清市某某医院,installing,"门诊楼, 东侧",Acme,立柱式,1/3 installing,yes,`,
+		`2,福清市某某医院,installing,"门诊楼, 东侧",Acme,立柱式,1/3 installing,no,`,
 		"3,=HYPERLINK(1),installed,南门,Bolt,闸机一体机,\"2/3 installed, not docked\",no,",
 	}
 	for i, want := range wantRows {
@@ -299,15 +309,24 @@ func TestE2EOperations(t *testing.T) {
 			t.Errorf("report line %d:\n got %s\nwant %s...", i, lines[i], want)
 		}
 	}
+	cells, err := csv.NewReader(strings.NewReader(string(out))).ReadAll()
+	if err != nil || len(cells) != 4 {
+		t.Fatalf("report is not CSV of 4 rows: %v", err)
+	}
 	for i, dev := range []string{a.device, b.device, c.device} {
-		if !strings.HasSuffix(lines[i+1], ",350582-0001,"+dev) {
-			t.Errorf("row %d does not end with the unit's venue and device: %s", i+1, lines[i+1])
+		if r := cells[i+1]; r[11] != "350582-0001" || r[12] != dev {
+			t.Errorf("row %d is not the unit's venue and device: %q", i+1, r)
 		}
 	}
 	for i, online := range []string{"yes", "no", "no"} {
-		cells := strings.Split(lines[i+1], ",")
-		if cells[len(cells)-3] != online {
-			t.Errorf("row %d online=%s, want %s", i+1, cells[len(cells)-3], online)
+		if r := cells[i+1]; r[10] != online {
+			t.Errorf("row %d online=%s, want %s", i+1, r[10], online)
+		}
+	}
+	// Every "no" has its reason; the "yes" its evidence.
+	for i, want := range []string{"verified by the unit's platform check", "unit stopped since", "unit offline (its last will"} {
+		if r := cells[i+1]; !strings.Contains(r[13], want) {
+			t.Errorf("row %d remarks %q, want %q", i+1, r[13], want)
 		}
 	}
 	x, err := exec.Command(sentinel, "report", "fleet", "--broker", broker.URL(), "--format", "xlsx-csv").Output()

@@ -75,6 +75,12 @@ func TestFleet(t *testing.T) {
 	requireScale(t)
 	n := envInt(t, "FLEET_SIZE", 100)
 	outage := time.Duration(envInt(t, "FLEET_OUTAGE_S", 30)) * time.Second
+	// FLEET_BACKOFF_CAP_S sets every unit's uplink.backoff_cap (the control connection
+	// follows it); unset keeps the default (30s).
+	uplinkExtra := ""
+	if c := envInt(t, "FLEET_BACKOFF_CAP_S", 0); c > 0 {
+		uplinkExtra = fmt.Sprintf(", backoff_cap: %ds", c)
+	}
 	began := time.Now()
 	broker := mqtttest.StartWith(t, mqtttest.Options{Persistence: true})
 	proxy := mqtttest.StartProxy(t, "127.0.0.1:"+strconv.Itoa(broker.Port()))
@@ -83,7 +89,7 @@ func TestFleet(t *testing.T) {
 	const totalRate = 50.0
 	var us []*unit
 	for i := range n {
-		us = append(us, w.newUnit(t, fmt.Sprintf("fleet-%03d", i), totalRate/float64(n), unitConfig{brokers: []string{proxy.URL()}}))
+		us = append(us, w.newUnit(t, fmt.Sprintf("fleet-%03d", i), totalRate/float64(n), unitConfig{brokers: []string{proxy.URL()}, uplink: uplinkExtra}))
 	}
 	startAt := time.Now()
 	for i := 0; i < n; i += 10 { // ten at a time: two cores

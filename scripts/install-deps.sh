@@ -9,6 +9,11 @@
 #   scripts/install-deps.sh package dpkg and the shadow tools (install the .deb into a throw-away root)
 #   scripts/install-deps.sh cluster rabbitmq-server (three nodes on loopback for make test-cluster;
 #                                   its MQTT plugin is bundled) and mosquitto
+#   scripts/install-deps.sh face    OpenCV for the pillar build (libopencv-dev, opencv-data with
+#                                   its face cascades) and the public test photos (python3-skimage,
+#                                   opencv-doc); ~3 min from a clean machine
+#   scripts/install-deps.sh face-cross  the arm64 C++ cross compiler and qemu-user-static (the
+#                                   arm64 OpenCV itself is a sysroot: scripts/install-opencv-arm64.sh)
 set -euo pipefail
 want=()
 rec=() # installed with their recommended packages, as the browser test was measured with
@@ -24,7 +29,15 @@ case "${1:-}" in
   cluster)
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
     [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || [ -x /usr/sbin/rabbitmq-server ] || want+=(rabbitmq-server) ;;
-  *) echo "usage: $0 test|cross|package|cluster" >&2; exit 2 ;;
+  face)
+    [ -f /usr/include/opencv4/opencv2/objdetect.hpp ] && [ -f /usr/lib/x86_64-linux-gnu/libopencv_objdetect.so ] || want+=(libopencv-dev)
+    [ -f /usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml ] || want+=(opencv-data)
+    [ -f /usr/lib/python3/dist-packages/skimage/data/astronaut.png ] || want+=(python3-skimage)
+    [ -f /usr/share/doc/opencv-doc/examples/data/messi5.jpg ] || want+=(opencv-doc) ;;
+  face-cross)
+    command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || want+=(g++-aarch64-linux-gnu)
+    command -v qemu-aarch64-static >/dev/null 2>&1 || want+=(qemu-user-static) ;;
+  *) echo "usage: $0 test|cross|package|cluster|face|face-cross" >&2; exit 2 ;;
 esac
 [ ${#want[@]} -eq 0 ] && [ ${#rec[@]} -eq 0 ] && exit 0
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -106,10 +106,11 @@ if command -v systemd-analyze >/dev/null; then
   expect "systemd-analyze verify finds no unknown setting" bash -c "! grep -Ei 'unknown|invalid|failed to parse' <<<\"\$1\"" _ "$vout"
 fi
 
-# The shipped config is valid, and run refuses it until the unit is provisioned.
+# The shipped config is valid but not provisioned: check says so, and run refuses it.
 bin="$root/usr/bin/sentinel"
 expect "sentinel version runs" "$bin" version
-cout=$("$bin" check --config "$root/etc/sentinel/sentinel.yaml" 2>&1) && ok "sentinel check of the shipped config: $cout" || bad "sentinel check of the shipped config: $cout"
+cout=$("$bin" check --config "$root/etc/sentinel/sentinel.yaml" 2>&1) && rc=0 || rc=$?
+expect "sentinel check reports the shipped config as not provisioned (exit $rc)" bash -c "test $rc -eq 2 && grep -q 'NOT PROVISIONED' <<<\"\$1\"" _ "$cout"
 rout=$(cd "$root" && timeout 20 "$bin" run --config "$root/etc/sentinel/sentinel.yaml" 2>&1) && rc=0 || rc=$?
 expect "sentinel run refuses the unprovisioned config (exit $rc)" test "$rc" -eq 1
 expect "the refusal says to provision" grep -q 'run sentinel provision' <<<"$rout"

@@ -125,6 +125,13 @@ func (a *Auditor) Ping(c verify.Call) {
 	a.enqueue(job{purpose: record.PurposePing, calls: []verify.Call{c}})
 }
 
+// Checked queues the row of a call the unit made to check the platform itself (the
+// selftest's signed probe, sent as passage id passage: the selftest command, the daemon's
+// platform check), purpose commissioning like sentinel try's. It never blocks.
+func (a *Auditor) Checked(passage string, c verify.Call) {
+	a.enqueue(job{passage: passage, purpose: record.PurposeCommissioning, calls: []verify.Call{c}})
+}
+
 // Lost is how many audit rows could not be stored since start. Unless the outbox was closed,
 // each is also in the outbox's persisted loss counters.
 func (a *Auditor) Lost() int64 { return a.lost.Load() }

@@ -362,7 +362,7 @@ func walk(n *yaml.Node, path string, t reflect.Type, lines map[string]int, leave
 			lines[key] = k.Line
 			ft, ok := fields[k.Value]
 			if !ok {
-				*probs = append(*probs, Problem{Line: k.Line, Key: key, Msg: "unknown key (known: " + strings.Join(sortedKeys(fields), ", ") + ")"})
+				*probs = append(*probs, Problem{Line: k.Line, Key: key, Msg: "unknown key" + didYouMean(path, k.Value, fields) + " (known: " + strings.Join(sortedKeys(fields), ", ") + ")"})
 				continue
 			}
 			walk(v, key, ft, lines, leaves, probs)
@@ -405,6 +405,93 @@ func dropDuplicates(n *yaml.Node, path string, probs *[]Problem) {
 		kept = append(kept, k, n.Content[i+1])
 	}
 	n.Content = kept
+}
+
+// didYouMean suggests the key meant by an unknown one: a key of the same mapping spelt
+// nearly the same (prot → port), else a key of that name elsewhere in the config (offline_policy
+// under policy → platform.offline_policy). "" when nothing is close.
+func didYouMean(path, name string, fields map[string]reflect.Type) string {
+	best, bestD := "", 0
+	for _, k := range sortedKeys(fields) {
+		d := editDistance(strings.ToLower(name), k)
+		if d <= typoLimit(name) && (best == "" || d < bestD) {
+			best, bestD = k, d
+		}
+	}
+	if best != "" {
+		return "; did you mean " + best + "?"
+	}
+	var elsewhere []string
+	for _, key := range knownKeys() {
+		if (key == name || strings.HasSuffix(key, "."+name)) && !strings.HasPrefix(key, path+".") {
+			elsewhere = append(elsewhere, key)
+		}
+	}
+	if len(elsewhere) > 0 && len(elsewhere) <= 3 {
+		return "; did you mean " + strings.Join(elsewhere, " or ") + "?"
+	}
+	return ""
+}
+
+// typoLimit is how many edits a misspelt key may be from the right one.
+func typoLimit(name string) int {
+	switch n := len([]rune(name)); {
+	case n <= 3:
+		return 1
+	case n <= 8:
+		return 2
+	}
+	return 3
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur := make([]int, len(rb)+1)
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(rb)]
+}
+
+// knownKeys are the dotted keys of every struct field of the config (map keys aside).
+func knownKeys() []string {
+	var keys []string
+	var add func(t reflect.Type, path string)
+	add = func(t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t == durationType {
+			return
+		}
+		for i := 0; i < t.NumField(); i++ {
+			tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			key := tag
+			if path != "" {
+				key = path + "." + tag
+			}
+			keys = append(keys, key)
+			add(t.Field(i).Type, key)
+		}
+	}
+	add(reflect.TypeOf(Config{}), "")
+	return keys
 }
 
 func sortedKeys(m map[string]reflect.Type) []string {

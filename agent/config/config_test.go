@@ -123,3 +123,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Issue #14, finding 8: an unknown key got the list of known keys, but no suggestion.
+func TestUnknownKeyDidYouMean(t *testing.T) {
+	tests := []struct{ name, y, want string }{
+		{"typo", strings.Replace(minimal, "port: /dev/ttyS1", "prot: /dev/ttyS1", 1), "scanners.qr.prot: unknown key; did you mean port?"},
+		{"case", strings.Replace(minimal, "style: gate_all_in_one", "style: gate_all_in_one, Venue: x", 1), "device.Venue: unknown key; did you mean venue?"},
+		{"section typo", minimal + "screan: {listen: off}\n", "screan: unknown key; did you mean screen?"},
+		{"in the wrong section", minimal + "policy: {offline_policy: deny}\n", "policy.offline_policy: unknown key; did you mean platform.offline_policy?"},
+		{"nothing close", minimal + "colour: red\n", "colour: unknown key (known:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tt.y))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

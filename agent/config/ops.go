@@ -17,17 +17,26 @@ const (
 	DefaultMetricsListen   = "127.0.0.1:9464"
 	DefaultVerdictHold     = 4 * time.Second
 	DefaultStatusHeartbeat = 60 * time.Second
-	DefaultCommandMaxAge   = 5 * time.Minute
-	DefaultInstallStatus   = InstallInstalled
-	InstallInstalled       = "installed"
-	InstallInstalling      = "installing"
-	ListenOff              = "off"
-	minStatusHeartbeat     = time.Second
-	maxStatusHeartbeat     = time.Hour
-	maxCommandMaxAge       = 24 * time.Hour
-	maxVerdictHold         = time.Minute
-	maxInstallText         = 200
-	operatorKeyHelpFormat  = "base64 or hex of a 32-byte Ed25519 public key"
+	// The docking rule (docs/operations.md, "Docked"): a verification passed within
+	// DefaultDockedMaxAge, the platform answered within DefaultPlatformMaxSilence, and the
+	// daemon verifies again every DefaultVerifyInterval.
+	DefaultDockedMaxAge       = 24 * time.Hour
+	DefaultPlatformMaxSilence = 10 * time.Minute
+	DefaultVerifyInterval     = time.Hour
+	minDockedMaxAge           = time.Minute
+	maxDockedMaxAge           = 30 * 24 * time.Hour
+	minVerifyInterval         = 10 * time.Second
+	DefaultCommandMaxAge      = 5 * time.Minute
+	DefaultInstallStatus      = InstallInstalling // installed must be said (install.status)
+	InstallInstalled          = "installed"
+	InstallInstalling         = "installing"
+	ListenOff                 = "off"
+	minStatusHeartbeat        = time.Second
+	maxStatusHeartbeat        = time.Hour
+	maxCommandMaxAge          = 24 * time.Hour
+	maxVerdictHold            = time.Minute
+	maxInstallText            = 200
+	operatorKeyHelpFormat     = "base64 or hex of a 32-byte Ed25519 public key"
 )
 
 // Screen is the verdict screen: a page served to the unit's kiosk browser.
@@ -65,9 +74,19 @@ type Commands struct {
 	MaxAge time.Duration `yaml:"max_age"`
 }
 
-// Status configures the retained status message.
+// Status configures the retained status message and the docking rule.
 type Status struct {
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// DockedMaxAge is how long a passed docking verification (sentinel docking-check, a
+	// selftest, the daemon's own platform check) counts.
+	DockedMaxAge time.Duration `yaml:"docked_max_age"`
+	// PlatformMaxSilence is how long the unit stays docked without a successful answer
+	// from the platform; at least platform.probe_interval.
+	PlatformMaxSilence time.Duration `yaml:"platform_max_silence"`
+	// VerifyInterval is how often the daemon checks the platform as the selftest does
+	// (a ping and a signed request), the docking evidence of a running unit; less than
+	// DockedMaxAge.
+	VerifyInterval time.Duration `yaml:"verify_interval"`
 }
 
 // ParseOperatorKey decodes an Ed25519 public key written as base64 (std or URL) or hex.
@@ -118,6 +137,20 @@ func opsDefaults(c *Config, present func(string) bool) {
 	}
 	if c.Status.Heartbeat == 0 {
 		c.Status.Heartbeat = DefaultStatusHeartbeat
+	}
+	// A written 0 stays 0, so that validation names it rather than a default replacing it.
+	for _, d := range []struct {
+		key string
+		v   *time.Duration
+		def time.Duration
+	}{
+		{"status.docked_max_age", &c.Status.DockedMaxAge, DefaultDockedMaxAge},
+		{"status.platform_max_silence", &c.Status.PlatformMaxSilence, DefaultPlatformMaxSilence},
+		{"status.verify_interval", &c.Status.VerifyInterval, DefaultVerifyInterval},
+	} {
+		if *d.v == 0 && !present(d.key) {
+			*d.v = d.def
+		}
 	}
 }
 
@@ -177,6 +210,25 @@ func opsValidate(c *Config) []Problem {
 	}
 	if c.Status.Heartbeat < minStatusHeartbeat || c.Status.Heartbeat > maxStatusHeartbeat {
 		ps = append(ps, Problemf("status.heartbeat", "must be between %s and %s, got %s", minStatusHeartbeat, maxStatusHeartbeat, c.Status.Heartbeat))
+	}
+	return append(ps, dockingValidate(c)...)
+}
+
+// dockingValidate checks the docking rule's keys against each other and the platform's
+// probe interval.
+func dockingValidate(c *Config) []Problem {
+	var ps []Problem
+	s := c.Status
+	if s.DockedMaxAge < minDockedMaxAge || s.DockedMaxAge > maxDockedMaxAge {
+		ps = append(ps, Problemf("status.docked_max_age", "must be between %s and %s, got %s", minDockedMaxAge, maxDockedMaxAge, s.DockedMaxAge))
+	}
+	if s.PlatformMaxSilence < c.Platform.ProbeInterval || s.PlatformMaxSilence > maxDockedMaxAge {
+		ps = append(ps, Problemf("status.platform_max_silence", "must be at least platform.probe_interval (%s) and at most %s, got %s",
+			c.Platform.ProbeInterval, maxDockedMaxAge, s.PlatformMaxSilence))
+	}
+	if s.VerifyInterval < minVerifyInterval || (s.DockedMaxAge > 0 && s.VerifyInterval >= s.DockedMaxAge) {
+		ps = append(ps, Problemf("status.verify_interval", "must be at least %s and less than status.docked_max_age (%s), got %s",
+			minVerifyInterval, s.DockedMaxAge, s.VerifyInterval))
 	}
 	return ps
 }

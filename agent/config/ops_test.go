@@ -24,8 +24,9 @@ func TestOpsDefaults(t *testing.T) {
 	if c.Screen.Listen != DefaultScreenListen || c.Metrics.Listen != DefaultMetricsListen {
 		t.Errorf("listen defaults %q %q", c.Screen.Listen, c.Metrics.Listen)
 	}
-	if c.Install.Status != InstallInstalled || c.Install.StyleLabel != StyleGateAllInOne {
-		t.Errorf("install defaults %+v", c.Install)
+	// Issue #14: a unit that was only provisioned showed "installed"; installed must be said.
+	if c.Install.Status != InstallInstalling || c.Install.StyleLabel != StyleGateAllInOne {
+		t.Errorf("install defaults %+v, want status installing", c.Install)
 	}
 	if c.Status.Heartbeat != DefaultStatusHeartbeat || c.Commands.MaxAge != DefaultCommandMaxAge {
 		t.Errorf("heartbeat %s max_age %s", c.Status.Heartbeat, c.Commands.MaxAge)

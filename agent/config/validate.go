@@ -208,7 +208,9 @@ func validateDevice(c *Config, ps *problems) {
 func validateQR(c *Config, ps *problems) {
 	q := c.Scanners.QR
 	if q == nil {
-		ps.add("scanners", "at least one scanner must be configured (scanners.qr)")
+		if c.Scanners.IDCard == nil {
+			ps.add("scanners", "at least one scanner must be configured (scanners.qr or scanners.idcard)")
+		}
 		return
 	}
 	ps.oneOf("scanners.qr.driver", q.Driver, []string{"serial", "evdev"})

@@ -10,10 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"regexp"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -231,7 +228,7 @@ func (c *commander) execute(ctx context.Context, cmd *record.Command) (string, s
 	case record.CmdMode:
 		return c.mode(cmd)
 	case record.CmdReload:
-		return c.reload()
+		return c.reload(cmd)
 	case record.CmdSelftest:
 		return c.selftest(ctx)
 	}
@@ -276,59 +273,24 @@ func (c *commander) selftest(ctx context.Context) (string, string) {
 	if c.o.opt.Selftest == nil {
 		return record.ReplyUnsupported, "this build has no selftest"
 	}
-	ok, detail, err := c.o.opt.Selftest(ctx)
-	if err != nil {
-		return record.ReplyFailed, err.Error()
+	st := c.o.opt.Selftest(ctx)
+	c.o.recordSelftest(st)
+	if !st.OK {
+		return record.ReplyFailed, st.Detail
 	}
-	c.o.SetSelftest(ok, detail)
-	if !ok {
-		return record.ReplyFailed, detail
-	}
-	return record.ReplyOK, detail
+	return record.ReplyOK, st.Detail
 }
 
-// reload reads the config file again. The installation facts, the operator keys and the
-// status heartbeat apply at once; other sections need a restart, and the reply says which.
-func (c *commander) reload() (string, string) {
-	cfg := c.o.opt.Cfg
-	path := c.o.opt.ConfigPath
-	if path == "" {
+// reload reads the config file again, exactly as SIGHUP does (Options.Reload): what can
+// change live changes, the reply names what needs a restart; an invalid file changes
+// nothing.
+func (c *commander) reload(cmd *record.Command) (string, string) {
+	if c.o.opt.Reload == nil {
 		return record.ReplyUnsupported, "the daemon was started without a config file path"
 	}
-	nc, err := config.Load(path)
-	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) && len(ce.Problems) > 0 {
-			return record.ReplyFailed, fmt.Sprintf("config invalid (%d problems), first: %s", len(ce.Problems), ce.Problems[0])
-		}
-		return record.ReplyFailed, err.Error()
-	}
-	if nc.Device.ID != cfg.Device.ID || nc.Device.Venue != cfg.Device.Venue {
-		return record.ReplyFailed, "device.id and device.venue cannot change without a restart"
-	}
-	if err := c.setKeys(nc.Commands); err != nil {
-		return record.ReplyFailed, err.Error()
-	}
-	c.o.mu.Lock()
-	c.o.install, c.o.heartbeat = nc.Install, nc.Status.Heartbeat
-	c.o.mu.Unlock()
-	c.o.touch()
-	var restart []string
-	ov, nv := reflect.ValueOf(*cfg), reflect.ValueOf(*nc)
-	for i := 0; i < ov.NumField(); i++ {
-		name := strings.Split(ov.Type().Field(i).Tag.Get("yaml"), ",")[0]
-		switch name {
-		case "install", "commands", "status":
-			continue
-		}
-		if !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
-			restart = append(restart, name)
-		}
-	}
-	sort.Strings(restart)
-	detail := "applied install, commands, status"
-	if len(restart) > 0 {
-		detail += "; restart needed for: " + strings.Join(restart, ", ")
+	ok, detail := c.o.opt.Reload("command " + cmd.ID)
+	if !ok {
+		return record.ReplyFailed, detail
 	}
 	return record.ReplyOK, detail
 }

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -179,50 +180,78 @@ func TestRemoteOpenThroughLane(t *testing.T) {
 	}
 }
 
+// TestReloadCommand: the reload command takes the one reload path (Options.Reload, which
+// SIGHUP takes too) and answers with its outcome.
 func TestReloadCommand(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(nil)
-	f := newFixture(t, t.TempDir(), priv, nil)
+	var by []string
+	outcome := struct {
+		ok     bool
+		detail string
+	}{true, "applied: install.location; restart needed for: barrier.pin"}
+	f := newFixture(t, t.TempDir(), priv, func(o *Options) {
+		o.Reload = func(who string) (bool, string) { by = append(by, who); return outcome.ok, outcome.detail }
+	})
 	reload := func(id string) []byte { return f.signed(t, priv, f.cmd(id, record.CmdReload, nil)) }
-	b, _ := os.ReadFile(f.cfgPath)
-	changed := strings.Replace(strings.Replace(string(b), "status: installed", "status: installing", 1), "北门", "南门", 1)
-	changed = strings.Replace(changed, `platform: {url: "http://127.0.0.1:1"}`, `platform: {url: "http://127.0.0.1:2"}`, 1)
-	if err := os.WriteFile(f.cfgPath, []byte(changed), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := f.send(t, record.CmdReload, reload("r-1"))
-	if r.Result != record.ReplyOK || !strings.Contains(r.Detail, "restart needed for: platform") {
+	if r := f.send(t, record.CmdReload, reload("r-1")); r.Result != record.ReplyOK || r.Detail != outcome.detail {
 		t.Errorf("reload: %s/%s", r.Result, r.Detail)
 	}
-	s := f.o.Status(context.Background())
-	if s.InstallStatus != "installing" || s.Location != "南门" || s.Unit != "测试单位" {
-		t.Errorf("status after reload: %+v", s)
-	}
-	if err := os.WriteFile(f.cfgPath, []byte(changed+"install: {status: broken}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	outcome.ok, outcome.detail = false, "config invalid (1 problem), first: line 9: install.status: must be one of installed, installing"
 	if r := f.send(t, record.CmdReload, reload("r-2")); r.Result != record.ReplyFailed || !strings.Contains(r.Detail, "config invalid") {
 		t.Errorf("reload of a bad file: %s/%s", r.Result, r.Detail)
 	}
-	if s := f.o.Status(context.Background()); s.InstallStatus != "installing" {
-		t.Errorf("a bad file changed the status: %+v", s)
+	if strings.Join(by, ",") != "command r-1,command r-2" {
+		t.Errorf("reload asked by %q", by)
 	}
 }
 
-// TestSelftestCommand: the selftest command runs the live selftest it was given, and its
-// outcome reaches the status.
+// TestApply: what a reload hands to operations is in force at once: the install facts in
+// the status, the operator keys for the next command.
+func TestApply(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	_, other, _ := ed25519.GenerateKey(nil)
+	f := newFixture(t, t.TempDir(), priv, nil)
+	nc := *f.o.opt.Cfg
+	nc.Install.Location, nc.Install.Status = "南门", "installing"
+	nc.Commands.OperatorKeys = []string{base64.StdEncoding.EncodeToString(other.Public().(ed25519.PublicKey))}
+	if err := f.o.Apply(&nc); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.o.Status(context.Background()); s.Location != "南门" || s.InstallStatus != "installing" || s.Unit != "测试单位" {
+		t.Errorf("status after Apply: %+v", s)
+	}
+	cmd := f.cmd("k-1", record.CmdMode, map[string]string{"mode": "locked"})
+	if r := f.send(t, record.CmdMode, f.signed(t, priv, cmd)); r.Result != record.ReplyRefused || r.Detail != "bad_signature" {
+		t.Errorf("a key taken out by the reload: %s/%s", r.Result, r.Detail)
+	}
+	cmd.ID = "k-2"
+	if r := f.send(t, record.CmdMode, f.signed(t, other, cmd)); r.Result != record.ReplyOK {
+		t.Errorf("the key the reload added: %s/%s", r.Result, r.Detail)
+	}
+}
+
+// TestSelftestCommand: the selftest command runs the live selftest it was given; its
+// outcome reaches the status, is stored beside the queue, and keeps the unit from docked.
 func TestSelftestCommand(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(nil)
+	store := &memStore{}
 	f := newFixture(t, t.TempDir(), priv, func(o *Options) {
-		o.Selftest = func(context.Context) (bool, string, error) {
-			return false, "platform: fail (ping failed); reader qr: OFFLINE", nil
+		o.Verifications = store
+		o.Selftest = func(context.Context) record.SelftestState {
+			return record.SelftestState{OK: false, At: record.TS(time.Now()), Failed: []string{"reader qr"}, Source: record.SelftestCommand,
+				Detail: "platform: pass; reader qr: OFFLINE"}
 		}
 	})
 	r := f.send(t, record.CmdSelftest, f.signed(t, priv, f.cmd("s-1", record.CmdSelftest, nil)))
 	if r.Result != record.ReplyFailed || !strings.Contains(r.Detail, "reader qr: OFFLINE") {
 		t.Errorf("selftest reply %s: %s", r.Result, r.Detail)
 	}
-	if s := f.o.Status(context.Background()); s.Selftest == nil || s.Selftest.OK || s.Docked {
-		t.Errorf("status after a failed selftest: %+v", s.Selftest)
+	s := f.o.Status(context.Background())
+	if s.Selftest == nil || s.Selftest.OK || s.Docked || strings.Join(s.Selftest.Failed, ",") != "reader qr" {
+		t.Errorf("status after a failed selftest: %+v docked %v", s.Selftest, s.Docked)
+	}
+	if st := store.get(SelftestFile); st == nil || st.OK || st.Source != record.SelftestCommand {
+		t.Errorf("stored: %+v", st)
 	}
 }
 

@@ -271,7 +271,8 @@ func (c *control) publish(topic string, retained bool, payload []byte) error {
 }
 
 // run keeps the connection and the status until ctx ends, then publishes the offline status
-// and disconnects.
+// and disconnects. The status is also written to the status file beside the queue, at the
+// same moments, whether or not a broker is reachable.
 func (c *control) run(ctx context.Context) error {
 	o := c.o
 	defer close(c.stopped)
@@ -280,7 +281,6 @@ func (c *control) run(ctx context.Context) error {
 	go func() { defer close(connDone); c.connection(ctx) }()
 	cmdsDone := make(chan struct{})
 	go func() { defer close(cmdsDone); o.cmds.run(ctx) }()
-	go c.pingPlatform(ctx, time.Nanosecond) // the docking state of a unit that just started
 
 	poll := time.NewTicker(o.t.StatusPoll)
 	defer poll.Stop()
@@ -289,8 +289,7 @@ func (c *control) run(ctx context.Context) error {
 	o.mu.Unlock()
 	heartbeat := time.NewTicker(hb)
 	defer heartbeat.Stop()
-	var last string
-	var lastAt time.Time
+	var file, pub pace
 	for {
 		force := false
 		select {
@@ -307,59 +306,70 @@ func (c *control) run(ctx context.Context) error {
 				heartbeat.Reset(hb)
 			}
 			o.mu.Unlock()
-			c.pingPlatform(ctx, hb)
 		case <-poll.C:
+			o.refreshEvidence() // sentinel selftest or docking-check may have run
 		case <-o.changed:
-		}
-		if !c.isConnected() {
-			last = "" // publish again once connected
-			continue
 		}
 		s := o.Status(ctx)
 		sig := significant(s)
-		if !force && (sig == last || time.Since(lastAt) < o.t.StatusMinInterval) {
-			if sig != last {
-				o.touchLater(o.t.StatusMinInterval - time.Since(lastAt))
-			}
-			continue
-		}
 		b, _ := json.Marshal(s)
-		if err := c.publish(c.status, true, b); err != nil {
-			o.opt.Log.Warn("status not published", "err", err)
-			continue
+		if file.due(sig, force, o.t.StatusMinInterval) {
+			if err := o.writeStatusFile(b); err != nil {
+				file.failed()
+				o.opt.Log.Warn("status file not written", "err", err)
+			}
 		}
-		o.metrics.statusPublished.Inc()
-		last, lastAt = sig, time.Now()
+		if !c.isConnected() {
+			pub = pace{} // publish again once connected
+		} else if pub.due(sig, force, o.t.StatusMinInterval) {
+			if err := c.publish(c.status, true, b); err != nil {
+				pub.failed()
+				o.opt.Log.Warn("status not published", "err", err)
+			} else {
+				o.metrics.statusPublished.Inc()
+			}
+		}
+		if d := max(file.held, pub.held); d > 0 {
+			o.touchLater(d)
+		}
 	}
 }
 
-// pingPlatform asks the platform whether it answers when no call proved it lately: the
-// docking state of a quiet unit. It is the unit's own health check, on no one's behalf.
-func (c *control) pingPlatform(ctx context.Context, every time.Duration) {
-	o := c.o
-	o.mu.Lock()
-	recent := !o.lastPlatformOK.IsZero() && time.Since(o.lastPlatformOK) < every
-	o.mu.Unlock()
-	if recent || o.opt.Pinger == nil {
-		return
-	}
-	call, err := o.opt.Pinger.Ping(ctx)
-	outcome := callOutcome(call.Status)
-	if err != nil && outcome == "ok" {
-		outcome = "bad_response" // a 200 whose answer was not usable
-	}
-	o.metrics.platformCallDone("ping", outcome, call.Latency)
-	o.setPlatform(call.Status != 0, err == nil)
+// pace decides when a status is written out: on a heartbeat, and on a change, at most once
+// per minimum interval (a change held back is written once the interval has passed).
+type pace struct {
+	last   string
+	lastAt time.Time
+	held   time.Duration // > 0: a change waits this long
 }
+
+func (p *pace) due(sig string, force bool, minInterval time.Duration) bool {
+	p.held = 0
+	if !force && sig == p.last {
+		return false
+	}
+	if since := time.Since(p.lastAt); !force && since < minInterval {
+		p.held = minInterval - since
+		return false
+	}
+	p.last, p.lastAt = sig, time.Now()
+	return true
+}
+
+// failed forgets the last write, so that the next turn tries again.
+func (p *pace) failed() { p.last = "" }
 
 // goodbye replaces the retained status by an offline one (a clean disconnect does not fire
 // the will) and disconnects. The connection loop has ended; the client, if any, is still
 // connected.
 func (c *control) goodbye() {
+	s := c.o.Status(context.Background())
+	s.Online = false
+	b, _ := json.Marshal(s)
+	if err := c.o.writeStatusFile(b); err != nil {
+		c.o.opt.Log.Warn("status file not written", "err", err)
+	}
 	if c.isConnected() {
-		s := c.o.Status(context.Background())
-		s.Online = false
-		b, _ := json.Marshal(s)
 		if err := c.publish(c.status, true, b); err != nil {
 			c.o.opt.Log.Warn("offline status not published", "err", err)
 		}

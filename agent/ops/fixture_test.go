@@ -89,7 +89,7 @@ func newFixture(t *testing.T, dir string, priv ed25519.PrivateKey, tune func(*Op
 	f.rec = events.New(ob, events.Options{Unit: unit, Log: quiet(), Clock: synced})
 	f.lane = lane.New(lane.Options{Relay: f.rel, Pulse: cfg.Barrier.Pulse, MaxPulse: cfg.Barrier.MaxPulse,
 		ModeFile: filepath.Join(dir, lane.ModeFileName), Events: f.rec, Log: quiet(), Clock: synced})
-	opt := Options{Cfg: cfg, ConfigPath: path, Lane: f.lane, Queue: ob, Uplink: fixedUplink(false), Events: f.rec,
+	opt := Options{Cfg: cfg, Lane: f.lane, Queue: ob, Uplink: fixedUplink(false), Events: f.rec,
 		Clock: synced, Now: func() time.Time { return f.now }, Log: quiet()}
 	if tune != nil {
 		tune(&opt)

@@ -56,24 +56,34 @@ type Counters struct {
 	Events    func() events.Stats // the event recorder's counters
 }
 
-// Options configure operations. Cfg, Lane, Queue, Uplink and Events are required.
+// Options configure operations. Cfg, Lane, Queue, Uplink and Events are required. Cfg is
+// the config at start: what a reload changes reaches operations through Apply.
 type Options struct {
-	Cfg *config.Config
-	// ConfigPath is the file Cfg came from; the reload command reads it again ("": reload is
-	// unsupported).
-	ConfigPath string
-	Lane       Lane
-	Queue      QueueStats
-	Uplink     Uplink
+	Cfg    *config.Config
+	Lane   Lane
+	Queue  QueueStats
+	Uplink Uplink
 	// Control is how the control connection reaches the brokers: the uplink's brokers, TLS and
 	// credentials; its client id gets "-ctl".
 	Control queue.UplinkConfig
-	Pinger  Pinger // nil: no idle ping
-	Events  Emitter
+	// Pinger asks the platform while the lane is idle, every platform.probe_interval when no
+	// call proved it in between; nil: no idle ping.
+	Pinger Pinger
+	Events Emitter
 	// Selftest runs the live self-test for the selftest command; nil answers unsupported.
-	Selftest func(ctx context.Context) (ok bool, detail string, err error)
-	Counters Counters
-	Timing   Timing
+	// Its outcome is stored beside the queue and counts for docked.
+	Selftest func(ctx context.Context) record.SelftestState
+	// PlatformCheck is the docking verification the daemon repeats: at start, every
+	// status.verify_interval, and when the platform comes back; nil: none.
+	PlatformCheck func(ctx context.Context) record.SelftestState
+	// Reload re-reads the config file for the reload command, exactly as SIGHUP does; it says
+	// whether the file was taken and what changed. nil answers unsupported.
+	Reload func(by string) (ok bool, detail string)
+	// Verifications are the stored outcomes of sentinel selftest and docking-check, read
+	// again whenever they change; nil: none.
+	Verifications Verifications
+	Counters      Counters
+	Timing        Timing
 	// Clock says whether the wall clock is trusted; nil means clock.State.
 	Clock func() string
 	// Now is the wall clock commands are checked against; nil means time.Now.
@@ -154,7 +164,8 @@ type Ops struct {
 	t       Timing
 	metrics *metrics
 	cmds    *commander
-	scr     *screenPart // nil with screen.listen off
+	scr     *screenPart                   // nil with screen.listen off
+	live    atomic.Pointer[config.Config] // the config in force: Options.Cfg, then each reload's
 
 	changed    chan struct{} // a value means "status may have changed"
 	laterArmed atomic.Bool   // a touchLater timer is pending
@@ -166,13 +177,20 @@ type Ops struct {
 	qsAt     time.Time
 	qsCached bool
 
+	verifyKick chan struct{} // a value asks for a platform check now (the platform came back)
+
 	mu             sync.Mutex
 	install        config.Install
 	heartbeat      time.Duration
+	status         config.Status   // the docking rule's settings
+	platformCfg    config.Platform // the platform settings in force (a reload changes them)
 	readers        map[string]bool
 	platform       string
-	lastPlatformOK time.Time
-	selftest       *record.SelftestState
+	platformSince  time.Time
+	lastPlatformOK time.Time // the last successful answer
+	lastAnswer     time.Time // the last answer of any kind (the idle probe's "proved lately")
+	lastPassage    *record.LastPassage
+	evidence       evidence
 }
 
 // New builds operations: it reads the operator keys and the command nonces' state file. Run
@@ -191,10 +209,12 @@ func New(opt Options) (*Ops, error) {
 	o := &Ops{
 		opt:  opt,
 		unit: record.Unit{Prefix: cfg.Uplink.TopicPrefix, Venue: cfg.Device.Venue, Device: cfg.Device.ID},
-		t:    opt.Timing.withDefaults(opt.Control), changed: make(chan struct{}, 1),
-		install: cfg.Install, heartbeat: cfg.Status.Heartbeat,
-		readers: map[string]bool{}, platform: record.PlatformUnknown,
+		t:    opt.Timing.withDefaults(opt.Control), changed: make(chan struct{}, 1), verifyKick: make(chan struct{}, 1),
+		install: cfg.Install, heartbeat: cfg.Status.Heartbeat, status: cfg.Status, platformCfg: cfg.Platform,
+		readers: map[string]bool{}, platform: record.PlatformUnknown, platformSince: time.Now(),
 	}
+	o.live.Store(cfg)
+
 	o.metrics = newMetrics(o)
 	o.scr = o.newScreen()
 	cmds, err := newCommander(o)
@@ -202,6 +222,7 @@ func New(opt Options) (*Ops, error) {
 		return nil, err
 	}
 	o.cmds = cmds
+	o.refreshEvidence()
 	return o, nil
 }
 
@@ -266,44 +287,63 @@ func (o *Ops) Readers() map[string]bool {
 	return m
 }
 
-// SetSelftest records a selftest's outcome; it is part of the docking state.
-func (o *Ops) SetSelftest(ok bool, detail string) {
-	o.mu.Lock()
-	o.selftest = &record.SelftestState{OK: ok, Detail: detail, At: time.Now().UTC().Format(time.RFC3339)}
-	o.mu.Unlock()
-	o.metrics.selftestOK.Set(b2f(ok))
-	o.touch()
-}
-
 // Passage is the pipeline's observer: the metrics count the passage, the platform's state
 // follows its calls, and the status and the screen are told.
 func (o *Ops) Passage(out pipeline.Outcome) {
 	o.metrics.passage(out)
 	o.scr.show(out.Record)
+	r := out.Record
+	o.mu.Lock()
+	o.lastPassage = &record.LastPassage{TS: r.TS, Verdict: r.Verdict, Reason: r.Reason, Gate: r.Gate, Mode: r.Mode}
+	o.mu.Unlock()
 	if len(out.Calls) > 0 { // the platform was asked (not a malformed scan)
-		online := out.Record.Mode != verify.ModeOffline
-		ok := online && out.Record.Reason != verify.ReasonPlatformError && out.Record.Reason != verify.ReasonBadResponse
-		o.setPlatform(online, ok)
+		online := r.Mode != verify.ModeOffline
+		ok := online && r.Reason != verify.ReasonPlatformError && r.Reason != verify.ReasonBadResponse
+		o.setPlatform(online, ok, "a passage was decided "+r.Mode+" ("+r.Reason+")")
 	}
 	o.touch()
 }
 
-// setPlatform records reachability, and whether the call was a success (docking proven).
-func (o *Ops) setPlatform(online, ok bool) {
+// setPlatform records reachability (online: the platform answered), whether the answer was
+// a success, and why, for the log. A change is logged: WARN when the platform is lost,
+// INFO when it is back.
+func (o *Ops) setPlatform(online, ok bool, why string) {
 	s := record.PlatformOffline
 	if online {
 		s = record.PlatformOnline
 	}
+	now := time.Now()
 	o.mu.Lock()
-	prev := o.platform
-	o.platform = s
-	wasDocked := !o.lastPlatformOK.IsZero()
-	if ok {
-		o.lastPlatformOK = time.Now()
+	prev, since := o.platform, o.platformSince
+	wasOK := !o.lastPlatformOK.IsZero()
+	if prev != s {
+		o.platform, o.platformSince = s, now
 	}
+	if online {
+		o.lastAnswer = now
+	}
+	if ok {
+		o.lastPlatformOK = now
+	}
+	pc := o.platformCfg
 	o.mu.Unlock()
 	o.metrics.platformOnline.Set(b2f(online))
-	if prev != s || (ok && !wasDocked) {
+	switch {
+	case prev == s:
+	case s == record.PlatformOffline:
+		o.opt.Log.Warn("platform unreachable; passages are decided by the offline policy", "why", why, "offline_policy", pc.OfflinePolicy, "url", pc.URL)
+	case prev == record.PlatformOffline:
+		o.opt.Log.Info("platform reachable again", "outage", now.Sub(since).Round(time.Millisecond), "why", why)
+		if pc := o.platformCheck(); pc != nil && !pc.OK {
+			select { // a failed platform check need not wait for its retry
+			case o.verifyKick <- struct{}{}:
+			default:
+			}
+		}
+	default:
+		o.opt.Log.Info("platform reachable", "why", why)
+	}
+	if prev != s || (ok && !wasOK) {
 		o.touch()
 	}
 }
@@ -358,26 +398,50 @@ func (o *Ops) Status(ctx context.Context) record.Status {
 			s.Readers[n] = record.ReaderOnline
 		}
 	}
-	s.Platform = o.platform
+	s.Platform, s.PlatformSince = o.platform, record.TS(o.platformSince)
 	if !o.lastPlatformOK.IsZero() {
 		s.LastPlatformOK = o.lastPlatformOK.UTC().Format(time.RFC3339)
 	}
-	if o.selftest != nil {
-		cp := *o.selftest
-		s.Selftest = &cp
+	s.Tamper = record.TamperUnknown
+	if cfg.Inputs.Tamper != nil {
+		s.Tamper = map[bool]string{true: record.TamperActive, false: record.TamperNormal}[ls.Tamper]
 	}
-	s.Docked = !o.lastPlatformOK.IsZero() && (o.selftest == nil || o.selftest.OK)
+	if o.lastPassage != nil {
+		lp := *o.lastPassage
+		s.LastPassage = &lp
+	}
+	ev := o.evidence
+	s.Selftest, s.DockingCheck, s.PlatformCheck = clone(ev.selftest), clone(ev.dockingCheck), clone(ev.platformCheck)
+	docked, d, p := dockingRule(dockingFacts{
+		now: time.Now(), install: o.install, selftest: ev.selftest, dockingCheck: ev.dockingCheck, platformCheck: ev.platformCheck,
+		lastPlatformOK: o.lastPlatformOK, maxAge: o.status.DockedMaxAge, maxSilence: o.status.PlatformMaxSilence,
+	})
+	s.Docked, s.Docking, s.Progress = docked, &d, &p
 	return s
+}
+
+func clone(v *record.SelftestState) *record.SelftestState {
+	if v == nil {
+		return nil
+	}
+	cp := *v
+	cp.Failed = append([]string(nil), v.Failed...)
+	return &cp
 }
 
 // significant is the part of a status whose change triggers a publication: everything but
 // the times and the queue's age.
 func significant(s record.Status) string {
 	s.TS, s.LastSeen, s.QueueOldestAge, s.LastPlatformOK, s.HeadSig = "", "", 0, "", ""
-	if s.Selftest != nil {
-		cp := *s.Selftest
+	if s.PlatformCheck != nil { // repeated every verify_interval: its time is no change
+		cp := *s.PlatformCheck
 		cp.At = ""
-		s.Selftest = &cp
+		s.PlatformCheck = &cp
+	}
+	if s.Docking != nil && s.Docking.Check == record.SelftestPlatform {
+		cp := *s.Docking
+		cp.At = ""
+		s.Docking = &cp
 	}
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -390,6 +454,8 @@ func (o *Ops) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { o.serveScreen(ctx) })
 	wg.Go(func() { o.serveMetrics(ctx) })
+	wg.Go(func() { o.probe(ctx) })
+	wg.Go(func() { o.verify(ctx) })
 	c := newControl(o)
 	err := c.run(ctx)
 	wg.Wait()

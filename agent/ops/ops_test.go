@@ -47,10 +47,19 @@ func TestStatusContent(t *testing.T) {
 	sig := significant(s)
 	f.o.Passage(outcome(verify.ReasonOK, verify.ModeOnline, verify.Call{Interface: "qr", Status: 200, Latency: time.Millisecond}))
 	s2 := f.o.Status(context.Background())
-	if !s2.Docked || s2.Platform != record.PlatformOnline || s2.LastPlatformOK == "" || significant(s2) == sig {
-		t.Errorf("after a successful call: docked=%v platform=%s", s2.Docked, s2.Platform)
+	// A call proves the platform answers; without a docking verification the unit is not
+	// docked, and says why (issue #14).
+	if s2.Docked || s2.Platform != record.PlatformOnline || s2.LastPlatformOK == "" || significant(s2) == sig ||
+		s2.Docking == nil || !strings.Contains(strings.Join(s2.Docking.Why, ";"), "no docking verification") {
+		t.Errorf("after a successful call: docked=%v platform=%s docking %+v", s2.Docked, s2.Platform, s2.Docking)
 	}
-	f.o.SetSelftest(false, "relay: no feedback")
+	f.o.mu.Lock()
+	f.o.evidence.platformCheck = &record.SelftestState{OK: true, At: record.TS(time.Now()), Source: record.SelftestPlatform, Version: "v1"}
+	f.o.mu.Unlock()
+	if s := f.o.Status(context.Background()); !s.Docked || s.Docking.Check != record.SelftestPlatform || s.Progress.Step != 3 {
+		t.Errorf("with a passed platform check: docked=%v docking %+v progress %+v", s.Docked, s.Docking, s.Progress)
+	}
+	f.o.recordSelftest(record.SelftestState{OK: false, At: record.TS(time.Now()), Failed: []string{"barrier relay"}, Source: record.SelftestCommand})
 	if s3 := f.o.Status(context.Background()); s3.Docked {
 		t.Error("a failed selftest leaves the unit docked")
 	}

@@ -3,18 +3,23 @@ package ops
 import (
 	"context"
 	"net"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/agent/lane"
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/agent/screen"
 )
 
 // verdictView turns a record into what the screen shows: masked fields only (the record
-// holds nothing else).
+// holds nothing else), and the reason in the words for its credential, to the person and to
+// the staff.
 func verdictView(r record.Passage, hold time.Duration) screen.Verdict {
+	m := screen.Explain(r.Reason, r.Credential)
 	return screen.Verdict{
-		Verdict: r.Verdict, Reason: r.Reason, Text: screen.ReasonText(r.Reason),
+		Verdict: r.Verdict, Reason: r.Reason, Credential: r.Credential, Text: m.Person, Staff: m.Staff,
 		SubjectID: r.Subject.ID, SubjectName: r.Subject.Name,
 		HealthCode: r.HealthCode, NATSampledAt: r.NATSampledAt,
 		Mode: r.Mode, Gate: r.Gate, GateMode: r.GateMode, TS: r.TS,
@@ -22,19 +27,55 @@ func verdictView(r record.Passage, hold time.Duration) screen.Verdict {
 	}
 }
 
-func unitView(s record.Status) screen.Unit {
+// unitView is the unit's state as the screen shows it: the status, the lane's fire alarm and
+// tamper switch, and from the config whether there is a barrier to hold open, what the unit
+// does offline and which credentials it asks for.
+func unitView(s record.Status, ls lane.State, cfg *config.Config) screen.Unit {
 	return screen.Unit{
 		Venue: s.Venue, Device: s.Device, Unit: s.Unit, Location: s.Location,
 		Platform: s.Platform, Uplink: s.Uplink, QueuePending: s.QueuePending,
-		Mode: s.Mode, Clock: s.Clock, Readers: s.Readers, FireAlarm: s.FireAlarm,
+		Mode: s.Mode, Clock: s.Clock, Readers: s.Readers,
+		FireAlarm: ls.FireAlarm, Tamper: ls.Tamper, Barrier: cfg.HasBarrier(),
+		OfflinePolicy: cfg.Platform.OfflinePolicy, Accepts: screenAccepts(cfg),
 	}
+}
+
+// screenAccepts are the ways in the idle screen asks for: each reader the unit has whose
+// credential its policy (policy.credentials for its style) accepts. An ID card that the
+// camera confirms (camera.verify with_idcard or required) is asked for with the face. A
+// pillar asks for its card and face first, other styles for the QR code first.
+func screenAccepts(cfg *config.Config) []string {
+	accepts := cfg.AcceptedCredentials()
+	ok := func(kind string) bool { return len(accepts) == 0 || slices.Contains(accepts, kind) }
+	var card, qr []string
+	switch {
+	case cfg.Scanners.IDCard == nil:
+	case cfg.FaceVerify() != config.CameraVerifyNever:
+		card = []string{screen.KindFace}
+	case ok(screen.KindIDCard):
+		card = []string{screen.KindIDCard}
+	}
+	if cfg.Scanners.QR != nil && ok(screen.KindQR) {
+		qr = []string{screen.KindQR}
+	}
+	if cfg.Device.Style == config.StylePillar {
+		return append(card, qr...)
+	}
+	return append(qr, card...)
 }
 
 // screenPart is the verdict screen: its server, and a kick when the unit's state changed.
 type screenPart struct {
 	srv  *screen.Server
 	kick chan struct{}
-	hold time.Duration
+	hold atomic.Int64 // screen.verdict_hold, ns (a reload changes it)
+}
+
+// setHold sets how long a verdict stays on screen.
+func (p *screenPart) setHold(d time.Duration) {
+	if p != nil {
+		p.hold.Store(int64(d))
+	}
 }
 
 // newScreen builds the verdict screen; nil with screen.listen off.
@@ -43,7 +84,8 @@ func (o *Ops) newScreen() *screenPart {
 	if c.Listen == config.ListenOff {
 		return nil
 	}
-	p := &screenPart{kick: make(chan struct{}, 1), hold: c.VerdictHold}
+	p := &screenPart{kick: make(chan struct{}, 1)}
+	p.setHold(c.VerdictHold)
 	p.srv = screen.New(screen.Options{
 		OnDisconnect: func(why string) { o.metrics.screenDropped.WithLabelValues(why).Inc() },
 		OnClients:    func(n int) { o.metrics.screenClients.Set(float64(n)) },
@@ -60,7 +102,7 @@ func (o *Ops) newScreen() *screenPart {
 // show puts a passage on the screen.
 func (p *screenPart) show(r record.Passage) {
 	if p != nil {
-		p.srv.Show(verdictView(r, p.hold))
+		p.srv.Show(verdictView(r, time.Duration(p.hold.Load())))
 	}
 }
 
@@ -76,7 +118,7 @@ func (o *Ops) serveScreen(ctx context.Context) {
 		t := time.NewTicker(o.t.ScreenRefresh)
 		defer t.Stop()
 		for {
-			p.srv.SetUnit(unitView(o.Status(ctx)))
+			p.srv.SetUnit(unitView(o.Status(ctx), o.opt.Lane.State(), o.live.Load()))
 			select {
 			case <-ctx.Done():
 				return

@@ -31,7 +31,9 @@ type Verdict struct {
 	N            int64  `json:"n"` // event number, increasing
 	Verdict      string `json:"verdict"`
 	Reason       string `json:"reason"`
-	Text         Text   `json:"text"`
+	Credential   string `json:"credential,omitempty"` // qr, idcard or face: the reason's wording follows it
+	Text         Text   `json:"text"`                 // to the person; Explain's when empty
+	Staff        Text   `json:"staff"`                // to the staff; Explain's when Text is empty
 	SubjectID    string `json:"subject_id,omitempty"`
 	SubjectName  string `json:"subject_name,omitempty"`
 	HealthCode   string `json:"health_code,omitempty"`
@@ -55,8 +57,53 @@ type Unit struct {
 	Mode         string            `json:"mode"`
 	Clock        string            `json:"clock"`
 	Readers      map[string]string `json:"readers,omitempty"`
-	FireAlarm    string            `json:"fire_alarm,omitempty"`
+	FireAlarm    string            `json:"fire_alarm,omitempty"` // alarm while the fire alarm is active
+	Tamper       bool              `json:"tamper,omitempty"`     // the tamper switch says the case is open
+	Barrier      bool              `json:"barrier"`              // the unit drives a barrier (held open on fire)
+	// OfflinePolicy is platform.offline_policy: what the unit does while the platform is
+	// offline (deny, allow_cached, allow_and_flag).
+	OfflinePolicy string `json:"offline_policy,omitempty"`
+	// Accepts are the ways in the idle screen asks for, in order (KindQR, KindIDCard,
+	// KindFace): the unit's readers and camera that its policy accepts.
+	Accepts []string `json:"accepts,omitempty"`
+
+	// Filled by SetUnit from the fields above: what the screen says.
+	Prompt      []Text   `json:"prompt"`                   // the idle prompt (IdlePrompt)
+	FireNotice  *Message `json:"fire_notice,omitempty"`    // while the fire alarm is active
+	TamperNote  *Message `json:"tamper_notice,omitempty"`  // while the case is open
+	OfflineNote *Message `json:"offline_notice,omitempty"` // while the platform is offline
 }
+
+// withNotices fills the texts the screen shows for the unit's state.
+func (u Unit) withNotices() Unit {
+	u.Prompt = IdlePrompt(u.Accepts)
+	u.FireNotice, u.TamperNote, u.OfflineNote = nil, nil, nil
+	if u.FireAlarm == FireAlarmActive {
+		m := FireAlarmNoBarrier
+		if u.Barrier {
+			m = FireAlarm
+		}
+		u.FireNotice = &m
+	}
+	if u.Tamper {
+		m := Tamper
+		u.TamperNote = &m
+	}
+	if u.Platform == PlatformOffline {
+		m, ok := Offline[u.OfflinePolicy]
+		if !ok {
+			m = Offline["deny"]
+		}
+		u.OfflineNote = &m
+	}
+	return u
+}
+
+// Unit states the screen tells apart (record.FireAlarmActive, record.PlatformOffline).
+const (
+	FireAlarmActive = "alarm"
+	PlatformOffline = "offline"
+)
 
 // Stats are the server's counters.
 type Stats struct {
@@ -107,7 +154,7 @@ type Server struct {
 // New returns a server with an empty unit state.
 func New(opt Options) *Server {
 	s := &Server{opt: opt, clients: map[*client]struct{}{}}
-	s.unit, _ = json.Marshal(Unit{Platform: "unknown", Mode: "normal", Clock: "unsynced"})
+	s.unit, _ = json.Marshal(Unit{Platform: "unknown", Mode: "normal", Clock: "unsynced"}.withNotices())
 	return s
 }
 
@@ -124,7 +171,8 @@ func (s *Server) Show(v Verdict) {
 	s.n++
 	v.N = s.n
 	if v.Text == (Text{}) {
-		v.Text = ReasonText(v.Reason)
+		m := Explain(v.Reason, v.Credential)
+		v.Text, v.Staff = m.Person, m.Staff
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -139,7 +187,7 @@ func (s *Server) Show(v Verdict) {
 
 // SetUnit replaces the unit state and pushes it when it changed. It never blocks.
 func (s *Server) SetUnit(u Unit) {
-	b, err := json.Marshal(u)
+	b, err := json.Marshal(u.withNotices())
 	if err != nil {
 		return
 	}

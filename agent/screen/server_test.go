@@ -7,23 +7,148 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/sentinel-edge/sentinel/verify"
 )
 
 func TestEveryReasonHasText(t *testing.T) {
+	codes := []string{"face_not_found", "face_low_score"} // the face detector's, added with it
 	for _, r := range verify.Reasons {
-		txt, ok := Reasons[r.Code]
-		if !ok || txt.ZH == "" || txt.EN == "" {
-			t.Errorf("reason %s has no Chinese and English screen text", r.Code)
+		codes = append(codes, r.Code)
+	}
+	for _, code := range codes {
+		m, ok := Reasons[code]
+		if !ok || m.Person.ZH == "" || m.Person.EN == "" {
+			t.Errorf("reason %s has no Chinese and English screen text", code)
+		}
+		if (m.Staff.ZH == "") != (m.Staff.EN == "") {
+			t.Errorf("reason %s has a staff text in one language only: %+v", code, m.Staff)
 		}
 	}
-	if got := ReasonText("brand_new_code"); !strings.Contains(got.EN, "brand_new_code") {
-		t.Errorf("an unknown code should show itself, got %+v", got)
+	got := Explain("brand_new_code", "qr")
+	if !strings.Contains(got.Staff.EN, "brand_new_code") || got.Person.EN == "" {
+		t.Errorf("an unknown code should tell the staff the code, got %+v", got)
+	}
+}
+
+// Issue #14, finding 6: "please see the staff" was shown to the staff (a handheld is held by
+// them; a gate's guard reads the screen). The person is told what happens next, the staff
+// what to do, each on a line of their own; nothing sends anyone to "the staff" in the staff
+// line, and a face that does not match the card is not called a name mismatch.
+func TestTextsForPersonAndStaff(t *testing.T) {
+	all := map[string]Message{}
+	for k, m := range Reasons {
+		all[k] = m
+	}
+	for k, m := range FaceReasons {
+		all["face/"+k] = m
+	}
+	for _, o := range []Message{FireAlarm, FireAlarmNoBarrier, Tamper, Offline["deny"], Offline["allow_cached"], Offline["allow_and_flag"]} {
+		all[o.Person.EN] = o
+	}
+	for code, m := range all {
+		for _, bad := range []string{"see the staff", "联系工作人员"} {
+			if strings.Contains(m.Person.EN+m.Person.ZH+m.Staff.EN+m.Staff.ZH, bad) {
+				t.Errorf("%s says %q: tell the person what happens and the staff what to do instead (%+v)", code, bad, m)
+			}
+		}
+		if strings.Contains(m.Staff.ZH, "工作人员") {
+			t.Errorf("%s: the staff's line addresses the staff by name: %q", code, m.Staff.ZH)
+		}
+	}
+	face := Explain("identity_mismatch", "face")
+	if !strings.Contains(face.Person.EN, "face does not match the ID card") || strings.Contains(face.Person.EN, "name") {
+		t.Errorf("a face that does not match the card: %+v", face)
+	}
+	if card := Explain("identity_mismatch", "idcard"); strings.Contains(card.Person.EN, "face") {
+		t.Errorf("an ID card's mismatch speaks of a face: %+v", card)
+	}
+	for _, code := range []string{"face_unavailable", "face_not_found", "face_low_score"} {
+		if m := Explain(code, "face"); !strings.Contains(m.Person.EN, "camera") || m.Staff.EN == "" {
+			t.Errorf("%s: %+v, want the person told to face the camera and the staff what to check", code, m)
+		}
+	}
+}
+
+func TestIdlePrompt(t *testing.T) {
+	tests := []struct {
+		kinds []string
+		want  string
+	}{
+		{[]string{KindQR}, "Scan your health code"},
+		{[]string{KindFace}, "Place your ID card on the reader and face the camera"},
+		{[]string{KindQR, KindIDCard}, "Scan your health code | or place your ID card on the reader"},
+		{[]string{"iris", KindIDCard}, "Place your ID card on the reader"},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		var en []string
+		for _, l := range IdlePrompt(tt.kinds) {
+			en = append(en, l.EN)
+		}
+		if got := strings.Join(en, " | "); got != tt.want {
+			t.Errorf("IdlePrompt(%v) = %q, want %q", tt.kinds, got, tt.want)
+		}
+	}
+}
+
+// The unit's alarm and offline states reach the page as notices, with the words for each.
+func TestUnitNotices(t *testing.T) {
+	state := func(u Unit) Unit {
+		s := New(Options{})
+		s.SetUnit(u)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("GET", "/state", nil))
+		var st struct{ Unit Unit }
+		if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Unit
+	}
+	u := state(Unit{Platform: "online", FireAlarm: "alarm", Barrier: true, Tamper: true, Accepts: []string{KindFace}})
+	if u.FireNotice == nil || !strings.Contains(u.FireNotice.Person.EN, "barrier is held open") {
+		t.Errorf("fire alarm on a gate: %+v", u.FireNotice)
+	}
+	if u.TamperNote == nil || !strings.Contains(u.TamperNote.Staff.EN, "case is open") {
+		t.Errorf("tamper: %+v", u.TamperNote)
+	}
+	if u.OfflineNote != nil || len(u.Prompt) != 1 || !strings.Contains(u.Prompt[0].EN, "face the camera") {
+		t.Errorf("online pillar: offline %+v, prompt %+v", u.OfflineNote, u.Prompt)
+	}
+	if u := state(Unit{FireAlarm: "alarm"}); u.FireNotice == nil || strings.Contains(u.FireNotice.Person.EN, "barrier") {
+		t.Errorf("fire alarm without a barrier: %+v", u.FireNotice)
+	}
+	if u := state(Unit{Platform: "offline", OfflinePolicy: "deny"}); u.OfflineNote == nil || !strings.Contains(u.OfflineNote.Staff.EN, "by hand") {
+		t.Errorf("offline, deny: %+v", u.OfflineNote)
+	}
+	if u := state(Unit{Platform: "offline", OfflinePolicy: "allow_cached"}); u.OfflineNote == nil || !strings.Contains(u.OfflineNote.Person.EN, "recently") {
+		t.Errorf("offline, allow_cached: %+v", u.OfflineNote)
+	}
+	if u := state(Unit{Platform: "online", FireAlarm: "normal"}); u.FireNotice != nil || u.TamperNote != nil {
+		t.Errorf("a quiet unit has notices: %+v", u)
+	}
+}
+
+// Issue #14, finding 6: the fire alarm's 🔥 rendered as a box on a unit without an emoji
+// font. The page's own text uses only characters the CJK and Latin fonts have: icons are
+// inline SVG.
+func TestPageNeedsNoSymbolFont(t *testing.T) {
+	for i, r := range string(page) {
+		if r >= 0x2190 && !unicode.Is(unicode.Han, r) && !unicode.In(r, unicode.Hiragana, unicode.Katakana) &&
+			!(r >= 0x3000 && r <= 0x303f) && !(r >= 0xff00 && r <= 0xffef) && r != 0x2014 {
+			t.Errorf("page.html offset %d: %q (U+%04X) needs a symbol or emoji font: draw it as inline SVG", i, r, r)
+		}
+	}
+	for _, want := range []string{`id="fire"`, `id="i-flame"`, `id="tamper"`, `id="offline"`, `id="v-staff"`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("page lacks %s", want)
+		}
 	}
 }
 
@@ -83,7 +208,7 @@ func TestStreamPushesVerdicts(t *testing.T) {
 	if err := json.Unmarshal([]byte(data), &v); name != "verdict" || err != nil {
 		t.Fatalf("event %s %s: %v", name, data, err)
 	}
-	if v.Verdict != "deny" || v.Text.ZH != Reasons["health_code_red"].ZH || v.N != 1 {
+	if v.Verdict != "deny" || v.Text.ZH != Reasons["health_code_red"].Person.ZH || v.N != 1 {
 		t.Errorf("verdict %+v", v)
 	}
 	s.SetUnit(Unit{Venue: "350582-0001", Device: "gate-01", Platform: "offline", Mode: "normal", Clock: "synced"})
@@ -172,5 +297,37 @@ func TestReadOnlyAndHosts(t *testing.T) {
 	}
 	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Errorf("CSP %q", csp)
+	}
+}
+
+// docs/screen.md shows every text the screen says.
+func TestDocsShowEveryText(t *testing.T) {
+	b, err := os.ReadFile("../../docs/screen.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var all []Message
+	for _, m := range Reasons {
+		all = append(all, m)
+	}
+	for _, m := range FaceReasons {
+		all = append(all, m)
+	}
+	for _, m := range Offline {
+		all = append(all, m)
+	}
+	all = append(all, FireAlarm, FireAlarmNoBarrier, Tamper)
+	for _, m := range all {
+		for _, s := range []string{m.Person.ZH, m.Person.EN, m.Staff.ZH, m.Staff.EN} {
+			if !strings.Contains(doc, s) {
+				t.Errorf("docs/screen.md lacks %q", s)
+			}
+		}
+	}
+	for _, p := range prompts {
+		if !strings.Contains(doc, p.ZH) || !strings.Contains(doc, p.EN) {
+			t.Errorf("docs/screen.md lacks the prompt %+v", p)
+		}
 	}
 }

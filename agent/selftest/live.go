@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/agent/record"
 )
 
 // Held is what a running daemon holds, which the live self-test does not claim again: its
@@ -27,9 +28,10 @@ var liveChecks = []check{
 
 // Live is the self-test a running daemon does (the selftest command): the checks that claim
 // no device, and the daemon's own view of the devices it holds. The full Run claims the
-// scanner port and the relay pin, so it runs with the daemon stopped. It returns whether
-// everything passed and a one-line summary.
-func Live(ctx context.Context, cfg *config.Config, opt Options, held Held) (bool, string) {
+// scanner port and the relay pin, so it runs with the daemon stopped. It returns the
+// outcome (source record.SelftestCommand) with a one-line summary of every check as its
+// detail.
+func Live(ctx context.Context, cfg *config.Config, opt Options, held Held) record.SelftestState {
 	rows, ok := runChecks(ctx, cfg, opt.withDefaults(), liveChecks)
 	var parts []string
 	for _, r := range rows {
@@ -49,11 +51,14 @@ func Live(ctx context.Context, cfg *config.Config, opt Options, held Held) (bool
 			parts = append(parts, "reader "+n+": online")
 		} else {
 			ok = false
+			rows = append(rows, Row{Name: "reader " + n, Result: failed("offline", "")})
 			parts = append(parts, "reader "+n+": OFFLINE")
 		}
 	}
 	if held.Relay != "" {
 		parts = append(parts, "barrier relay: held by the daemon ("+held.Relay+")")
 	}
-	return ok, strings.Join(parts, "; ")
+	st := Outcome(rows, ok, record.SelftestCommand)
+	st.Detail = strings.Join(parts, "; ")
+	return st
 }

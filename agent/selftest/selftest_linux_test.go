@@ -124,7 +124,6 @@ func TestSelfTestFailures(t *testing.T) {
 			r.cfg.Scanners.QR.Port = f
 		}, "qr scanner", "is not a serial device"},
 		{"wrong pin", func(t *testing.T, r *selftestRig) { r.cfg.Barrier.Pin = "GPIO99" }, "barrier relay", "barrier.pin"},
-		{"fake barrier", func(t *testing.T, r *selftestRig) { r.cfg.Barrier.Driver = "fake" }, "barrier relay", "barrier.driver is fake"},
 		{"platform down", func(t *testing.T, r *selftestRig) { r.platform.Close() }, "platform", "ping failed"},
 		{"platform 500", func(t *testing.T, r *selftestRig) {
 			r.platform.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) })

@@ -16,7 +16,8 @@ import (
 )
 
 const apiAbout = "Serves the docking interface of docs/docking-spec.md (ping, QR, ID-card and face\n" +
-	"verification) from a population CSV, in one of its dialects (--dialect).\n" +
+	"verification; face search against the population's face_image photos) from a\n" +
+	"population CSV, in one of its dialects (--dialect).\n" +
 	"Prints \"listening on HOST:PORT\" to stderr once ready; --listen 127.0.0.1:0\n" +
 	"picks a free port. Logs one line per call, credentials masked.\n\n" +
 	"With --app-key and --secret-file it checks every request's signature by the dialect's\n" +
@@ -104,6 +105,9 @@ func runAPI(ctx context.Context, args []string, e env) error {
 		opts.Fault = platform.FailEvery(*failEvery)
 	}
 	srv := platform.NewServer(pop, opts)
+	if err := srv.LoadFaces(); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

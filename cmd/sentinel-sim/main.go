@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/sentinel-edge/sentinel/internal/buildinfo"
 )
 
 func main() {
@@ -45,6 +48,24 @@ var commands = []command{
 	{"scan", "act as a serial QR scanner on a pty or a character device", runScan},
 	{"broker", "run an embedded allow-all MQTT broker for demos", runBroker},
 	{"population", "write a synthetic population CSV and token list", runPopulation},
+	{"version", "print build information (also --version, -v)", runVersion},
+}
+
+// runVersion prints the build's identity, as sentinel version does.
+func runVersion(_ context.Context, args []string, e env) error {
+	fs := newFlags("version", "[--json]", "Prints the version, commit, build time, Go version and OS/architecture.", e)
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	bi := buildinfo.Get()
+	if *asJSON {
+		b, _ := json.Marshal(bi)
+		fmt.Fprintln(e.stdout, string(b))
+		return nil
+	}
+	fmt.Fprintln(e.stdout, "sentinel-sim"+strings.TrimPrefix(bi.String(), "sentinel"))
+	return nil
 }
 
 func mainUsage(w io.Writer) {
@@ -66,6 +87,8 @@ func run(ctx context.Context, args []string, e env) int {
 	case "help", "-h", "-help", "--help":
 		mainUsage(e.stdout)
 		return 0
+	case "--version", "-v", "-version":
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands {
 		if c.name != args[0] {

@@ -123,6 +123,11 @@ func TestUsage(t *testing.T) {
 		{name: "broker remote refused", args: []string{"broker", "--listen", "192.0.2.1:1883"}, wantCode: 2, wantStderr: "--listen"},
 		{name: "population without out", args: []string{"population"}, wantCode: 2, wantStderr: "--out is required"},
 		{name: "population bad now", args: []string{"population", "--out", "x.csv", "--now", "yesterday"}, wantCode: 2, wantStderr: "--now"},
+		// Issue #14, finding 8: sentinel-sim had no version.
+		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: "sentinel-sim "},
+		{name: "version json", args: []string{"version", "--json"}, wantCode: 0, wantStdout: `"go_version"`},
+		{name: "--version", args: []string{"--version"}, wantCode: 0, wantStdout: "sentinel-sim "},
+		{name: "-v", args: []string{"-v"}, wantCode: 0, wantStdout: "sentinel-sim "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

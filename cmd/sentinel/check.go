@@ -25,7 +25,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			"Validates the config (every problem with its key and line) and proves its platform\n"+
 			"mapping: its signing section (an SM2 private key must parse), and its sample answer,\n"+
 			"which is printed as the unit reads it (personal data masked). A mapping without a\n"+
-			"sample gets a warning: its paths were not proven. Exit 0 valid, 2 invalid.\n\n")
+			"sample gets a warning: its paths were not proven. A config that sentinel run would\n"+
+			"refuse as not provisioned (the placeholder identity, a secret file missing, open to\n"+
+			"others or a placeholder) is reported with the reasons. Exit 0 valid, 2 invalid or\n"+
+			"not provisioned.\n\n")
 		fs.PrintDefaults()
 	}
 	if code := parse(fs, args, stdout); code >= 0 {
@@ -46,9 +49,26 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
+	if ps := config.CheckProvisioned(cfg); len(ps) > 0 {
+		printUnprovisioned(stderr, *path, ps)
+		return exitUsage
+	}
 	fmt.Fprintf(stdout, "%s: ok (device %s, venue %s, style %s)\n", *path, cfg.Device.ID, cfg.Device.Venue, cfg.Device.Style)
 	printMappingProof(stdout, cfg, m)
 	return exitOK
+}
+
+// printUnprovisioned says that sentinel run would refuse the config, and why, each reason
+// with its key and line.
+func printUnprovisioned(w io.Writer, path string, ps []config.Problem) {
+	fmt.Fprintf(w, "%s: valid, but NOT PROVISIONED: sentinel run would refuse it:\n", path)
+	for _, p := range ps {
+		if p.Line == 0 {
+			p.Line = configLine(path, p.Key)
+		}
+		fmt.Fprintf(w, "%s: %s\n", path, p)
+	}
+	fmt.Fprintln(w, "run sentinel provision for this unit (docs/field-guide.md, section 2)")
 }
 
 // mappingProblems are what config.Load cannot see: a platform.signing written out that

@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sentinel-edge/sentinel/agent/record"
+	"github.com/sentinel-edge/sentinel/agent/selftest"
 	"github.com/sentinel-edge/sentinel/internal/buildinfo"
 	"github.com/sentinel-edge/sentinel/verify"
 )
@@ -110,6 +112,7 @@ func cmdDockingCheck(args []string, stdout, stderr io.Writer) int {
 		r.Rows = append(r.Rows, dockRow{Check: "calls audited", Detail: p})
 		r.OK = false
 	}
+	storeDockingCheck(cfg.Queue.Path, r, stderr)
 	mk := &masker{}
 	for _, k := range known {
 		mk.pairs = append(mk.pairs, newMasker(k).pairs...)
@@ -364,3 +367,18 @@ func passFail(ok bool) string {
 }
 
 func mdCell(s string) string { return strings.ReplaceAll(oneLine(s), "|", `\|`) }
+
+// storeDockingCheck keeps the outcome beside the queue, where the daemon reads it: a passed
+// docking-check is evidence for docked, a failed one keeps the unit from it.
+func storeDockingCheck(queuePath string, r dockReport, stderr io.Writer) {
+	st := record.SelftestState{OK: r.OK, At: record.TS(time.Now()), Source: record.SelftestDocking, Version: r.Version, Mapping: r.MappingHash}
+	for _, row := range r.Rows {
+		if !row.Pass {
+			st.Failed = append(st.Failed, row.Check)
+		}
+	}
+	st.Detail = fmt.Sprintf("%d checks, %d failed; mapping %s", len(r.Rows), len(st.Failed), r.Mapping)
+	if err := selftest.Save(queuePath, selftest.DockingFile, st); err != nil {
+		fmt.Fprintf(stderr, "sentinel docking-check: the outcome was NOT stored, so the status will not count it: %v\n", err)
+	}
+}

@@ -32,6 +32,7 @@ func usage() string {
 		fmt.Fprintf(&b, "  %-10s %s\n", n, commands[n].summary)
 	}
 	b.WriteString("  help       show help (sentinel help COMMAND, or sentinel COMMAND --help)\n")
+	b.WriteString("\n--version (-v) is sentinel version.\n")
 	b.WriteString("\nExit codes: 0 success, 1 runtime failure, 2 usage error or invalid config.\n")
 	return b.String()
 }
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	name := args[0]
 	switch name {
+	case "--version", "-v", "-version":
+		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		if len(args) > 1 {
 			if c, ok := commands[args[1]]; ok {
@@ -79,8 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return c.run(args[1:], stdout, stderr)
 }
 
-// newFlags returns a flag set whose --help prints to stdout and exits 0, and whose errors
-// print to stderr.
+// newFlags returns a flag set whose --help prints its usage to stdout and exits 0, and whose
+// errors print to stderr with the usage after them (parse prints it, once).
 func newFlags(name, synopsis string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("sentinel "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -91,15 +94,21 @@ func newFlags(name, synopsis string, stdout, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args; it returns a non-negative exit code when the command should stop.
+// parse parses args; it returns a non-negative exit code when the command should stop. The
+// usage is printed once: on stdout for --help, on stderr after a usage error.
 func parse(fs *flag.FlagSet, args []string, stdout io.Writer) int {
+	usage := fs.Usage
+	fs.Usage = func() {} // the flag package would print it to stderr, before we can choose
 	err := fs.Parse(args)
+	fs.Usage = usage
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return exitOK
-	case err != nil:
+	case err != nil: // the flag package printed the problem
+		fmt.Fprintln(fs.Output())
+		fs.Usage()
 		return exitUsage
 	case fs.NArg() > 0:
 		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))

@@ -33,6 +33,9 @@ func TestExitCodes(t *testing.T) {
 		{"check no flag", []string{"check"}, exitUsage, "", "--config FILE is required"},
 		{"check stray arg", []string{"check", "--config", bad, "extra"}, exitUsage, "", "unexpected argument"},
 		{"run bad flag", []string{"run", "--nope"}, exitUsage, "", "flag provided but not defined"},
+		{"--version", []string{"--version"}, exitOK, "sentinel ", ""},
+		{"-v", []string{"-v"}, exitOK, "sentinel ", ""},
+		{"-v json", []string{"-v", "--json"}, exitOK, `"go_version"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,5 +72,37 @@ uplink: {brokers: ["tcp://127.0.0.1:1"]}
 	}
 	if !strings.Contains(errb.String(), "scanners.qr.port") {
 		t.Errorf("error does not name scanners.qr.port: %s", errb.String())
+	}
+}
+
+// Issue #14, finding 8: --help printed its text twice, on stdout and on stderr. It goes once
+// to stdout for --help (exit 0), and once to stderr after a usage error (exit 2).
+func TestHelpPrintedOnce(t *testing.T) {
+	for name := range commands {
+		if name == "report" {
+			continue // its kinds have their own flags, below
+		}
+		for _, args := range [][]string{{name, "--help"}, {name, "-h"}, {"help", name}} {
+			var out, errb bytes.Buffer
+			if code := run(args, &out, &errb); code != exitOK {
+				t.Errorf("%v: exit %d", args, code)
+			}
+			if n := strings.Count(out.String(), "Usage: sentinel"); n != 1 || errb.Len() != 0 {
+				t.Errorf("%v: the usage is on stdout %d times, stderr has %q", args, n, errb.String())
+			}
+		}
+		var out, errb bytes.Buffer
+		if code := run([]string{name, "--no-such-flag"}, &out, &errb); code != exitUsage {
+			t.Errorf("%s --no-such-flag: exit %d, want %d", name, code, exitUsage)
+		}
+		if n := strings.Count(errb.String(), "Usage: sentinel"); n != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "no-such-flag") {
+			t.Errorf("%s --no-such-flag: the usage is on stderr %d times (stdout %q): %s", name, n, out.String(), errb.String())
+		}
+	}
+	for name := range reports {
+		var out, errb bytes.Buffer
+		if code := run([]string{"report", name, "--help"}, &out, &errb); code != exitOK || strings.Count(out.String(), "Usage: sentinel") != 1 || errb.Len() != 0 {
+			t.Errorf("report %s --help: exit %d, stdout %q, stderr %q", name, code, out.String(), errb.String())
+		}
 	}
 }

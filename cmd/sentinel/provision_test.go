@@ -357,3 +357,113 @@ uplink: {brokers: ["tcp://127.0.0.1:1"]}
 		})
 	}
 }
+
+// Issue #14, finding 7: `--device-id "gate 08"` was reported as line 7 of a rendered file,
+// exit 1. A bad value is a usage error naming the flag and its value, exit 2, and nothing
+// is written.
+func TestProvisionFindingBadFlagNamed(t *testing.T) {
+	in := newProvisionInputs(t)
+	var out, errb bytes.Buffer
+	code := run(replaceArg(in.args(), "--device-id", "gate 08"), &out, &errb)
+	if code != exitUsage {
+		t.Errorf("exit %d, want %d: %s", code, exitUsage, errb.String())
+	}
+	if !strings.Contains(errb.String(), `--device-id "gate 08": device.id: must be`) || strings.Contains(errb.String(), "line ") {
+		t.Errorf("the error does not name the flag (or names a line of a file nobody wrote): %s", errb.String())
+	}
+	if _, err := os.Stat(in.out); err == nil {
+		t.Error("a refused provision wrote something")
+	}
+}
+
+// Issue #14, finding 7: the ID-card port, camera, input pins, queue path and install section
+// were left to hand edits. A gate and a pillar are provisioned with flags only.
+func TestProvisionFlagsOnly(t *testing.T) {
+	in := newProvisionInputs(t)
+	gate := in.args("--ca-key", in.caKey,
+		"--scanner-port", "/dev/ttyS3", "--idcard-port", "/dev/ttyUSB2", "--camera-url", "http://192.168.1.64/snapshot.jpg",
+		"--barrier-pin", "GPIO22", "--exit-button-pin", "GPIO5", "--door-sensor-pin", "GPIO6", "--fire-alarm-pin", "GPIO16", "--tamper-pin", "GPIO26",
+		"--queue-path", "/srv/sentinel/queue.db",
+		"--install-unit", "福清市某某超市", "--install-location", "北门入口", "--install-brand", "Acme", "--install-style-label", "闸机一体机", "--install-status", "installed",
+		"--set", "screen.listen=127.0.0.1:8081", "--set", "inputs.fire_alarm.debounce=40ms")
+	var out, errb bytes.Buffer
+	if code := run(gate, &out, &errb); code != exitOK {
+		t.Fatalf("gate: exit %d: %s", code, errb.String())
+	}
+	cfg, err := config.Load(filepath.Join(in.out, "sentinel.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{cfg.Scanners.QR.Port, cfg.Scanners.IDCard.Port, cfg.Camera.Driver, cfg.Camera.URL, cfg.Camera.Device, cfg.Barrier.Pin,
+		cfg.Inputs.ExitButton.Pin, cfg.Inputs.DoorSensor.Pin, cfg.Inputs.FireAlarm.Pin, cfg.Inputs.Tamper.Pin, cfg.Queue.Path,
+		cfg.Install.Unit, cfg.Install.Location, cfg.Install.Brand, cfg.Install.StyleLabel, cfg.Install.Status, cfg.Screen.Listen, cfg.Inputs.FireAlarm.Debounce.String()}
+	want := []string{"/dev/ttyS3", "/dev/ttyUSB2", "http", "http://192.168.1.64/snapshot.jpg", "", "GPIO22",
+		"GPIO5", "GPIO6", "GPIO16", "GPIO26", "/srv/sentinel/queue.db",
+		"福清市某某超市", "北门入口", "Acme", "闸机一体机", "installed", "127.0.0.1:8081", "40ms"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("gate:\n got %q\nwant %q", got, want)
+	}
+	if !cfg.Inputs.FireAlarm.ActiveLow {
+		t.Error("the template's active_low was lost")
+	}
+
+	// The pillar: its template has no QR scanner; a USB camera replaces the template's.
+	in2 := newProvisionInputs(t)
+	pillar := replaceArg(replaceArg(replaceArg(in2.args("--ca-key", in2.caKey,
+		"--idcard-port", "/dev/ttyUSB0", "--camera-device", "/dev/video2", "--barrier-pin", "GPIO27",
+		"--door-sensor-pin", "GPIO22", "--fire-alarm-pin", "GPIO23", "--install-unit", "福清市某某医院", "--install-location", "门诊楼东门"),
+		"--style", "pillar"), "--template", "../../configs/pillar.yaml"), "--device-id", "pillar-03")
+	out.Reset()
+	if code := run(pillar, &out, &errb); code != exitOK {
+		t.Fatalf("pillar: exit %d: %s", code, errb.String())
+	}
+	cfg, err = config.Load(filepath.Join(in2.out, "sentinel.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Scanners.QR != nil || cfg.Scanners.IDCard.Port != "/dev/ttyUSB0" || cfg.Camera.Driver != "v4l2" || cfg.Camera.Device != "/dev/video2" ||
+		cfg.FaceVerify() != config.CameraVerifyRequired || cfg.Install.Status != config.InstallInstalling || cfg.Install.Unit != "福清市某某医院" {
+		t.Errorf("pillar: qr %v, idcard %+v, camera %+v, verify %s, install %+v", cfg.Scanners.QR, cfg.Scanners.IDCard, cfg.Camera, cfg.FaceVerify(), cfg.Install)
+	}
+	var cout, cerr bytes.Buffer
+	if code := run([]string{"check", "--config", filepath.Join(in2.out, "sentinel.yaml")}, &cout, &cerr); code != exitOK {
+		t.Errorf("check of the provisioned pillar: exit %d: %s", code, cerr.String())
+	}
+}
+
+// Every flag's value is checked before anything is written; the error names the flag.
+func TestProvisionRefusesFlagValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"idcard on the scanner's port", []string{"--scanner-port", "/dev/ttyS1", "--idcard-port", "/dev/ttyS1"}, `--idcard-port "/dev/ttyS1": scanners.idcard.port: is the QR scanner's port too`},
+		{"camera url", []string{"--camera-url", "ftp://cam/x.jpg"}, `--camera-url "ftp://cam/x.jpg": camera.url: must be an http://`},
+		{"both cameras", []string{"--camera-url", "http://cam/x.jpg", "--camera-device", "/dev/video0"}, "not both"},
+		{"camera verify", []string{"--camera-verify", "sometimes"}, `--camera-verify "sometimes": camera.verify: must be one of`},
+		{"input on the barrier's pin", []string{"--barrier-pin", "GPIO5", "--tamper-pin", "GPIO5"}, `--tamper-pin "GPIO5": inputs.tamper.pin: GPIO5 is already used by barrier.pin`},
+		{"install status", []string{"--install-status", "done"}, `--install-status "done": install.status: must be one of installed, installing`},
+		{"install text", []string{"--install-location", "北门\x01"}, `--install-location "北门\x01": install.location: must not contain control characters`},
+		{"broker", []string{"--broker", "mqtt.city.example"}, `--broker "ssl://127.0.0.1:8883 ssl://127.0.0.1:8884 mqtt.city.example": uplink.brokers[2]: must be a broker URL`},
+		{"platform url", []string{"--platform-url", "platform.example"}, `--platform-url "platform.example": platform.url: must be an http://`},
+		{"set unknown key", []string{"--set", "screen.lisen=x"}, "no config key screen.lisen"},
+		{"set bad value", []string{"--set", "screen.verdict_hold=soon"}, `--set "screen.verdict_hold=soon": screen.verdict_hold: must be a duration`},
+		{"set without value", []string{"--set", "screen.listen"}, "give KEY=VALUE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newProvisionInputs(t)
+			var out, errb bytes.Buffer
+			if code := run(in.args(tt.extra...), &out, &errb); code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, errb.String())
+			}
+			if _, err := os.Stat(in.out); err == nil {
+				t.Error("a refused provision wrote something")
+			}
+		})
+	}
+}

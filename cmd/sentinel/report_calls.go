@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -20,11 +21,18 @@ func init() {
 // reportNow is the clock of relative times; tests swap it.
 var reportNow = time.Now
 
+// OS seams for the machine's time zone; tests point them elsewhere.
+var (
+	localtimePath = "/etc/localtime"
+	timezonePath  = "/etc/timezone"
+)
+
 func reportCalls(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("report calls", "report calls --config FILE [--since T] [--until T] [--json]", stdout, stderr)
 	path := fs.String("config", "", "config `FILE` (its queue.path is read, read-only)")
-	since := fs.String("since", "24h", "start `T`: RFC 3339, a date YYYY-MM-DD (local midnight), or a duration back from now (24h)")
+	since := fs.String("since", "24h", "start `T`: RFC 3339, a date YYYY-MM-DD (midnight in --tz), or a duration back from now (24h)")
 	until := fs.String("until", "", "end `T` (exclusive), same forms; default now")
+	tz := fs.String("tz", "", "time `zone` the days are counted and times shown in, e.g. Asia/Shanghai (default: the machine's zone, from TZ or /etc/localtime)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if code := parse(fs, args, stdout); code >= 0 {
 		return code
@@ -33,15 +41,20 @@ func reportCalls(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
+	loc, err := reportZone(*tz)
+	if err != nil {
+		fmt.Fprintf(stderr, "sentinel report calls: --tz: %v\n", err)
+		return exitUsage
+	}
 	now := reportNow()
-	from, err := parseReportTime(*since, now)
+	from, err := parseReportTime(*since, now, loc)
 	if err != nil {
 		fmt.Fprintf(stderr, "sentinel report calls: --since: %v\n", err)
 		return exitUsage
 	}
 	to := now
 	if *until != "" {
-		if to, err = parseReportTime(*until, now); err != nil {
+		if to, err = parseReportTime(*until, now, loc); err != nil {
 			fmt.Fprintf(stderr, "sentinel report calls: --until: %v\n", err)
 			return exitUsage
 		}
@@ -50,7 +63,7 @@ func reportCalls(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sentinel report calls: --since (%s) must be before --until (%s)\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
 		return exitUsage
 	}
-	r, err := audit.ReportCalls(context.Background(), cfg.Queue.Path, from, to, time.Local)
+	r, err := audit.ReportCalls(context.Background(), cfg.Queue.Path, from, to, loc)
 	if err != nil {
 		fmt.Fprintf(stderr, "sentinel report calls: %v\n", err)
 		return exitFailure
@@ -64,16 +77,61 @@ func reportCalls(args []string, stdout, stderr io.Writer) int {
 		}{r, r.Problems()})
 		return exitOK
 	}
-	printCallsReport(stdout, cfg.Device.ID, cfg.Device.Venue, r)
+	printCallsReport(stdout, cfg.Device.ID, cfg.Device.Venue, r, loc)
 	return exitOK
 }
 
-// parseReportTime reads RFC 3339, a local date, or a duration back from now.
-func parseReportTime(s string, now time.Time) (time.Time, error) {
+// reportZone is the zone the report counts days in, by name: --tz when given, else the
+// machine's (TZ, else the zone /etc/localtime links to, else /etc/timezone). A machine zone
+// that has no name is named by its offset now (UTC+08:00): Go calls it "Local", which says
+// nothing on a report read elsewhere.
+func reportZone(name string) (*time.Location, error) {
+	if name != "" {
+		loc, err := time.LoadLocation(name)
+		if err != nil || name == "Local" {
+			return nil, fmt.Errorf("%q is not a time zone name (e.g. Asia/Shanghai, UTC)", name)
+		}
+		return loc, nil
+	}
+	if tz, set := os.LookupEnv("TZ"); set {
+		if tz == "" {
+			return time.UTC, nil
+		}
+		if loc, err := time.LoadLocation(strings.TrimPrefix(tz, ":")); err == nil {
+			return loc, nil
+		}
+	}
+	if target, err := os.Readlink(localtimePath); err == nil {
+		if i := strings.LastIndex(target, "zoneinfo/"); i >= 0 {
+			if loc, err := time.LoadLocation(target[i+len("zoneinfo/"):]); err == nil {
+				return loc, nil
+			}
+		}
+	}
+	if b, err := os.ReadFile(timezonePath); err == nil {
+		if loc, err := time.LoadLocation(strings.TrimSpace(string(b))); err == nil && strings.TrimSpace(string(b)) != "" {
+			return loc, nil
+		}
+	}
+	_, off := reportNow().In(time.Local).Zone()
+	return time.FixedZone("UTC"+offsetText(off), off), nil
+}
+
+// offsetText writes a zone offset as +08:00.
+func offsetText(off int) string {
+	sign := '+'
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	return fmt.Sprintf("%c%02d:%02d", sign, off/3600, off%3600/60)
+}
+
+// parseReportTime reads RFC 3339, a date (midnight in loc), or a duration back from now.
+func parseReportTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	if t, err := time.ParseInLocation(time.DateOnly, s, time.Local); err == nil {
+	if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
 		return t, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
@@ -82,12 +140,12 @@ func parseReportTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not RFC 3339 (2026-11-25T08:00:00+08:00), a date (2026-11-25) or a positive duration (24h)", s)
 }
 
-func printCallsReport(w io.Writer, device, venue string, r audit.CallsReport) {
+func printCallsReport(w io.Writer, device, venue string, r audit.CallsReport, loc *time.Location) {
 	tf := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"
 		}
-		return t.In(time.Local).Format(time.RFC3339)
+		return t.In(loc).Format(time.RFC3339)
 	}
 	fmt.Fprintf(w, "Call audit self-check — device %s, venue %s\n", device, venue)
 	fmt.Fprintf(w, "Range: %s to %s (days in %s)\n\n", tf(r.Since), tf(r.Until), r.Zone)

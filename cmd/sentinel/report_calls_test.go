@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sentinel-edge/sentinel/queue"
 )
 
 func TestReportCallsUsage(t *testing.T) {
@@ -45,18 +48,72 @@ uplink: {brokers: ["tcp://127.0.0.1:1883"]}
 
 func TestParseReportTime(t *testing.T) {
 	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for in, want := range map[string]time.Time{
 		"2026-11-25T00:00:00Z": time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC),
 		"24h":                  now.Add(-24 * time.Hour),
-		"2026-11-20":           time.Date(2026, 11, 20, 0, 0, 0, 0, time.Local),
+		"2026-11-20":           time.Date(2026, 11, 20, 0, 0, 0, 0, shanghai),
 	} {
-		if got, err := parseReportTime(in, now); err != nil || !got.Equal(want) {
+		if got, err := parseReportTime(in, now, shanghai); err != nil || !got.Equal(want) {
 			t.Errorf("%s: %v %v, want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "-1h", "soon"} {
-		if _, err := parseReportTime(in, now); err == nil {
+		if _, err := parseReportTime(in, now, shanghai); err == nil {
 			t.Errorf("%q accepted", in)
 		}
+	}
+}
+
+// Issue #14, finding 8: report calls labelled its days' zone "Local". The zone is named: by
+// --tz, else the machine's name for it, else its offset.
+func TestReportCallsZoneNamed(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "queue.db")
+	o, err := queue.Open(db, queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	cfg := queueConfigFile(t, db)
+	report := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"report", "calls", "--config", cfg}, args...), &out, &errb); code != exitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		return out.String()
+	}
+	if s := report("--tz", "Asia/Shanghai", "--since", "2026-11-25", "--until", "2026-11-26"); !strings.Contains(s, "(days in Asia/Shanghai)") ||
+		!strings.Contains(s, "2026-11-25T00:00:00+08:00 to 2026-11-26T00:00:00+08:00") {
+		t.Errorf("--tz Asia/Shanghai: %s", s)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"report", "calls", "--config", cfg, "--tz", "Mars/Olympus"}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "--tz") {
+		t.Errorf("an unknown zone: exit %d: %s", code, errb.String())
+	}
+
+	// The machine's zone, when TZ is not set: the name /etc/localtime links to.
+	lt, tzf := localtimePath, timezonePath
+	t.Cleanup(func() { localtimePath, timezonePath = lt, tzf })
+	t.Setenv("TZ", "") // restored after the test
+	os.Unsetenv("TZ")  // unset, not empty (empty is UTC)
+	localtimePath, timezonePath = filepath.Join(dir, "localtime"), filepath.Join(dir, "timezone")
+	if err := os.Symlink("/usr/share/zoneinfo/Asia/Shanghai", localtimePath); err != nil {
+		t.Fatal(err)
+	}
+	if s := report(); !strings.Contains(s, "(days in Asia/Shanghai)") {
+		t.Errorf("the machine's zone by /etc/localtime: %s", s)
+	}
+	os.Remove(localtimePath)
+	if s := report(); !regexp.MustCompile(`\(days in UTC[+-]\d\d:\d\d\)`).MatchString(s) {
+		t.Errorf("a zone without a name is named by its offset: %s", s)
+	}
+	t.Setenv("TZ", "Europe/Berlin")
+	if s := report(); !strings.Contains(s, "(days in Europe/Berlin)") {
+		t.Errorf("TZ: %s", s)
 	}
 }

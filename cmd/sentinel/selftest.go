@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/agent/selftest"
 )
 
@@ -37,6 +38,11 @@ func cmdSelftest(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	rows, ok := selftest.Run(ctx, cfg, selftest.Options{Timeout: *timeout})
+	// Stored beside the queue: the daemon publishes it in the status and counts it for docked,
+	// whether it runs now or starts later.
+	if err := selftest.Save(cfg.Queue.Path, selftest.File, selftest.Outcome(rows, ok, record.SelftestCLI)); err != nil {
+		fmt.Fprintf(stderr, "sentinel selftest: the outcome was NOT stored, so the status will not show it: %v\n", err)
+	}
 	if *asJSON {
 		type row struct {
 			Check  string `json:"check"`

@@ -1,7 +1,6 @@
 package camera
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +44,13 @@ func NewHTTP(rawURL string, timeout time.Duration) (*HTTP, error) {
 	}
 	shown := *u
 	shown.User = nil // credentials never appear in logs
-	return &HTTP{url: rawURL, client: &http.Client{Timeout: timeout}, shown: shown.String()}, nil
+	client := &http.Client{
+		Timeout: timeout,
+		// A redirect is refused, never followed (the picture and the credentials would go
+		// wherever the answer points): the 3xx answer itself is an error.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &HTTP{url: rawURL, client: client, shown: shown.String()}, nil
 }
 
 func (h *HTTP) String() string { return "camera at " + h.shown }
@@ -65,6 +70,9 @@ func (h *HTTP) Snapshot(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("camera: snapshot from %s: %w", h.shown, unwrapURLErr(err))
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, fmt.Errorf("camera: snapshot from %s: HTTP %d, a redirect: redirects are refused; set camera.url to the snapshot itself", h.shown, resp.StatusCode)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("camera: snapshot from %s: HTTP %d", h.shown, resp.StatusCode)
 	}
@@ -91,62 +99,3 @@ func unwrapURLErr(err error) error {
 
 // Halt does nothing: each snapshot is its own request.
 func (h *HTTP) Halt() error { return nil }
-
-// Frames is what the V4L2 camera needs of a capture device: start streaming, wait for a
-// frame, read it, stop. *webcam.Webcam provides it on Linux (see OpenV4L2Device); tests use
-// a fake.
-type Frames interface {
-	StartStreaming() error
-	WaitForFrame(timeoutSeconds uint32) error
-	ReadFrame() ([]byte, error)
-	StopStreaming() error
-	Close() error
-}
-
-// V4L2 is a camera on a Video4Linux2 device producing MJPEG frames.
-type V4L2 struct {
-	device string
-	dev    Frames
-}
-
-// OpenV4L2Device opens a V4L2 device and sets it to MJPEG; tests swap it.
-var OpenV4L2Device = openV4L2
-
-// NewV4L2 opens device (e.g. /dev/video0).
-func NewV4L2(device string) (*V4L2, error) {
-	d, err := OpenV4L2Device(device)
-	if err != nil {
-		return nil, fmt.Errorf("camera: open %s: %w", device, err)
-	}
-	return &V4L2{device: device, dev: d}, nil
-}
-
-func (v *V4L2) String() string { return "camera on " + v.device }
-
-// Snapshot streams until one complete JPEG frame arrives (the first frames of a USB camera
-// are often empty or partial), then stops.
-func (v *V4L2) Snapshot(ctx context.Context) ([]byte, error) {
-	if err := v.dev.StartStreaming(); err != nil {
-		return nil, fmt.Errorf("camera: start %s: %w", v.device, err)
-	}
-	defer func() { _ = v.dev.StopStreaming() }()
-	for tries := 0; tries < 10; tries++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := v.dev.WaitForFrame(1); err != nil {
-			return nil, fmt.Errorf("camera: wait for a frame from %s: %w", v.device, err)
-		}
-		b, err := v.dev.ReadFrame()
-		if err != nil {
-			return nil, fmt.Errorf("camera: read a frame from %s: %w", v.device, err)
-		}
-		if IsJPEG(b) && bytes.HasSuffix(bytes.TrimRight(b, "\x00"), []byte{0xFF, 0xD9}) {
-			return append([]byte(nil), bytes.TrimRight(b, "\x00")...), nil
-		}
-	}
-	return nil, fmt.Errorf("%w: no complete frame in 10 from %s", ErrNotJPEG, v.device)
-}
-
-// Halt closes the device.
-func (v *V4L2) Halt() error { return v.dev.Close() }

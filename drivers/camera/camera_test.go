@@ -1,4 +1,4 @@
-package camera
+package camera_test
 
 import (
 	"context"
@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-edge/sentinel/drivers/camera"
 	"github.com/sentinel-edge/sentinel/drivers/camera/cameratest"
 )
 
-var _ Camera = (*HTTP)(nil)
-var _ Camera = (*V4L2)(nil)
-var _ Camera = (*cameratest.Camera)(nil)
+var _ camera.Camera = (*camera.HTTP)(nil)
+var _ camera.Camera = (*camera.V4L2)(nil)
+var _ camera.Camera = (*cameratest.Camera)(nil)
 
 func TestHTTPSnapshot(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +41,7 @@ func TestHTTPSnapshot(t *testing.T) {
 	defer srv.Close()
 	authURL := strings.Replace(srv.URL, "http://", "http://admin:s3cret@", 1)
 
-	cam, err := NewHTTP(authURL+"/snap.jpg", time.Second)
+	cam, err := camera.NewHTTP(authURL+"/snap.jpg", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestHTTPSnapshot(t *testing.T) {
 		t.Errorf("String shows the password: %s", cam)
 	}
 	b, err := cam.Snapshot(context.Background())
-	if err != nil || !IsJPEG(b) {
+	if err != nil || !camera.IsJPEG(b) {
 		t.Fatalf("snapshot: %d bytes, %v", len(b), err)
 	}
 	tests := []struct {
@@ -58,12 +59,12 @@ func TestHTTPSnapshot(t *testing.T) {
 	}{
 		{"no credentials", srv.URL + "/snap.jpg", "HTTP 401", nil},
 		{"not found", srv.URL + "/nope", "HTTP 404", nil},
-		{"not a jpeg", srv.URL + "/html", "", ErrNotJPEG},
+		{"not a jpeg", srv.URL + "/html", "", camera.ErrNotJPEG},
 		{"timeout", srv.URL + "/slow", "Timeout", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := NewHTTP(tt.url, 200*time.Millisecond)
+			c, err := camera.NewHTTP(tt.url, 200*time.Millisecond)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,7 +74,7 @@ func TestHTTPSnapshot(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewHTTP("ftp://cam/x", time.Second); err == nil {
+	if _, err := camera.NewHTTP("ftp://cam/x", time.Second); err == nil {
 		t.Error("ftp URL accepted")
 	}
 }
@@ -105,11 +106,11 @@ func TestV4L2Snapshot(t *testing.T) {
 	partial := []byte{0xFF, 0xD8, 0xFF, 0xE0, 0x01}
 	padded := append(append([]byte(nil), cameratest.JPEG...), 0, 0, 0)
 	dev := &fakeFrames{frames: [][]byte{{}, partial, padded}}
-	old := OpenV4L2Device
-	OpenV4L2Device = func(string) (Frames, error) { return dev, nil }
-	t.Cleanup(func() { OpenV4L2Device = old })
+	old := camera.OpenV4L2Device
+	camera.OpenV4L2Device = func(string) (camera.Frames, error) { return dev, nil }
+	t.Cleanup(func() { camera.OpenV4L2Device = old })
 
-	cam, err := NewV4L2("/dev/video0")
+	cam, err := camera.NewV4L2("/dev/video0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,31 @@ func TestV4L2Snapshot(t *testing.T) {
 }
 
 func TestV4L2Missing(t *testing.T) {
-	if _, err := NewV4L2("/dev/video-none-99"); err == nil {
+	if _, err := camera.NewV4L2("/dev/video-none-99"); err == nil {
 		t.Fatal("missing device opened")
+	}
+}
+
+// A snapshot URL that redirects is refused, never followed: the picture (and the basic-auth
+// credentials) would go wherever the answer points.
+func TestHTTPRedirectRefused(t *testing.T) {
+	var reached int
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached++
+		_, _ = w.Write(cameratest.JPEG)
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.RedirectHandler(other.URL+"/snap.jpg", http.StatusFound))
+	defer srv.Close()
+	cam, err := camera.NewHTTP(strings.Replace(srv.URL, "http://", "http://admin:s3cret@", 1)+"/snap.jpg", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cam.Snapshot(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "redirect") {
+		t.Errorf("snapshot: %v, want a refused redirect", err)
+	}
+	if reached != 0 {
+		t.Errorf("the redirect was followed (%d requests)", reached)
 	}
 }

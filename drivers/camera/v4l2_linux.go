@@ -3,6 +3,7 @@
 package camera
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/blackjack/webcam"
@@ -29,4 +30,9 @@ func openV4L2(device string) (Frames, error) {
 		return nil, fmt.Errorf("set MJPEG %dx%d: %w", w, h, err)
 	}
 	return cam, nil
+}
+
+func isWaitTimeout(err error) bool {
+	var t *webcam.Timeout
+	return errors.As(err, &t)
 }

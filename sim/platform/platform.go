@@ -71,6 +71,8 @@ type Data struct {
 	HealthCode string   `json:"health_code"`
 	NAT        *NAT     `json:"nat"`
 	Vaccine    *Vaccine `json:"vaccine"`
+	// Score is the face search's match score, 0 to 1 (v3); absent for other interfaces.
+	Score *float64 `json:"score,omitempty"`
 }
 
 // Identity says who the credential belongs to.
@@ -152,6 +154,7 @@ type Server struct {
 	d     dialect
 	ifs   map[string]string // path → interface
 	reqlg *requestLog
+	faceState
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -177,6 +180,7 @@ func NewServer(pop *population.Population, opts Options) *Server {
 	for iface, p := range d.paths() {
 		s.ifs[p] = iface
 	}
+	s.registerFaceSearch()
 	return s
 }
 
@@ -325,7 +329,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, e *LogEntry) {
 			return
 		}
 	}
-	req, err := s.d.decode(e.Interface, in)
+	req, err := s.decode(e.Interface, in)
 	if err != nil {
 		s.fail(w, r, e, failBadRequest, err.Error(), "")
 		return
@@ -429,6 +433,8 @@ func (s *Server) lookup(iface string, req credRequest) (*Data, bool) {
 		}
 		match := claimed == "" || claimed == p.IDNumber
 		return s.data(p, Identity{IDNumber: p.IDNumber, Name: p.Name, Match: match}), true
+	case IfaceFaceSearch:
+		return s.faceSearch(req)
 	}
 	return nil, false
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +34,12 @@ const (
 	Positive NATResult = "positive"
 )
 
-// Header is the exact header line of a population CSV.
-var Header = []string{"id_number", "name", "health_code", "nat_result", "nat_sampled_at", "vaccine_doses", "qr_token"}
+// Header is the exact header line of a population CSV. HeaderWithFace adds the optional
+// face_image column (a path to the person's enrolled photo, relative to the CSV's folder).
+var (
+	Header         = []string{"id_number", "name", "health_code", "nat_result", "nat_sampled_at", "vaccine_doses", "qr_token"}
+	HeaderWithFace = append(append([]string(nil), Header...), "face_image")
+)
 
 // Column indexes into a record, in Header order.
 const (
@@ -46,6 +51,7 @@ const (
 	colVaccineDoses
 	colQRToken
 	numColumns
+	colFaceImage = numColumns // the optional last column
 )
 
 // Errors a parse may wrap in a *ParseError.
@@ -75,6 +81,9 @@ type Person struct {
 	VaccineDoses int
 	// QRToken is empty when the person has no health-code token.
 	QRToken string
+	// FaceImage is the path of the person's enrolled photo (face search), empty when none.
+	// Load makes a relative path relative to the CSV's folder.
+	FaceImage string
 }
 
 // LogValue masks the personal data, so a Person passed to slog never leaks it.
@@ -187,12 +196,22 @@ func Load(path string) (*Population, error) {
 		return nil, fmt.Errorf("population: %w", err)
 	}
 	defer f.Close()
-	return Parse(f, path)
+	p, err := Parse(f, path)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for i := range p.people {
+		if fi := p.people[i].FaceImage; fi != "" && !filepath.IsAbs(fi) {
+			p.people[i].FaceImage = filepath.Join(dir, fi)
+		}
+	}
+	return p, nil
 }
 
 // Parse reads a population CSV. name is used in error messages only.
 //
-// The header must be exactly Header. Fields are trimmed of surrounding
+// The header must be exactly Header, or HeaderWithFace. Fields are trimmed of surrounding
 // spaces. A row must have an ID number shaped like a GB 11643-1999 number
 // (the check character is not verified), a name, a colour, and either both
 // or neither of nat_result and nat_sampled_at. qr_token may be empty; a
@@ -216,9 +235,10 @@ func Parse(r io.Reader, name string) (*Population, error) {
 	if err != nil {
 		return nil, csvError(name, err)
 	}
-	if err := checkHeader(header); err != nil {
-		err.File = name
-		return nil, err
+	cols, herr := checkHeader(header)
+	if herr != nil {
+		herr.File = name
+		return nil, herr
 	}
 
 	var people []Person
@@ -233,13 +253,16 @@ func Parse(r io.Reader, name string) (*Population, error) {
 			return nil, csvError(name, err)
 		}
 		line, _ := cr.FieldPos(0)
-		if len(rec) != numColumns {
+		if len(rec) != cols {
 			return nil, &ParseError{File: name, Line: line, Err: ErrBadCSV,
-				Detail: fmt.Sprintf("want %d fields, got %d", numColumns, len(rec))}
+				Detail: fmt.Sprintf("want %d fields, got %d", cols, len(rec))}
 		}
-		per, col, detail, perr := parseRecord(rec)
+		per, col, detail, perr := parseRecord(rec[:numColumns])
 		if perr != nil {
 			return nil, &ParseError{File: name, Line: line, Column: col + 1, Field: Header[col], Detail: detail, Err: perr}
+		}
+		if cols > numColumns {
+			per.FaceImage = strings.TrimSpace(rec[colFaceImage])
 		}
 		if first, dup := idLine[per.IDNumber]; dup {
 			return nil, &ParseError{File: name, Line: line, Column: colID + 1, Field: Header[colID],
@@ -270,18 +293,19 @@ func csvError(name string, err error) error {
 	return fmt.Errorf("population: read %s: %w", name, err)
 }
 
-func checkHeader(h []string) *ParseError {
-	if len(h) != numColumns {
-		return &ParseError{Line: 1, Err: ErrBadHeader,
-			Detail: fmt.Sprintf("want %d columns %s, got %d", numColumns, strings.Join(Header, ","), len(h))}
+// checkHeader returns the number of columns: len(Header), or len(HeaderWithFace).
+func checkHeader(h []string) (int, *ParseError) {
+	if len(h) != numColumns && len(h) != numColumns+1 {
+		return 0, &ParseError{Line: 1, Err: ErrBadHeader,
+			Detail: fmt.Sprintf("want %d columns %s (and optionally face_image), got %d", numColumns, strings.Join(Header, ","), len(h))}
 	}
-	for i, want := range Header {
+	for i, want := range HeaderWithFace[:len(h)] {
 		if got := strings.TrimSpace(h[i]); got != want {
-			return &ParseError{Line: 1, Column: i + 1, Err: ErrBadHeader,
+			return 0, &ParseError{Line: 1, Column: i + 1, Err: ErrBadHeader,
 				Detail: fmt.Sprintf("want %q, got %q", want, got)}
 		}
 	}
-	return nil
+	return len(h), nil
 }
 
 // parseRecord returns the person, or the 0-based column at fault, a detail
@@ -346,10 +370,17 @@ func parseRecord(rec []string) (Person, int, string, error) {
 	return p, 0, "", nil
 }
 
-// WriteCSV writes people as a population CSV with Header, times in RFC 3339.
+// WriteCSV writes people as a population CSV with Header (HeaderWithFace when someone has a
+// face image), times in RFC 3339.
 func WriteCSV(w io.Writer, people []Person) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(Header); err != nil {
+	header := Header
+	for _, p := range people {
+		if p.FaceImage != "" {
+			header = HeaderWithFace
+		}
+	}
+	if err := cw.Write(header); err != nil {
 		return fmt.Errorf("population: write header: %w", err)
 	}
 	for i, p := range people {
@@ -359,6 +390,9 @@ func WriteCSV(w io.Writer, people []Person) error {
 		}
 		rec := []string{p.IDNumber, p.Name, string(p.HealthCode), string(p.NATResult), sampled,
 			strconv.Itoa(p.VaccineDoses), p.QRToken}
+		if len(header) > numColumns {
+			rec = append(rec, p.FaceImage)
+		}
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("population: write row %d: %w", i, err)
 		}

@@ -1,2 +1,3 @@
-// Package cameratest is a fake camera that serves a fixed JPEG and counts snapshots.
+// Package cameratest has fakes of the camera drivers: Camera serves a fixed JPEG and counts
+// snapshots; Stream emits the frames a test sends and plays online/offline reports.
 package cameratest

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sentinel-edge/sentinel/agent"
+	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/agent/ops"
+	"github.com/sentinel-edge/sentinel/agent/record"
+)
+
+// toolUnit writes a unit's config in a new directory and returns its path and config.
+func toolUnit(t *testing.T) (string, *config.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sentinel.yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`device: {id: gate-01, venue: "350582-0001", style: gate_all_in_one}
+scanners: {qr: {driver: serial, port: /dev/null}}
+platform: {url: "http://127.0.0.1:1"}
+barrier: {driver: fake}
+queue: {path: %s}
+uplink: {brokers: ["tcp://127.0.0.1:1"]}
+`, filepath.Join(dir, "queue.db"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, cfg
+}
+
+// TestPidFile: the pid file finds a running daemon, and a stale one (the daemon died, its
+// pid reused by another process) is not trusted.
+func TestPidFile(t *testing.T) {
+	path, cfg := toolUnit(t)
+	if d := findDaemon(cfg); d.running || !strings.Contains(d.why, "no pid file") {
+		t.Errorf("no pid file: %+v", d)
+	}
+	p := pidFile{path: pidPath(cfg), config: path}
+	if err := p.write(); err != nil {
+		t.Fatal(err)
+	}
+	if d := findDaemon(cfg); !d.running || d.pid != os.Getpid() || d.config == "" {
+		t.Errorf("this process: %+v", d)
+	}
+	// The same pid, another start time: a process that reused the pid.
+	b, _ := os.ReadFile(pidPath(cfg))
+	var rec pidRecord
+	_ = json.Unmarshal(b, &rec)
+	rec.Start = "1"
+	b, _ = json.Marshal(rec)
+	if err := os.WriteFile(pidPath(cfg), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if d := findDaemon(cfg); d.running || !strings.Contains(d.why, "not that daemon any more") {
+		t.Errorf("stale pid file: %+v", d)
+	}
+	p.remove() // not ours any more: left
+	if _, err := os.Stat(pidPath(cfg)); err != nil {
+		t.Errorf("remove took another process's pid file: %v", err)
+	}
+	if err := p.write(); err != nil {
+		t.Fatal(err)
+	}
+	p.remove()
+	if _, err := os.Stat(pidPath(cfg)); !os.IsNotExist(err) {
+		t.Errorf("own pid file left: %v", err)
+	}
+}
+
+// TestReloadCommandLine: sentinel reload checks the file, signals the daemon its pid file
+// names and prints the daemon's outcome; no daemon, an invalid file and a refusal each say
+// so with their exit code.
+func TestReloadCommandLine(t *testing.T) {
+	path, cfg := toolUnit(t)
+	var out, errb bytes.Buffer
+	if code := cmdReload([]string{"--config", path}, &out, &errb); code != exitFailure || !strings.Contains(errb.String(), "not running") {
+		t.Errorf("no daemon: exit %d %s", code, errb.String())
+	}
+	bad := filepath.Join(filepath.Dir(path), "bad.yaml")
+	_ = os.WriteFile(bad, []byte("device: {id: 1\n"), 0o600)
+	errb.Reset()
+	if code := cmdReload([]string{"--config", bad}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "not signalled") {
+		t.Errorf("invalid file: exit %d %s", code, errb.String())
+	}
+
+	p := pidFile{path: pidPath(cfg), config: path}
+	if err := p.write(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.remove()
+	outcome := agent.ReloadOutcome{By: "SIGHUP", OK: true, Applied: []string{"policy.health_codes"}, Restart: []string{"barrier.pin"}}
+	var got []syscall.Signal
+	old := sendSignal
+	sendSignal = func(pid int, sig syscall.Signal) error {
+		if pid != os.Getpid() {
+			t.Errorf("signalled pid %d", pid)
+		}
+		got = append(got, sig)
+		outcome.At = record.TS(time.Now())
+		b, _ := json.Marshal(outcome)
+		return os.WriteFile(filepath.Join(filepath.Dir(path), agent.ReloadFile), b, 0o600)
+	}
+	t.Cleanup(func() { sendSignal = old })
+	out.Reset()
+	if code := cmdReload([]string{"--config", path}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "in force now:   policy.health_codes") ||
+		!strings.Contains(out.String(), "needs restart:  barrier.pin") || len(got) != 1 || got[0] != syscall.SIGHUP {
+		t.Errorf("reload: exit %d\n%s\n%s (signals %v)", code, out.String(), errb.String(), got)
+	}
+	outcome.OK, outcome.Problems = false, []string{"line 3: policy.health_codes[0]: must be one of green, yellow, red"}
+	errb.Reset()
+	if code := cmdReload([]string{"--config", path}, &out, &errb); code != exitFailure || !strings.Contains(errb.String(), "refused") || !strings.Contains(errb.String(), "line 3") {
+		t.Errorf("refused: exit %d %s", code, errb.String())
+	}
+}
+
+// TestStatusWithoutDaemon: sentinel status says the daemon does not run, exit 1, and shows
+// the last status it wrote.
+func TestStatusWithoutDaemon(t *testing.T) {
+	path, cfg := toolUnit(t)
+	s := record.Status{TS: record.TS(time.Now()), Device: "gate-01", Mode: "locked", Platform: "offline", FireAlarm: "normal",
+		Docking: &record.DockingState{Why: []string{"the platform has not answered since the unit started"}}}
+	b, _ := json.Marshal(s)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(cfg.Queue.Path), ops.StatusFile), b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := cmdStatus([]string{"--config", path}, &out, &errb); code != exitFailure || !strings.Contains(errb.String(), "not running") ||
+		!strings.Contains(out.String(), "last known") || !strings.Contains(out.String(), "locked") || !strings.Contains(out.String(), "has not answered") {
+		t.Errorf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	var v statusView
+	if code := cmdStatus([]string{"--config", path, "--json"}, &out, &errb); code != exitFailure || json.Unmarshal(out.Bytes(), &v) != nil ||
+		v.Daemon.Running || v.Status == nil || v.Status.Mode != "locked" || v.Queue != nil || v.QueueError == "" {
+		t.Errorf("--json: exit %d %s", code, out.String())
+	}
+}
+
+func TestPassagesUsage(t *testing.T) {
+	path, _ := toolUnit(t)
+	for _, args := range [][]string{{"--config", path, "--last", "0"}, {"--config", path, "--last", "10001"}, {}} {
+		var out, errb bytes.Buffer
+		if code := cmdPassages(args, &out, &errb); code != exitUsage {
+			t.Errorf("%q: exit %d %s", args, code, errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := cmdPassages([]string{"--config", path}, &out, &errb); code != exitFailure || !strings.Contains(errb.String(), "queue.path") {
+		t.Errorf("no outbox yet: exit %d %s", code, errb.String())
+	}
+}

@@ -1,0 +1,14 @@
+//go:build !opencv
+
+// Command facebench measures the pillar unit's face side (build it with -tags opencv).
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "facebench: no detector in this build (build with -tags opencv)")
+	os.Exit(1)
+}

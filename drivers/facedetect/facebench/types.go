@@ -1,0 +1,10 @@
+//go:build opencv
+
+package main
+
+import "image"
+
+type (
+	imageGray = image.Gray
+	imageRect = image.Rectangle
+)

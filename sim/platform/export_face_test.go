@@ -1,0 +1,4 @@
+package platform
+
+// Missing is missing, for the external tests.
+var Missing = missing
