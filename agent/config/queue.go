@@ -10,7 +10,7 @@ import (
 
 // Defaults of the queue, uplink and privacy keys of the store-and-forward issue.
 const (
-	DefaultQueueMaxBytes   = 400_000_000 // 400 MB: 1,000,000 passage records fit (docs/BENCHMARKS.md)
+	DefaultQueueMaxBytes   = 400_000_000 // 400 MB: about 1,000,000 sealed passages (995,000 chained; docs/BENCHMARKS.md)
 	DefaultQueueMaxRecords = 1_000_000
 	DefaultQueueRetention  = 168 * time.Hour
 	DefaultQueueOnFull     = "reject_new"
