@@ -22,244 +22,334 @@ import (
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/agent/selftest"
 	"github.com/sentinel-edge/sentinel/agent/statefile"
+	"github.com/sentinel-edge/sentinel/drivers/relay"
 	"github.com/sentinel-edge/sentinel/internal/chain"
 	"github.com/sentinel-edge/sentinel/queue"
 	"github.com/sentinel-edge/sentinel/verify"
 )
 
-// assemble builds the unit cfg describes, top to bottom in the order its parts start; they
-// stop in reverse order (unit.run). Nothing runs yet, except that the barrier relay is driven
-// to its safe state first. Every error names the config key to fix; what was opened before it
-// is closed again.
+// assemble builds the unit cfg describes, in the order its parts start; they stop in reverse
+// order (unit.run). Nothing runs yet, except that the barrier relay is driven to its safe
+// state first. Every error names the config key to fix; what was opened before it is closed
+// again.
 func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
-	log := opt.Log
-	u := &unit{log: log}
+	b := &builder{cfg: cfg, opt: opt, log: opt.Log, u: &unit{log: opt.Log}, id: open.Unit(cfg)}
 	defer func() {
 		if err != nil {
-			u.close() // what was opened so far, in reverse
+			b.u.close() // what was opened so far, in reverse
 			err = fmt.Errorf("%w: %w", ErrStart, err)
 		}
 	}()
-	id := open.Unit(cfg)
+	for _, step := range []func() error{
+		b.barrierRelay,  // 1. safe first; an unprovisioned unit goes no further
+		b.outbox,        // 2. every record committed, chained, before anything acts on it
+		b.uplink,        // 3. delivers what is pending; stops last, after a flush
+		b.eventRecorder, // 4. the one path to stream event
+		b.platform,      // 5. the platform client and the policy, behind the reload's swap point
+		b.audit,         // 6. a row per platform call; re-checks; start-up alerts
+		b.lane,          // 7. the barrier, its inputs, the gate mode
+		b.operations,    // 8. status, commands, screen, metrics, the docking evidence
+		b.readers,       // 9. QR scanner, ID-card reader: each must open now
+		b.decisionChain, // 10. the card's face check, then the platform and the policy
+		b.sealing,       // 11. the full identity sealed to the platform's key
+		b.pipeline,      // 12. prepare, decide, plan, record, store, open, audit, observe
+		b.watchdog,      // 13. READY=1 once up, WATCHDOG=1 while the pipeline turns
+	} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	b.lifecycle()
+	return b.u, nil
+}
 
-	// 1. The barrier relay, de-energised before any network or disk, even on a unit that goes
-	// no further: an unprovisioned unit (placeholder identity, default secrets) does nothing
-	// else, and its template pins may be wrong for the hardware.
-	rel, relErr := open.Relay(cfg.Barrier)
-	var barrier lane.Relay // nil without a barrier (a nil *relay.GPIO would not be)
+// builder holds the parts assemble has built so far, for the steps that follow.
+type builder struct {
+	cfg *config.Config
+	opt Options
+	log *slog.Logger
+	u   *unit
+	id  record.Unit
+
+	rel        *relay.GPIO
+	barrier    lane.Relay // nil without a barrier (a nil *relay.GPIO would not be)
+	cu         *chain.Unit
+	ob         *queue.Outbox
+	uc         queue.UplinkConfig
+	up         *queue.Uplink
+	console    *Console
+	rec        *events.Recorder
+	decs       *decisions
+	rl         *reloader
+	auditor    *audit.Auditor
+	ln         *lane.Lane
+	laneInputs []lane.Input
+	changed    func() // ops' hook for the lane's changes; set before anything runs
+	o          *ops.Ops
+	sources    []pipeline.Source
+	steps      []pipeline.Step
+	sealer     pipeline.Sealer
+	pl         *pipeline.Pipeline
+	wd         *watchdog
+}
+
+// barrierRelay drives the barrier relay to its de-energised state before any network or disk,
+// even on a unit that goes no further: an unprovisioned unit (placeholder identity, default
+// secrets) does nothing else, and its template pins may be wrong for the hardware.
+func (b *builder) barrierRelay() error {
+	rel, relErr := open.Relay(b.cfg.Barrier)
 	if rel != nil {
-		barrier = rel
-		u.onClose(func() {
+		b.rel, b.barrier = rel, rel
+		b.u.onClose(func() {
 			if herr := rel.Halt(); herr != nil {
-				log.Error("relay halt failed", "relay", rel.String(), "err", herr)
+				b.log.Error("relay halt failed", "relay", rel.String(), "err", herr)
 			}
 		})
 	}
-	if perr := refuseUnprovisioned(cfg); perr != nil {
-		return nil, perr
+	if perr := refuseUnprovisioned(b.cfg); perr != nil {
+		return perr
 	}
 	if relErr != nil {
-		return nil, relErr
+		return relErr
 	}
 	if rel != nil {
-		log.Info("barrier relay de-energised", "relay", rel.String())
+		b.log.Info("barrier relay de-energised", "relay", rel.String())
 	}
+	return nil
+}
 
-	// 2. The outbox: every record is committed here before anything acts on it, chained with
-	// the unit's key (docs/records.md).
+// outbox opens the outbox: every record is committed here before anything acts on it,
+// chained with the unit's key (docs/records.md).
+func (b *builder) outbox() error {
+	cfg, log := b.cfg, b.log
 	cu, created, err := chain.OpenUnit(cfg.Device.Venue, cfg.Device.ID, cfg.Records.ChainHash, cfg.Records.ChainKeyFile, cfg.Records.CreateChainKey())
 	if err != nil {
-		return nil, fmt.Errorf("records.chain_key_file: %w", err)
+		return fmt.Errorf("records.chain_key_file: %w", err)
 	}
 	log.Info("records: chained", "chain_hash", cfg.Records.ChainHash, "chain_key", cu.PublicKey(), "key_file", cfg.Records.ChainKeyFile, "key_created", created)
 	ob, err := queue.Open(cfg.Queue.Path, queue.Options{Synchronous: cfg.Queue.Synchronous, Logger: log.With("part", "queue"), Chain: cu})
 	if err != nil {
-		return nil, fmt.Errorf("queue.path: %w", err)
+		return fmt.Errorf("queue.path: %w", err)
 	}
-	u.onClose(func() {
+	b.cu, b.ob = cu, ob
+	b.u.onClose(func() {
 		if cerr := ob.Close(); cerr != nil {
 			log.Error("closing the queue", "path", cfg.Queue.Path, "err", cerr)
 		}
 	})
 	if err := ob.SetCapacity(open.Capacity(cfg)); err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+		return fmt.Errorf("queue: %w", err)
 	}
-	u.add("queue watch", func(ctx context.Context) error { return watchLosses(ctx, ob, time.Minute, log.With("part", "queue")) })
+	b.u.add("queue watch", func(ctx context.Context) error { return watchLosses(ctx, ob, time.Minute, log.With("part", "queue")) })
+	return nil
+}
 
-	// 3. The uplink: delivers what is pending, from this run or an earlier one. It stops last,
-	// after a moment to deliver what the other parts stored on their way out.
-	uc, err := open.Uplink(cfg, log.With("part", "uplink"))
+// uplink builds the uplink: it delivers what is pending, from this run or an earlier one. It
+// stops last, after a moment to deliver what the other parts stored on their way out.
+func (b *builder) uplink() error {
+	uc, err := open.Uplink(b.cfg, b.log.With("part", "uplink"))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var console *Console
-	if opt.Console != nil {
-		console = &Console{W: opt.Console, Wait: 3 * time.Second}
+	if b.opt.Console != nil {
+		console := &Console{W: b.opt.Console, Wait: 3 * time.Second}
 		uc.OnDelivered = func(e queue.Entry) {
 			if e.Stream == record.StreamPassage {
 				console.Delivered(e.ID)
 			}
 		}
+		b.console = console
 	}
-	up := queue.NewUplink(ob, uc)
-	u.addStop("uplink", up.Run, func() { flushUplink(ob, up, opt.FlushTimeout) })
+	b.uc, b.up = uc, queue.NewUplink(b.ob, uc)
+	b.u.addStop("uplink", b.up.Run, func() { flushUplink(b.ob, b.up, b.opt.FlushTimeout) })
+	return nil
+}
 
-	// 4. The event recorder: the one path to stream event, for the lane, the readers and the
-	// commands. It stops after all of them.
-	rec := events.New(ob, events.Options{Unit: id, Log: log.With("part", "events")})
-	u.add("events", rec.Run)
+// eventRecorder builds the event recorder: the one path to stream event, for the lane, the
+// readers and the commands. It stops after all of them.
+func (b *builder) eventRecorder() error {
+	b.rec = events.New(b.ob, events.Options{Unit: b.id, Log: b.log.With("part", "events")})
+	b.u.add("events", b.rec.Run)
+	return nil
+}
 
-	// 5. The platform client and the venue's policy, behind the reload's swap point
-	// (decisions): the pipeline decides, the audit re-checks and ops pings through it. The
-	// audit (next) gets the client's pings.
-	var auditor *audit.Auditor
-	onPing := func(c verify.Call) { auditor.Ping(c) }
-	first, err := newDecider(cfg, onPing)
+// platform builds the platform client and the venue's policy, behind the reload's swap point
+// (decisions): the pipeline decides, the audit re-checks and ops pings through it. The audit
+// (next) gets the client's pings.
+func (b *builder) platform() error {
+	onPing := func(c verify.Call) { b.auditor.Ping(c) }
+	first, err := newDecider(b.cfg, onPing)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	decs := &decisions{}
-	decs.swap(first)
-	rl := &reloader{path: opt.ConfigPath, log: log.With("part", "reload"), level: opt.LogLevel, decs: decs, onPing: onPing}
-	rl.cfg.Store(cfg)
+	b.decs = &decisions{}
+	b.decs.swap(first)
+	b.rl = &reloader{path: b.opt.ConfigPath, log: b.log.With("part", "reload"), level: b.opt.LogLevel, decs: b.decs, onPing: onPing}
+	b.rl.cfg.Store(b.cfg)
+	return nil
+}
 
-	// 6. The audit: a row per platform call; the re-checks of flagged passages (those
-	// allow_and_flag admitted: with another offline policy there are none, until a reload
-	// changes it); at start, the alerts of those a previous run left unsettled.
-	auditor = audit.New(audit.Options{Unit: id, Store: ob, Scan: ob.ScanEntries, ProbeInterval: cfg.Platform.ProbeInterval,
-		Recheck: decs, Log: log.With("part", "audit")})
-	u.add("audit", auditor.Run)
+// audit builds the audit: a row per platform call; the re-checks of flagged passages (those
+// allow_and_flag admitted: with another offline policy there are none, until a reload changes
+// it); at start, the alerts of those a previous run left unsettled.
+func (b *builder) audit() error {
+	b.auditor = audit.New(audit.Options{Unit: b.id, Store: b.ob, Scan: b.ob.ScanEntries, ProbeInterval: b.cfg.Platform.ProbeInterval,
+		Recheck: b.decs, Log: b.log.With("part", "audit")})
+	b.u.add("audit", b.auditor.Run)
+	return nil
+}
 
-	// 7. The lane: the barrier, the inputs wired to it, the gate mode. Its changes reach the
-	// status through ops (next), which are set up before anything runs.
-	var changed func()
-	ins, err := open.Inputs(cfg, log.With("part", "lane"))
+// lane builds the lane: the barrier, the inputs wired to it, the gate mode. Its changes reach
+// the status through ops (next), which are set up before anything runs.
+func (b *builder) lane() error {
+	cfg := b.cfg
+	ins, err := open.Inputs(cfg, b.log.With("part", "lane"))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	laneInputs := make([]lane.Input, 0, len(ins))
 	for _, in := range ins {
-		laneInputs = append(laneInputs, in)
-		u.onClose(func() { _ = in.Halt() })
+		b.laneInputs = append(b.laneInputs, in)
+		b.u.onClose(func() { _ = in.Halt() })
 	}
-	ln := lane.New(lane.Options{
-		Relay: barrier, Pulse: cfg.Barrier.Pulse, MaxPulse: cfg.Barrier.MaxPulse, HoldUntilClosed: cfg.Barrier.Mode == "hold",
+	b.ln = lane.New(lane.Options{
+		Relay: b.barrier, Pulse: cfg.Barrier.Pulse, MaxPulse: cfg.Barrier.MaxPulse, HoldUntilClosed: cfg.Barrier.Mode == "hold",
 		DoorHeldOpen: doorHeldOpen(cfg), ModeFile: statefile.Path(cfg.Queue.Path, lane.ModeFileName),
-		Events: rec, OnChange: func() { changed() }, Log: log.With("part", "lane"),
+		Events: b.rec, OnChange: func() { b.changed() }, Log: b.log.With("part", "lane"),
 	})
-	u.add("lane", func(ctx context.Context) error { return ln.Run(ctx, laneInputs) })
+	b.u.add("lane", func(ctx context.Context) error { return b.ln.Run(ctx, b.laneInputs) })
+	return nil
+}
 
-	// 8. Operations: the retained status and the commands on a control connection of their
-	// own, the verdict screen, the metrics; the verifications the status counts for docked
-	// (the stored selftest and docking-check, the selftest command's, the daemon's own
-	// platform check: they claim no device, use the config and the platform client in force,
-	// and every call they make is audited).
-	var pl *pipeline.Pipeline
-	var o *ops.Ops
-	o, err = ops.New(ops.Options{
-		Cfg: cfg, Lane: ln, Queue: ob, Uplink: up, Control: uc, Pinger: decs, Events: rec,
+// operations builds operations: the retained status and the commands on a control connection
+// of their own, the verdict screen, the metrics; the verifications the status counts for
+// docked (the stored selftest and docking-check, the selftest command's, the daemon's own
+// platform check: they claim no device, use the config and the platform client in force, and
+// every call they make is audited).
+func (b *builder) operations() error {
+	cfg, rl, decs, auditor, ln := b.cfg, b.rl, b.decs, b.auditor, b.ln
+	var err error
+	b.o, err = ops.New(ops.Options{
+		Cfg: cfg, Lane: ln, Queue: b.ob, Uplink: b.up, Control: b.uc, Pinger: decs, Events: b.rec,
 		Selftest: func(ctx context.Context) record.SelftestState {
 			return selftest.Live(ctx, rl.current(), selftest.Options{Platform: decs.now().client, Audit: auditor.Checked},
-				selftest.Held{Readers: o.Readers(), Relay: ln.Barrier()})
+				selftest.Held{Readers: b.o.Readers(), Relay: ln.Barrier()})
 		},
 		PlatformCheck: func(ctx context.Context) record.SelftestState {
 			return selftest.PlatformCheck(ctx, rl.current(), selftest.Options{Platform: decs.now().client, Audit: auditor.Checked})
 		},
 		Verifications: selftest.Store{QueuePath: cfg.Queue.Path},
-		Reload:        rl.reloadFor(opt.ConfigPath),
-		Counters:      ops.Counters{Passages: func() int64 { return pl.Counters().Passages }, AuditLost: auditor.Lost, Events: rec.Stats},
-		Log:           log.With("part", "ops"),
-		Head:          cu.StatusHead(ob, func(err error) { log.Warn("status: sent without its signed head", "err", err) }),
+		Reload:        rl.reloadFor(b.opt.ConfigPath),
+		Counters:      ops.Counters{Passages: func() int64 { return b.pl.Counters().Passages }, AuditLost: auditor.Lost, Events: b.rec.Stats},
+		Log:           b.log.With("part", "ops"),
+		Head:          b.cu.StatusHead(b.ob, func(err error) { b.log.Warn("status: sent without its signed head", "err", err) }),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rl.ops = o
-	u.reload = rl.reload
-	changed = o.Changed
-	u.add("ops", o.Run)
+	rl.ops = b.o
+	b.u.reload = rl.reload
+	b.changed = b.o.Changed
+	b.u.add("ops", b.o.Run)
+	return nil
+}
 
-	// 9. The credential readers: each must open now, so that a wrong port fails start-up with
-	// its key. The pipeline runs them.
-	sources, err := readers(cfg, log, o)
-	if err != nil {
-		return nil, err
-	}
+// readers opens the credential readers the config names; the pipeline runs them.
+func (b *builder) readers() error {
+	var err error
+	b.sources, err = openReaders(b.cfg, b.log, b.o)
+	return err
+}
 
-	// 10. The decision chain: a card read first gets the snapshot its face check needs (when
-	// camera.verify asks for one), then the platform and the venue's policy decide.
-	steps, err := faceSteps(u, cfg, decs.PolicyHash(), o, log.With("part", "face"))
-	if err != nil {
-		return nil, err
-	}
+// decisionChain builds the steps before the platform: a card read first gets the snapshot its
+// face check needs (when camera.verify asks for one); then the platform and the venue's policy
+// decide (decisions).
+func (b *builder) decisionChain() error {
+	var err error
+	b.steps, err = faceSteps(b.u, b.cfg, b.decs.PolicyHash(), b.o, b.log.With("part", "face"))
+	return err
+}
 
-	// 11. Sealing: with the platform's key, the full identity (and a kept face) is sealed into
-	// each record; without, records carry masked fields only.
-	var sealer pipeline.Sealer
-	if s, err := open.Sealer(cfg, log.With("part", "privacy")); err != nil {
-		return nil, err
-	} else if s != nil {
-		sealer = s
-		log.Info("privacy: sealing subjects to the platform key", "key_sha256", s.Fingerprint(), "hash_key", cfg.Privacy.HashKeyFile)
-	} else {
-		log.Info("privacy: no platform key (privacy.platform_key_file); records carry masked fields only")
+// sealing loads the keys: with the platform's key, the full identity (and a kept face) is
+// sealed into each record; without, records carry masked fields only.
+func (b *builder) sealing() error {
+	s, err := open.Sealer(b.cfg, b.log.With("part", "privacy"))
+	switch {
+	case err != nil:
+		return err
+	case s != nil:
+		b.sealer = s
+		b.log.Info("privacy: sealing subjects to the platform key", "key_sha256", s.Fingerprint(), "hash_key", b.cfg.Privacy.HashKeyFile)
+	default:
+		b.log.Info("privacy: no platform key (privacy.platform_key_file); records carry masked fields only")
 	}
+	return nil
+}
 
-	// 12. The pipeline: prepare, decide, plan, record, store, open, audit, observe.
-	observers := []pipeline.Observer{o}
-	if console != nil {
-		observers = append(observers, pipeline.ObserverFunc(console.Passage))
+// pipeline builds the passage loop: prepare, decide, plan, record, store, open, audit,
+// observe. It runs in the foreground (unit.main).
+func (b *builder) pipeline() error {
+	observers := []pipeline.Observer{b.o}
+	if b.console != nil {
+		observers = append(observers, pipeline.ObserverFunc(b.console.Passage))
 	}
-	pl = pipeline.New(pipeline.Options{
-		Unit: id, Steps: steps, Decider: decs, Store: ob, Barrier: ln, Sealer: sealer,
-		Auditor: auditor, Observers: observers, Log: log.With("part", "pipeline"), LivenessTick: opt.LivenessTick,
+	b.pl = pipeline.New(pipeline.Options{
+		Unit: b.id, Steps: b.steps, Decider: b.decs, Store: b.ob, Barrier: b.ln, Sealer: b.sealer,
+		Auditor: b.auditor, Observers: observers, Log: b.log.With("part", "pipeline"), LivenessTick: b.opt.LivenessTick,
 	})
+	return nil
+}
 
-	// 13. The systemd watchdog: READY=1 once the pipeline is up, then WATCHDOG=1 only while it
-	// turns. Without NOTIFY_SOCKET, nothing.
-	wd, err := newWatchdog(pl.LastActive, opt.LivenessTick, log.With("part", "watchdog"))
+// watchdog builds the systemd watchdog: READY=1 once the pipeline is up, then WATCHDOG=1 only
+// while it turns. Without NOTIFY_SOCKET, nothing.
+func (b *builder) watchdog() error {
+	wd, err := newWatchdog(b.pl.LastActive, b.opt.LivenessTick, b.log.With("part", "watchdog"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if wd != nil {
-		u.add("watchdog", wd.run)
+		b.wd = wd
+		b.u.add("watchdog", wd.run)
 	}
+	return nil
+}
 
-	// Before the first passage: the gate mode written before the last stop is in force (a
-	// restored always_open holds the barrier once start-up completed), and the audit's start-up
-	// scan has its snapshot, so that nothing of this run is taken for a previous run's.
+// lifecycle sets what happens around the pipeline. Before the first passage: the gate mode
+// written before the last stop is in force (a restored always_open holds the barrier once
+// start-up completed), and the audit's start-up scan has its snapshot, so that nothing of this
+// run is taken for a previous run's. Right after the readers stopped and the decision in
+// flight finished: the barrier closes (the gate mode's hold ends without changing the mode: a
+// restart restores it).
+func (b *builder) lifecycle() {
+	cfg, log, ln := b.cfg, b.log, b.ln
 	ln.RestoreGateMode()
-	u.ready = func() {
-		<-auditor.Started()
+	b.u.ready = func() {
+		<-b.auditor.Started()
 		ln.AssertGateMode()
 		log.Info("pipeline up", "device", cfg.Device.ID, "venue", cfg.Device.Venue, "style", cfg.Device.Style,
-			"sources", len(sources), "platform", cfg.Platform.URL, "policy", decs.PolicyHash(), "queue", filepath.Clean(cfg.Queue.Path))
-		if opt.Ready != nil {
-			opt.Ready()
+			"sources", len(b.sources), "platform", cfg.Platform.URL, "policy", b.decs.PolicyHash(), "queue", filepath.Clean(cfg.Queue.Path))
+		if b.opt.Ready != nil {
+			b.opt.Ready()
 		}
-		if wd != nil {
-			wd.up()
+		if b.wd != nil {
+			b.wd.up()
 		}
 	}
-	u.main = func(ctx context.Context) error { return pl.Run(ctx, sources...) }
-	// Right after the readers stopped and the decision in flight finished: the barrier closes
-	// (the gate mode's hold ends without changing the mode: a restart restores it).
-	u.done = func() {
+	b.u.main = func(ctx context.Context) error { return b.pl.Run(ctx, b.sources...) }
+	b.u.done = func() {
 		if err := ln.Stop(); err != nil {
 			log.Warn("gate mode: releasing the hold at shutdown", "err", err)
 		}
-		if rel != nil {
-			_ = rel.Halt()
+		if b.rel != nil {
+			_ = b.rel.Halt()
 		}
-		c := pl.Counters()
+		c := b.pl.Counters()
 		log.Info("stopping", "passages", c.Passages, "lost", c.Lost)
 	}
-	return u, nil
 }
 
-// readers opens the credential readers the config names, each reporting its coming and going
-// to ops (status, screen, metrics, events).
-func readers(cfg *config.Config, log *slog.Logger, o *ops.Ops) ([]pipeline.Source, error) {
+// openReaders opens the credential readers the config names, each reporting its coming and
+// going to ops (status, screen, metrics, events).
+func openReaders(cfg *config.Config, log *slog.Logger, o *ops.Ops) ([]pipeline.Source, error) {
 	var sources []pipeline.Source
 	qr, err := open.QRScanner(cfg, log.With("part", "qrscan"), o.ReaderState("qr"))
 	if err != nil {
