@@ -169,11 +169,12 @@ func (c Call) Retryable() bool {
 // Verify asks the platform about cred in one request. passageID names the passage the call
 // serves.
 func (c *Client) Verify(ctx context.Context, cred Credential, passageID string) (Result, Call, error) {
-	call := Call{Interface: cred.Kind, Attempt: 1}
-	ep, ok := c.m.Endpoint(cred.Kind)
+	iface := c.m.Interface(cred)
+	call := Call{Interface: iface, Attempt: 1}
+	ep, ok := c.m.Endpoint(iface)
 	if !ok {
 		call.Result = ResultBadResponse
-		return Result{}, call, fmt.Errorf("%w: the mapping %s has no endpoint for credential kind %q", ErrBadResponse, c.m.Name, cred.Kind)
+		return Result{}, call, fmt.Errorf("%w: the mapping %s has no endpoint for %s (endpoints.%s)", ErrBadResponse, c.m.Name, iface, iface)
 	}
 	out, err := c.m.newOutgoing(ep, &cred, c.opt.Device, c.opt.Venue)
 	if err != nil {
@@ -185,6 +186,9 @@ func (c *Client) Verify(ctx context.Context, cred Credential, passageID string) 
 		return Result{}, call, err
 	}
 	res, err := c.m.ParseAnswer(raw)
+	if err == nil && iface == FaceSearch {
+		res.Score, err = c.m.Response.readScore(raw)
+	}
 	if res.ServerTime.IsZero() {
 		res.ServerTime = call.ServerTime
 	}

@@ -60,6 +60,9 @@ type Endpoints struct {
 	QR     Endpoint `yaml:"qr"`
 	IDCard Endpoint `yaml:"idcard"`
 	Face   Endpoint `yaml:"face"`
+	// FaceSearch is the 1:N face search (docking interface v3); optional: a platform without
+	// it has no face-only passage.
+	FaceSearch Endpoint `yaml:"face_search"`
 }
 
 // Request encodings (endpoints.<op>.encoding).
@@ -113,6 +116,10 @@ type Response struct {
 	// ServerTime is the platform's clock in the answer (optional; the HTTP Date header
 	// serves when it is absent).
 	ServerTime Field `yaml:"server_time"`
+	// Score is a face search's match score, a number from 0 to 1 (response.score; required
+	// when endpoints.face_search is set). Scale multiplies it first (0.01 for a platform
+	// that scores 0–100).
+	Score Field `yaml:"score"`
 }
 
 // Time layouts that are keywords rather than Go layouts.
@@ -134,6 +141,8 @@ type Field struct {
 	// NewestBy is the path, inside each element of the array the path's [] stands for, of
 	// the value that orders them: the element with the latest one is read.
 	NewestBy string `yaml:"newest_by"`
+	// Scale multiplies a number field (response.score only); 0 means 1.
+	Scale float64 `yaml:"scale"`
 }
 
 // Placeholders a request value may use.
@@ -211,7 +220,7 @@ func (m *Mapping) defaults() {
 	def(&h.SignMethod, "X-Sign-Method")
 	def(&h.TimestampUnit, "ms")
 	def(&h.RequestID, "X-Request-Id")
-	for _, e := range []*Endpoint{&m.Endpoints.Ping, &m.Endpoints.QR, &m.Endpoints.IDCard, &m.Endpoints.Face} {
+	for _, e := range []*Endpoint{&m.Endpoints.Ping, &m.Endpoints.QR, &m.Endpoints.IDCard, &m.Endpoints.Face, &m.Endpoints.FaceSearch} {
 		if e.Method == "" && e.Path != "" {
 			e.Method = "POST"
 			if e == &m.Endpoints.Ping {
@@ -282,6 +291,8 @@ func (m *Mapping) Endpoint(kind string) (Endpoint, bool) {
 		e = m.Endpoints.IDCard
 	case KindFace:
 		e = m.Endpoints.Face
+	case FaceSearch:
+		e = m.Endpoints.FaceSearch
 	}
 	return e, e.Path != ""
 }
@@ -296,15 +307,26 @@ func (m *Mapping) BuildRequest(cred Credential, device, venue string) ([]byte, e
 	return json.Marshal(fields)
 }
 
+// Interface is the platform interface cred is asked on: its kind, or FaceSearch for a face
+// that comes with no ID number (a face-only passage) when the mapping has
+// endpoints.face_search. Without one, such a face goes to endpoints.face with an empty ID
+// number, as in docking interface v2.
+func (m *Mapping) Interface(cred Credential) string {
+	if cred.Kind == KindFace && cred.IDNumber == "" && m.Endpoints.FaceSearch.Path != "" {
+		return FaceSearch
+	}
+	return cred.Kind
+}
+
 // requestFields are the fields of cred's request: top-level name → string or nested object.
 func (m *Mapping) requestFields(cred *Credential, device, venue string) (map[string]any, error) {
 	root := map[string]any{}
 	if cred == nil { // a ping
 		return root, nil
 	}
-	tmpl, ok := m.Request[cred.Kind]
+	tmpl, ok := m.Request[m.Interface(*cred)]
 	if !ok {
-		return nil, fmt.Errorf("%w: no request.%s in the mapping", ErrMapping, cred.Kind)
+		return nil, fmt.Errorf("%w: no request.%s in the mapping", ErrMapping, m.Interface(*cred))
 	}
 	keys := make([]string, 0, len(tmpl))
 	for k := range tmpl {

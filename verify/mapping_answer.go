@@ -450,3 +450,31 @@ func (r *Response) readServerTime(doc any, res *Result) {
 		}
 	}
 }
+
+// readScore reads a face search's score (response.score, times its scale): a number from 0
+// to 1. An answer without one, or with one that is not such a number, is a bad response: a
+// face-only passage never passes on an answer whose match cannot be judged.
+func (r *Response) readScore(raw []byte) (*float64, error) {
+	doc, err := answerDoc(raw)
+	if err != nil {
+		return nil, err
+	}
+	if r.Score.Path == "" {
+		return nil, fmt.Errorf("%w: the mapping has no response.score for a face search", ErrBadResponse)
+	}
+	s, present, err := r.scalar(doc, "score", r.Score)
+	if err != nil {
+		return nil, err
+	}
+	if !present {
+		return nil, fmt.Errorf("%w: no %s in a face-search answer", ErrBadResponse, r.Score.Path)
+	}
+	f, cerr := strconv.ParseFloat(s, 64)
+	if r.Score.Scale != 0 {
+		f *= r.Score.Scale
+	}
+	if cerr != nil || math.IsNaN(f) || f < 0 || f > 1 {
+		return nil, fmt.Errorf("%w: %s is not a score from 0 to 1", ErrBadResponse, r.Score.Path)
+	}
+	return &f, nil
+}

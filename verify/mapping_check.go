@@ -161,7 +161,8 @@ func (m *Mapping) endpointProblems(l *problemList) {
 		key string
 		e   Endpoint
 		req bool
-	}{{"ping", m.Endpoints.Ping, true}, {"qr", m.Endpoints.QR, true}, {"idcard", m.Endpoints.IDCard, true}, {"face", m.Endpoints.Face, false}}
+	}{{"ping", m.Endpoints.Ping, true}, {"qr", m.Endpoints.QR, true}, {"idcard", m.Endpoints.IDCard, true}, {"face", m.Endpoints.Face, false},
+		{FaceSearch, m.Endpoints.FaceSearch, false}}
 	for _, e := range eps {
 		key := "endpoints." + e.key
 		switch {
@@ -185,16 +186,17 @@ func (m *Mapping) endpointProblems(l *problemList) {
 }
 
 func (m *Mapping) requestProblems(l *problemList) {
-	kinds := map[string]string{KindQR: "${qr_token}", KindIDCard: "${id_number}", KindFace: "${face_jpeg_base64}"}
+	kinds := map[string]string{KindQR: "${qr_token}", KindIDCard: "${id_number}", KindFace: "${face_jpeg_base64}", FaceSearch: "${face_jpeg_base64}"}
 	for kind := range m.Request {
 		if _, ok := kinds[kind]; !ok {
-			l.add("request."+kind, "is an unknown credential kind (known: face, idcard, qr)")
+			l.add("request."+kind, "is an unknown credential kind (known: face, face_search, idcard, qr)")
 		}
 	}
-	for _, kind := range []string{KindQR, KindIDCard, KindFace} {
+	optional := map[string]string{KindFace: m.Endpoints.Face.Path, FaceSearch: m.Endpoints.FaceSearch.Path}
+	for _, kind := range []string{KindQR, KindIDCard, KindFace, FaceSearch} {
 		body, ok := m.Request[kind]
 		if !ok {
-			if kind != KindFace || m.Endpoints.Face.Path != "" {
+			if path, opt := optional[kind]; !opt || path != "" {
 				l.add("request."+kind, "is required")
 			}
 			continue
@@ -212,7 +214,14 @@ func (m *Mapping) requestProblems(l *problemList) {
 				hasCred = true
 			}
 		}
-		if _, err := m.requestFields(&Credential{Kind: kind}, "", ""); err != nil {
+		probe := Credential{Kind: kind}
+		switch kind {
+		case KindFace:
+			probe.IDNumber = "probe" // a face with an ID number is the 1:1 comparison
+		case FaceSearch:
+			probe.Kind = KindFace // a face alone is the search
+		}
+		if _, err := m.requestFields(&probe, "", ""); err != nil {
 			l.add("request."+kind, "%s", strings.TrimPrefix(err.Error(), ErrMapping.Error()+": "))
 		}
 		if !hasCred {
@@ -226,6 +235,12 @@ var timeFields = []string{"nat_sampled_at", "nat_reported_at", "server_time"}
 
 func (m *Mapping) responseProblems(l *problemList) {
 	r := &m.Response
+	if m.Endpoints.FaceSearch.Path != "" && r.Score.Path == "" {
+		l.add("response.score.path", "is required with endpoints.face_search (a face search is judged by its score)")
+	}
+	if r.Score.Scale < 0 {
+		l.add("response.score.scale", "must be > 0, got %v", r.Score.Scale)
+	}
 	for _, f := range r.fields() {
 		key := "response." + f.key
 		switch {
@@ -330,6 +345,7 @@ func (r *Response) fields() []namedField {
 		{"nat_result", r.NATResult, true}, {"nat_sampled_at", r.NATSampledAt, true},
 		{"nat_reported_at", r.NATReportedAt, false}, {"vaccine_doses", r.VaccineDoses, true},
 		{"vaccine_last_date", r.VaccineLastDate, false}, {"server_time", r.ServerTime, false},
+		{"score", r.Score, false},
 	}
 }
 

@@ -93,8 +93,13 @@ func TestMappingProblems(t *testing.T) {
 		{"bad placeholder", strings.Replace(ref, "${qr_token}", "${token}", 1), "unknown placeholder ${token}"},
 		{"credential not carried", strings.Replace(ref, "qr_token: ${qr_token}", "qr_token: HC-1", 1), "request.qr must carry ${qr_token}"},
 		{"bad value map", strings.Replace(ref, "values: {green: green, yellow: yellow, red: red}", "values: {green: verde}", 1), "response.health_code.values must map to green"},
-		{"unknown key", ref + "\nextra: 1\n", "line 55: extra: unknown key"},
+		{"unknown key", ref + "\nextra: 1\n", "line 59: extra: unknown key"},
 		{"bad offset", strings.Replace(ref, "nat_sampled_at: {path: data.nat.sampled_at}", "nat_sampled_at: {path: data.nat.sampled_at, utc_offset: CST}", 1), "response.nat_sampled_at.utc_offset"},
+		{"face search without a score", strings.Replace(ref, "  score: {path: data.score}\n", "", 1), "response.score.path is required with endpoints.face_search"},
+		{"face search without a body", strings.Replace(ref, "  face_search:\n    image_jpeg: ${face_jpeg_base64}\n", "", 1), "request.face_search is required"},
+		{"face search body without the face", strings.Replace(ref, "  face_search:\n    image_jpeg: ${face_jpeg_base64}\n", "  face_search:\n    image_jpeg: x\n", 1), "request.face_search must carry ${face_jpeg_base64}"},
+		{"negative score scale", strings.Replace(ref, "score: {path: data.score}", "score: {path: data.score, scale: -1}", 1), "response.score.scale must be > 0"},
+		{"score points at nothing", strings.Replace(ref, "score: {path: data.score}", "score: {path: data.mark}", 1), `response.score.path "data.mark" points at nothing`},
 		{"empty", "", "empty"},
 	}
 	for _, tt := range tests {

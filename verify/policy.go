@@ -36,6 +36,10 @@ type Policy struct {
 	// IgnoreIdentityMatch admits a person whose name does not match the ID number (the zero
 	// value requires the match).
 	IgnoreIdentityMatch bool
+	// FaceMinScore is the lowest face-search score a face-only passage is decided by
+	// (policy.face_min_score); a match below it is face_low_score. 0 accepts any match the
+	// platform reports.
+	FaceMinScore float64
 }
 
 // Hash identifies the policy in force: "sha256:" and 16 hex digits of the SHA-256 of its
@@ -53,7 +57,8 @@ func (p Policy) Hash() string {
 		NATMaxAgeS    int64    `json:"nat_max_age_s"`
 		MinDoses      int      `json:"min_vaccine_doses"`
 		IdentityMatch bool     `json:"identity_match"`
-	}{PolicyVersion, p.Version, creds, codes, int64(p.NATMaxAge / time.Second), p.MinVaccineDoses, !p.IgnoreIdentityMatch})
+		FaceMinScore  float64  `json:"face_min_score,omitempty"`
+	}{PolicyVersion, p.Version, creds, codes, int64(p.NATMaxAge / time.Second), p.MinVaccineDoses, !p.IgnoreIdentityMatch, p.FaceMinScore})
 	sum := sha256.Sum256(canon)
 	return "sha256:" + hex.EncodeToString(sum[:8])
 }

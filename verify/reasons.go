@@ -28,6 +28,8 @@ const (
 	ReasonOfflineFlagged      = "offline_flagged"         // offline; allow_and_flag let the person in, flagged for re-verification
 	ReasonNATTimeUnverifiable = "nat_time_unverifiable"   // the unit's clock is wrong and the platform gave no time to measure the test's age against
 	ReasonFaceUnavailable     = "face_unavailable"        // the face is required (camera.verify: required) and no snapshot could be taken; the platform was not asked
+	ReasonFaceNotFound        = "face_not_found"          // a face search (face-only passage) found nobody in the population
+	ReasonFaceLowScore        = "face_low_score"          // a face search's best match scored below policy.face_min_score
 )
 
 // Reasons lists every reason code with its plain description, for docs and the CLI.
@@ -57,4 +59,6 @@ var Reasons = []struct{ Code, Meaning string }{
 	{ReasonOfflineFlagged, "offline: allow_and_flag admitted the person; the record is flagged and re-verified when the platform returns"},
 	{ReasonNATTimeUnverifiable, "the unit's clock is wrong (before 2024) and the platform's answer carried no time to measure the nucleic-acid test's age against"},
 	{ReasonFaceUnavailable, "the face is required (camera.verify: required) and the camera gave no snapshot; the platform was not asked"},
+	{ReasonFaceNotFound, "a face-only passage: the platform's face search found nobody in its population"},
+	{ReasonFaceLowScore, "a face-only passage: the face search's best match scored below policy.face_min_score"},
 }

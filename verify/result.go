@@ -9,6 +9,10 @@ const (
 	KindFace   = "face"
 )
 
+// FaceSearch is the platform interface (and the audit's interface) of a face credential
+// without an ID number: the 1:N search of docking interface v3, which names the person.
+const FaceSearch = "face_search"
+
 // Credential is what a reader produced for one passage. It holds personal data: never log it;
 // use privacy's masks.
 type Credential struct {
@@ -51,4 +55,7 @@ type Result struct {
 	// gave neither. The verifier measures the nucleic-acid age against it when the unit's
 	// clock is not trusted.
 	ServerTime time.Time
+	// Score is a face search's match score (0 to 1, higher is more alike); nil for other
+	// answers, and for a face-search answer without one (which is a bad response).
+	Score *float64
 }

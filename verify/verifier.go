@@ -71,6 +71,9 @@ type Decision struct {
 	// data, for the caller's alert: mask it, never log it. (A pointer keeps Decision
 	// comparable.)
 	Mismatch *Identity
+	// FaceScore is the face search's match score of a face-only passage (its answer's
+	// score); nil for other passages.
+	FaceScore *float64
 }
 
 // Calls are every request made for the decision, in order: the retried attempt, if any,
@@ -234,6 +237,9 @@ func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string
 	last.Source = SourceLive
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrUnknownCredential) && last.Interface == FaceSearch:
+		d.Reason = ReasonFaceNotFound // nobody in the population looks like this face
+		return d
 	case errors.Is(err, ErrUnknownCredential):
 		d.Reason = ReasonUnknownCredential
 		return d
@@ -250,8 +256,27 @@ func (v *Verifier) decide(ctx context.Context, cred Credential, passageID string
 		d.Reason, d.Err = ReasonBadResponse, err
 		return d
 	}
+	if last.Interface == FaceSearch && !v.faceMatched(&d, res) {
+		return d
+	}
 	v.decideAnswer(&d, cred, res)
 	return d
+}
+
+// faceMatched judges a face search's score: below policy.face_min_score the match is not
+// taken (face_low_score, and the subject stays empty: the platform's best guess is not
+// recorded as the person who stood there).
+func (v *Verifier) faceMatched(d *Decision, res Result) bool {
+	d.FaceScore = res.Score
+	if res.Score == nil { // the client refuses an answer without a score; never pass on one
+		d.Reason = ReasonBadResponse
+		return false
+	}
+	if *res.Score < v.policy.FaceMinScore {
+		d.Reason = ReasonFaceLowScore
+		return false
+	}
+	return true
 }
 
 // decideAnswer decides by a usable answer: whose it is, then the venue policy.
