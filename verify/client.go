@@ -132,7 +132,7 @@ func (c *Client) String() string { return "platform " + c.base + " (mapping " + 
 // Call describes one request made to the platform, for the audit log. It never holds the
 // credential.
 type Call struct {
-	Interface string    // qr, idcard, face, ping
+	Interface string    // qr, idcard, face, face_search, ping
 	Attempt   int       // 1; 2 for a retry
 	Start     time.Time // when the request was sent
 	Latency   time.Duration

@@ -55,6 +55,16 @@ func (m *Mapping) ReadFields(raw []byte) ([]Reading, error) {
 	return out, nil
 }
 
+// ReadAnswer is ReadFields for a real answer from one interface: fields that interface's
+// answers do not carry are left out (the score is only in a face search's answer).
+func (m *Mapping) ReadAnswer(iface string, raw []byte) ([]Reading, error) {
+	reads, err := m.ReadFields(raw)
+	if iface == FaceSearch {
+		return reads, err
+	}
+	return slices.DeleteFunc(reads, func(r Reading) bool { return r.Key == "score" }), err
+}
+
 // interpret says what the unit makes of a field's raw value, or why it cannot.
 func (r *Response) interpret(key string, f Field, raw string) (value, problem string) {
 	unknown := func() (string, string) {

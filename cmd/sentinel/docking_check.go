@@ -263,7 +263,7 @@ func (c *commission) mappedRow(cred verify.Credential, res verify.Result, call v
 		row.Detail = describe(call, err)
 		return row
 	}
-	reads, rerr := c.mapping.ReadFields(answer)
+	reads, rerr := c.mapping.ReadAnswer(call.Interface, answer)
 	if rerr != nil {
 		row.Detail = rerr.Error()
 		return row

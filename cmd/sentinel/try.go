@@ -272,7 +272,7 @@ func (c *commission) try(ctx context.Context, cred verify.Credential, stdout, st
 	printExchange(&out, c, x)
 	ok := x.Status != 0
 	if len(x.Answer) > 0 {
-		reads, err := c.mapping.ReadFields(x.Answer)
+		reads, err := c.mapping.ReadAnswer(c.mapping.Interface(cred), x.Answer)
 		mk.learn(reads)
 		fmt.Fprintln(&out, "\nMapped fields:")
 		if err != nil {
