@@ -99,6 +99,9 @@ type Policy struct {
 	Credentials          map[string][]string `yaml:"credentials"` // device style → accepted kinds; all when absent
 	MinVaccineDoses      int                 `yaml:"min_vaccine_doses"`
 	RequireIdentityMatch bool                `yaml:"require_identity_match"` // default true
+	// FaceMinScore is the lowest face-search score a face-only passage is taken at (0 to 1,
+	// default 0.80); a match below it is denied face_low_score.
+	FaceMinScore float64 `yaml:"face_min_score"`
 }
 
 // Barrier is the relay that opens the lane.

@@ -25,6 +25,13 @@ const (
 	maxFireDebounce   = 50 * time.Millisecond
 	DefaultHeldOpen   = 30 * time.Second
 	DefaultCameraWait = 2 * time.Second
+	// Face-only passages (camera.trigger).
+	DefaultMinFace       = 80
+	DefaultRearm         = 2 * time.Second
+	DefaultStall         = 3 * time.Second
+	DefaultMaxFrameBytes = 2 << 20
+	maxFrameBytes        = 8 << 20
+	minFrameBytes        = 16 << 10
 )
 
 // IDCardReader is a second-generation ID-card reader (SAM module) on a serial line.
@@ -36,11 +43,11 @@ type IDCardReader struct {
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 }
 
-// Camera captures stills for face verification.
+// Camera captures stills for face verification, and, streaming, watches for faces.
 type Camera struct {
-	Driver  string        `yaml:"driver"` // v4l2 | http | none
+	Driver  string        `yaml:"driver"` // v4l2 | http | mjpeg | none
 	Device  string        `yaml:"device"` // v4l2: /dev/video0
-	URL     string        `yaml:"url"`    // http: the snapshot URL (may hold credentials)
+	URL     string        `yaml:"url"`    // http: the snapshot URL; mjpeg: the stream's (may hold credentials)
 	Timeout time.Duration `yaml:"timeout"`
 	// Verify says when a snapshot goes to the platform's face verification: never;
 	// with_idcard (each ID-card passage is verified by face and ID number, and by the card
@@ -53,6 +60,53 @@ type Camera struct {
 	// face passage's record carries the snapshot inside subject.sealed, sealed to the
 	// platform's key; needs privacy.platform_key_file).
 	Keep string `yaml:"keep"`
+
+	// Trigger is how a face-only passage starts (docking interface v3's face search):
+	// detect (the on-device detector sees a good face; the pillar build), presence (the
+	// sensor at inputs.presence fires: the best of a few frames is searched), or none (the
+	// default: a face is checked only after a card, camera.verify).
+	Trigger string `yaml:"trigger"`
+	// MinFace is the smallest face side searched, frame pixels (default 80); a smaller one
+	// is told to come closer.
+	MinFace int `yaml:"min_face"`
+	// Rearm: a face out of view this long has left (default 2s); the next one is a new
+	// person. Also the presence sensor's quiet time between two people.
+	Rearm time.Duration `yaml:"rearm"`
+	// Retrigger: a person still in view is searched again this long after (default 0s:
+	// never).
+	Retrigger time.Duration `yaml:"retrigger"`
+	// Stall: no frame for this long makes the camera offline (event camera_offline) and the
+	// stream is connected again (default 3s).
+	Stall time.Duration `yaml:"stall"`
+	// MaxFrameBytes bounds one frame of the stream (default 2 MiB); a larger one is skipped
+	// and counted.
+	MaxFrameBytes int `yaml:"max_frame_bytes"`
+	// Cascade is the detector's cascade file (default Debian's LBP frontal face,
+	// /usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml).
+	Cascade string `yaml:"cascade"`
+}
+
+// Face triggers (camera.trigger).
+const (
+	CameraTriggerNone     = "none"
+	CameraTriggerDetect   = "detect"
+	CameraTriggerPresence = "presence"
+)
+
+// CameraTriggers lists camera.trigger's values.
+var CameraTriggers = []string{CameraTriggerDetect, CameraTriggerPresence, CameraTriggerNone}
+
+// FaceTrigger is camera.trigger in force: none without a camera section.
+func (c *Config) FaceTrigger() string {
+	if c.Camera == nil || c.Camera.Trigger == "" {
+		return CameraTriggerNone
+	}
+	return c.Camera.Trigger
+}
+
+// StreamingCamera says whether the camera delivers a stream (mjpeg, v4l2).
+func (c *Config) StreamingCamera() bool {
+	return c.Camera != nil && (c.Camera.Driver == "mjpeg" || c.Camera.Driver == "v4l2")
 }
 
 // Camera verification modes (camera.verify) and keep modes (camera.keep).
@@ -69,7 +123,7 @@ var CameraVerifyModes = []string{CameraVerifyNever, CameraVerifyWithIDCard, Came
 
 // HasCamera says whether a camera driver is configured (not absent, not none).
 func (c *Config) HasCamera() bool {
-	return c.Camera != nil && (c.Camera.Driver == "http" || c.Camera.Driver == "v4l2")
+	return c.Camera != nil && (c.Camera.Driver == "http" || c.Camera.Driver == "v4l2" || c.Camera.Driver == "mjpeg")
 }
 
 // FaceVerify is camera.verify in force: never when there is no camera section.
@@ -86,6 +140,9 @@ type Inputs struct {
 	DoorSensor *Input `yaml:"door_sensor"`
 	FireAlarm  *Input `yaml:"fire_alarm"`
 	Tamper     *Input `yaml:"tamper"`
+	// Presence is an IR or radar presence sensor in front of the camera (camera.trigger:
+	// presence): not a lane input, it starts a face-only passage.
+	Presence *Input `yaml:"presence"`
 }
 
 // Input is one debounced GPIO input.
@@ -101,7 +158,7 @@ type Input struct {
 // Named lists the configured inputs by their key.
 func (in Inputs) Named() map[string]*Input {
 	m := map[string]*Input{}
-	for k, v := range map[string]*Input{"exit_button": in.ExitButton, "door_sensor": in.DoorSensor, "fire_alarm": in.FireAlarm, "tamper": in.Tamper} {
+	for k, v := range map[string]*Input{"exit_button": in.ExitButton, "door_sensor": in.DoorSensor, "fire_alarm": in.FireAlarm, "tamper": in.Tamper, "presence": in.Presence} {
 		if v != nil {
 			m[k] = v
 		}
@@ -143,6 +200,9 @@ func devicesDefaults(c *Config, present func(string) bool) {
 	if cam := c.Camera; cam != nil && cam.Keep == "" {
 		cam.Keep = CameraKeepNone
 	}
+	if cam := c.Camera; cam != nil {
+		cameraStreamDefaults(cam, present)
+	}
 	for name, in := range c.Inputs.Named() {
 		if !present("inputs." + name + ".debounce") {
 			in.Debounce = DefaultDebounce
@@ -156,7 +216,7 @@ func devicesDefaults(c *Config, present func(string) bool) {
 // devicesValidate checks the device keys, part by part.
 func devicesValidate(c *Config) []Problem {
 	var ps problems
-	for _, step := range []func(*Config, *problems){validateScanners, validateBarrierMode, validateCamera, validateInputs} {
+	for _, step := range []func(*Config, *problems){validateScanners, validateBarrierMode, validateCamera, validateFaceTrigger, validateInputs} {
 		step(c, &ps)
 	}
 	return ps
@@ -220,13 +280,14 @@ func validateCamera(c *Config, ps *problems) {
 		if cam.Device == "" {
 			ps.add("camera.device", "is required for driver v4l2 (e.g. /dev/video0)")
 		}
-	case "http":
+	case "http", "mjpeg":
 		if u, err := url.Parse(cam.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			ps.add("camera.url", "must be an http:// or https:// snapshot URL with a host")
+			what := map[string]string{"http": "snapshot", "mjpeg": "MJPEG stream"}[cam.Driver]
+			ps.add("camera.url", "must be an http:// or https:// %s URL with a host", what)
 		}
 	case "none":
 	default:
-		ps.add("camera.driver", "must be one of v4l2, http, none, got %q", cam.Driver)
+		ps.add("camera.driver", "must be one of v4l2, http, mjpeg, none, got %q", cam.Driver)
 	}
 	if cam.Timeout < 0 || cam.Timeout > 30*time.Second {
 		ps.add("camera.timeout", "must be > 0 and at most 30s, got %s", cam.Timeout)
@@ -235,7 +296,7 @@ func validateCamera(c *Config, ps *problems) {
 	case !slices.Contains(CameraVerifyModes, cam.Verify):
 		ps.add("camera.verify", "must be one of %s, got %q", strings.Join(CameraVerifyModes, ", "), cam.Verify)
 	case cam.Verify != CameraVerifyNever && !c.HasCamera():
-		ps.add("camera.verify", "%s needs camera.driver v4l2 or http", cam.Verify)
+		ps.add("camera.verify", "%s needs camera.driver v4l2, http or mjpeg", cam.Verify)
 	case cam.Verify != CameraVerifyNever && c.Scanners.IDCard == nil:
 		ps.add("camera.verify", "%s needs scanners.idcard (the face is verified with the card's ID number)", cam.Verify)
 	case cam.Verify != CameraVerifyNever && len(c.AcceptedCredentials()) > 0 && !slices.Contains(c.AcceptedCredentials(), "face"):
@@ -247,11 +308,75 @@ func validateCamera(c *Config, ps *problems) {
 		if c.Privacy.PlatformKeyFile == "" {
 			ps.add("camera.keep", "sealed needs privacy.platform_key_file (snapshots are stored only sealed to the platform's key)")
 		}
-		if cam.Verify == CameraVerifyNever {
-			ps.add("camera.keep", "sealed keeps the snapshots of face verification, but camera.verify is never")
+		if cam.Verify == CameraVerifyNever && (cam.Trigger == CameraTriggerNone || cam.Trigger == "") {
+			ps.add("camera.keep", "sealed keeps the snapshots of face verification, but camera.verify is never and camera.trigger none")
 		}
 	default:
 		ps.add("camera.keep", "must be one of none, sealed, got %q", cam.Keep)
+	}
+}
+
+func cameraStreamDefaults(cam *Camera, present func(string) bool) {
+	if cam.Trigger == "" {
+		cam.Trigger = CameraTriggerNone
+	}
+	if cam.MinFace == 0 {
+		cam.MinFace = DefaultMinFace
+	}
+	if !present("camera.rearm") {
+		cam.Rearm = DefaultRearm
+	}
+	if cam.Stall == 0 {
+		cam.Stall = DefaultStall
+	}
+	if cam.MaxFrameBytes == 0 {
+		cam.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if cam.Cascade == "" {
+		cam.Cascade = "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml"
+	}
+}
+
+// validateFaceTrigger checks the keys of face-only passages (camera.trigger and the stream's
+// bounds).
+func validateFaceTrigger(c *Config, ps *problems) {
+	cam := c.Camera
+	if cam == nil {
+		if c.Inputs.Presence != nil {
+			ps.add("inputs.presence", "is wired but there is no camera section (camera.trigger: presence)")
+		}
+		return
+	}
+	switch {
+	case !slices.Contains(CameraTriggers, cam.Trigger):
+		ps.add("camera.trigger", "must be one of %s, got %q", strings.Join(CameraTriggers, ", "), cam.Trigger)
+	case cam.Trigger != CameraTriggerNone && !c.StreamingCamera():
+		ps.add("camera.trigger", "%s needs a streaming camera: camera.driver mjpeg or v4l2, got %q", cam.Trigger, cam.Driver)
+	case cam.Trigger != CameraTriggerNone && len(c.AcceptedCredentials()) > 0 && !slices.Contains(c.AcceptedCredentials(), "face"):
+		ps.add("camera.trigger", "%s makes face-only passages, but policy.credentials.%s leaves out face", cam.Trigger, c.Device.Style)
+	case cam.Trigger == CameraTriggerPresence && c.Inputs.Presence == nil:
+		ps.add("camera.trigger", "presence needs inputs.presence (the IR or radar sensor's GPIO line)")
+	}
+	if c.Inputs.Presence != nil && cam.Trigger != CameraTriggerPresence {
+		ps.add("inputs.presence", "is wired but camera.trigger is %s, not presence", cam.Trigger)
+	}
+	if cam.MinFace < 20 || cam.MinFace > 2000 {
+		ps.add("camera.min_face", "must be between 20 and 2000 pixels, got %d", cam.MinFace)
+	}
+	if cam.Rearm < 100*time.Millisecond || cam.Rearm > time.Minute {
+		ps.add("camera.rearm", "must be between 100ms and 1m, got %s", cam.Rearm)
+	}
+	if cam.Retrigger != 0 && (cam.Retrigger < time.Second || cam.Retrigger > time.Hour) {
+		ps.add("camera.retrigger", "must be 0s (never) or between 1s and 1h, got %s", cam.Retrigger)
+	}
+	if cam.Stall < 500*time.Millisecond || cam.Stall > time.Minute {
+		ps.add("camera.stall", "must be between 500ms and 1m, got %s", cam.Stall)
+	}
+	if cam.MaxFrameBytes < minFrameBytes || cam.MaxFrameBytes > maxFrameBytes {
+		ps.add("camera.max_frame_bytes", "must be between %d and %d bytes, got %d", minFrameBytes, maxFrameBytes, cam.MaxFrameBytes)
+	}
+	if strings.ContainsRune(cam.Cascade, 0) || !strings.HasPrefix(cam.Cascade, "/") {
+		ps.add("camera.cascade", "must be an absolute path to an OpenCV cascade file, got %q", cam.Cascade)
 	}
 }
 
@@ -260,7 +385,7 @@ func validateInputs(c *Config, ps *problems) {
 	if b := c.Barrier; b.Driver == "gpio" && b.Pin != "" {
 		pins[b.Pin] = "barrier.pin"
 	}
-	for _, name := range []string{"exit_button", "door_sensor", "fire_alarm", "tamper"} {
+	for _, name := range []string{"exit_button", "door_sensor", "fire_alarm", "tamper", "presence"} {
 		in := c.Inputs.Named()[name]
 		if in == nil {
 			continue

@@ -49,7 +49,7 @@ func TestDeviceProblems(t *testing.T) {
 		{"mode", "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\nbarrier: {driver: gpio, pin: GPIO17, mode: latch}\n", "barrier.mode: must be one of pulse, hold"},
 		{"hold without door", "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\nbarrier: {driver: gpio, pin: GPIO17, mode: hold}\n", "barrier.mode: hold needs inputs.door_sensor"},
 		{"pulse over max", "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\nbarrier: {driver: gpio, pin: GPIO17, pulse: 3s, max_pulse: 2s}\n", "barrier.pulse: must be at most barrier.max_pulse"},
-		{"camera driver", "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\ncamera: {driver: ffmpeg}\n", "camera.driver: must be one of v4l2, http, none"},
+		{"camera driver", "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\ncamera: {driver: ffmpeg}\n", "camera.driver: must be one of v4l2, http, mjpeg, none"},
 		{"camera url", "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\ncamera: {driver: http, url: \"rtsp://cam\"}\n", "camera.url: must be an http://"},
 		{"input pin", "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\ninputs:\n  tamper: {active_low: true}\n", "inputs.tamper.pin: is required"},
 		{"input pin reused", "scanners:\n  qr: {driver: serial, port: /dev/ttyS1}\ninputs:\n  tamper: {pin: GPIO17}\n", "inputs.tamper.pin: GPIO17 is already used by barrier.pin"},
@@ -114,7 +114,7 @@ func TestCameraVerify(t *testing.T) {
 	}
 	problems := []struct{ name, yaml, want string }{
 		{"unknown mode", devBase + idcard + fmt.Sprintf(cam, ", verify: always"), "camera.verify: must be one of never, with_idcard, required"},
-		{"no camera driver", devBase + idcard + "camera: {driver: none, verify: required}\n", "camera.verify: required needs camera.driver v4l2 or http"},
+		{"no camera driver", devBase + idcard + "camera: {driver: none, verify: required}\n", "camera.verify: required needs camera.driver v4l2, http or mjpeg"},
 		{"no ID-card reader", devBase + qrOnly + fmt.Sprintf(cam, ", verify: with_idcard"), "camera.verify: with_idcard needs scanners.idcard"},
 		{"face not accepted", devBase + idcard + fmt.Sprintf(cam, ", verify: with_idcard") + "policy: {credentials: {gate_all_in_one: [qr, idcard]}}\n", "camera.verify: with_idcard needs face in policy.credentials.gate_all_in_one"},
 		{"keep unknown", devBase + idcard + fmt.Sprintf(cam, ", keep: forever"), "camera.keep: must be one of none, sealed"},

@@ -23,6 +23,8 @@ const (
 	maxVaccineDoses      = 10
 	maxPolicyVersion     = 64
 	budgetMargin         = 200 * time.Millisecond
+	// DefaultFaceMinScore is policy.face_min_score: the reference platform's own threshold.
+	DefaultFaceMinScore = 0.80
 )
 
 // CredentialKinds are the kinds policy.credentials may list.
@@ -44,6 +46,9 @@ func platformDefaults(c *Config, present func(string) bool) {
 	}
 	if p.Signing == "" {
 		p.Signing = DefaultSigning
+	}
+	if !present("policy.face_min_score") {
+		c.Policy.FaceMinScore = DefaultFaceMinScore
 	}
 	if !present("policy.require_identity_match") {
 		c.Policy.RequireIdentityMatch = true
@@ -89,6 +94,9 @@ func validatePlatform(c *Config) []Problem {
 	pol := c.Policy
 	if pol.MinVaccineDoses < 0 || pol.MinVaccineDoses > maxVaccineDoses {
 		add("policy.min_vaccine_doses", "must be between 0 (off) and %d, got %d", maxVaccineDoses, pol.MinVaccineDoses)
+	}
+	if pol.FaceMinScore < 0 || pol.FaceMinScore > 1 || pol.FaceMinScore != pol.FaceMinScore {
+		add("policy.face_min_score", "must be a score from 0 to 1 (e.g. 0.80), got %v", pol.FaceMinScore)
 	}
 	if len(pol.Version) > maxPolicyVersion || strings.ContainsFunc(pol.Version, func(r rune) bool { return r < 0x20 }) {
 		add("policy.version", "must be one line of at most %d characters", maxPolicyVersion)

@@ -72,6 +72,7 @@ func VerifierOptions(cfg *config.Config, trusted func() bool) verify.VerifierOpt
 			NATMaxAge:           pol.NATMaxAge,
 			MinVaccineDoses:     pol.MinVaccineDoses,
 			IgnoreIdentityMatch: !pol.RequireIdentityMatch,
+			FaceMinScore:        faceMinScore(cfg),
 		},
 		MaxTokenLen:   maxTok,
 		Budget:        cfg.Platform.Budget,
@@ -80,6 +81,16 @@ func VerifierOptions(cfg *config.Config, trusted func() bool) verify.VerifierOpt
 		ProbeInterval: cfg.Platform.ProbeInterval,
 		ClockTrusted:  trusted,
 	}
+}
+
+// faceMinScore is policy.face_min_score on a unit that has face-only passages
+// (camera.trigger); 0 elsewhere, so that the policy hash of a unit without them stays what
+// it was before face search.
+func faceMinScore(cfg *config.Config) float64 {
+	if cfg.FaceTrigger() == config.CameraTriggerNone {
+		return 0
+	}
+	return cfg.Policy.FaceMinScore
 }
 
 // Capacity is the outbox's capacity and full policy (queue.*).

@@ -175,6 +175,12 @@ func (p *Pipeline) decide(ctx context.Context, cred verify.Credential, id string
 // record builds the passage record: masked subject, sealed when a sealer is set.
 func (p *Pipeline) record(id string, at time.Time, cred verify.Credential, d verify.Decision, gate, gateMode string) record.Passage {
 	rec := newRecord(id, at, p.opt.Unit, cred.Kind, d, gate)
+	if rec.Credential == verify.KindFace {
+		rec.Face = &record.FaceCheck{Check: record.FaceCheckCard, Score: d.FaceScore, Liveness: record.LivenessNone}
+		if cred.Kind == verify.KindFace && cred.IDNumber == "" {
+			rec.Face.Check = record.FaceCheckSearch
+		}
+	}
 	rec.Clock, rec.GateMode = p.opt.Clock(), gateMode
 	if p.opt.Sealer != nil {
 		var face []byte

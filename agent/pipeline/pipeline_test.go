@@ -305,3 +305,53 @@ func TestRunStopsWhenASourceFails(t *testing.T) {
 		t.Fatal("Run did not return within 5s after a source failed")
 	}
 }
+
+// TestFaceRecord (issue #12): a face passage's record says how the face was checked: search
+// (face only, with the platform's score) or card (1:1), liveness none; other credentials
+// carry no face field. The face picture is zeroed after the passage.
+func TestFaceRecord(t *testing.T) {
+	score := 0.93
+	found := pass
+	found.Credential, found.FaceScore = verify.KindFace, &score
+	notFound := fixed{Verdict: verify.Deny, Reason: verify.ReasonFaceNotFound, Mode: verify.ModeOnline, Credential: verify.KindFace}
+	tests := []struct {
+		name    string
+		d       fixed
+		cred    verify.Credential
+		want    string // the stored record's face field, as JSON
+		reason  string
+		subject bool
+	}{
+		{"search found", found, verify.Credential{Kind: verify.KindFace, FaceJPEG: []byte{0xFF, 0xD8, 1, 2}}, `{"check":"search","score":0.93,"liveness":"none"}`, verify.ReasonOK, true},
+		{"search not found", notFound, verify.Credential{Kind: verify.KindFace, FaceJPEG: []byte{0xFF, 0xD8, 1, 2}}, `{"check":"search","liveness":"none"}`, verify.ReasonFaceNotFound, false},
+		{"card 1:1", fixed(func() verify.Decision { d := verify.Decision(pass); d.Credential = verify.KindFace; return d }()),
+			verify.Credential{Kind: verify.KindFace, IDNumber: "350582199001011231", FaceJPEG: []byte{0xFF, 0xD8, 1, 2}}, `{"check":"card","liveness":"none"}`, verify.ReasonOK, true},
+		{"qr", pass, verify.Credential{Kind: verify.KindQR, QRToken: "HC-1"}, ``, verify.ReasonOK, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &order{}
+			ob := queuetest.New()
+			p := pipeline.New(pipeline.Options{Unit: unit, Decider: tt.d, Store: store{o, ob}, Barrier: barrier{o, true}, Log: quiet()})
+			face := tt.cred.FaceJPEG
+			if _, err := p.Handle(context.Background(), tt.cred, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			var r struct {
+				Credential string          `json:"credential"`
+				Reason     string          `json:"reason"`
+				Face       json.RawMessage `json:"face"`
+				Subject    record.Subject  `json:"subject"`
+			}
+			if err := json.Unmarshal(ob.Entries(record.StreamPassage)[0].Payload, &r); err != nil {
+				t.Fatal(err)
+			}
+			if string(r.Face) != tt.want || r.Reason != tt.reason || (r.Subject.ID != "") != tt.subject {
+				t.Errorf("credential %s reason %s face %s subject %q, want face %s reason %s", r.Credential, r.Reason, r.Face, r.Subject.ID, tt.want, tt.reason)
+			}
+			if len(face) > 0 && !slices.Equal(face, make([]byte, len(face))) {
+				t.Error("the face picture was not zeroed after the passage")
+			}
+		})
+	}
+}

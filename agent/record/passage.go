@@ -66,4 +66,27 @@ type Passage struct {
 	// when the unit's own clock was used (docs/docking-spec.md, "The unit's clock").
 	TimeSource   string `json:"time_source,omitempty"`
 	PlatformTime string `json:"platform_time,omitempty"`
+	// Face says how the face of a face passage (credential face) was checked; absent for
+	// other credentials.
+	Face *FaceCheck `json:"face,omitempty"`
 }
+
+// FaceCheck is how a passage's face was checked.
+type FaceCheck struct {
+	// Check is search for a face-only passage (the platform's 1:N face search named the
+	// person) or card for a face checked against the ID card's number (1:1).
+	Check string `json:"check"`
+	// Score is the face search's match score, 0 to 1, as the platform answered it (absent
+	// when it answered none: not found, offline, or a 1:1 check).
+	Score *float64 `json:"score,omitempty"`
+	// Liveness is how the unit made sure a live person stood there: none for a plain camera
+	// (no IR, no depth), so that a venue can refuse face-only passage by policy.
+	Liveness string `json:"liveness"`
+}
+
+// Face checks (FaceCheck.Check) and liveness (FaceCheck.Liveness).
+const (
+	FaceCheckSearch = "search"
+	FaceCheckCard   = "card"
+	LivenessNone    = "none"
+)
