@@ -22,7 +22,7 @@ ARM64_SYSROOT ?= /var/cache/sentinel/sysroot-arm64
 FACE_ARM64_ENV := CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
   CGO_CPPFLAGS='-I$(ARM64_SYSROOT)/usr/include/opencv4 -I$(ARM64_SYSROOT)/usr/include/aarch64-linux-gnu/opencv4' \
   CGO_LDFLAGS='-L$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu $(foreach d,usr/lib/aarch64-linux-gnu lib/aarch64-linux-gnu usr/lib,-Wl,-rpath-link,$(ARM64_SYSROOT)/$(d))'
-FACE_PKGS := ./drivers/facedetect/...
+FACE_PKGS := ./drivers/facedetect/... ./agent/selftest/
 
 .PHONY: all build field-bins build-amd64 build-arm64 build-armv7 build-pillar build-pillar-arm64 package-pillar test-face-arm64 cross package test test-unit test-e2e test-cross test-package test-field soak test-cluster test-fleet demo fuzz vet fmt clean
 

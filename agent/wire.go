@@ -22,6 +22,7 @@ import (
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/agent/selftest"
 	"github.com/sentinel-edge/sentinel/agent/statefile"
+	"github.com/sentinel-edge/sentinel/drivers/camera"
 	"github.com/sentinel-edge/sentinel/drivers/relay"
 	"github.com/sentinel-edge/sentinel/internal/chain"
 	"github.com/sentinel-edge/sentinel/queue"
@@ -49,7 +50,7 @@ func assemble(cfg *config.Config, opt Options) (_ *unit, err error) {
 		b.audit,         // 6. a row per platform call; re-checks; start-up alerts
 		b.lane,          // 7. the barrier, its inputs, the gate mode
 		b.operations,    // 8. status, commands, screen, metrics, the docking evidence
-		b.readers,       // 9. QR scanner, ID-card reader: each must open now
+		b.readers,       // 9. QR scanner, ID-card reader, the camera and its face trigger
 		b.decisionChain, // 10. the card's face check, then the platform and the policy
 		b.sealing,       // 11. the full identity sealed to the platform's key
 		b.pipeline,      // 12. prepare, decide, plan, record, store, open, audit, observe
@@ -87,6 +88,7 @@ type builder struct {
 	changed    func() // ops' hook for the lane's changes; set before anything runs
 	o          *ops.Ops
 	sources    []pipeline.Source
+	cam        camera.Camera // nil without one
 	steps      []pipeline.Step
 	sealer     pipeline.Sealer
 	pl         *pipeline.Pipeline
@@ -253,20 +255,31 @@ func (b *builder) operations() error {
 	return nil
 }
 
-// readers opens the credential readers the config names; the pipeline runs them.
+// readers opens the credential readers the config names and the camera; with a face trigger
+// (camera.trigger) the camera's stream is a source too. The pipeline runs them.
 func (b *builder) readers() error {
 	var err error
-	b.sources, err = openReaders(b.cfg, b.log, b.o)
-	return err
+	if b.sources, err = openReaders(b.cfg, b.log, b.o); err != nil {
+		return err
+	}
+	if b.cam, err = open.Camera(b.cfg, b.log.With("part", "camera")); err != nil || b.cam == nil {
+		return err
+	}
+	b.u.onClose(func() { _ = b.cam.Halt() })
+	trig, err := faceTrigger(b.u, b.cfg, b.cam, b.o, b.log.With("part", "face"))
+	if err != nil || trig == nil {
+		return err
+	}
+	b.sources = append(b.sources, trig)
+	return nil
 }
 
 // decisionChain builds the steps before the platform: a card read first gets the snapshot its
 // face check needs (when camera.verify asks for one); then the platform and the venue's policy
 // decide (decisions).
 func (b *builder) decisionChain() error {
-	var err error
-	b.steps, err = faceSteps(b.u, b.cfg, b.decs.PolicyHash(), b.o, b.log.With("part", "face"))
-	return err
+	b.steps = faceSteps(b.cfg, b.cam, b.decs.PolicyHash(), b.o, b.log.With("part", "face"))
+	return nil
 }
 
 // sealing loads the keys: with the platform's key, the full identity (and a kept face) is
@@ -348,7 +361,7 @@ func (b *builder) lifecycle() {
 }
 
 // openReaders opens the credential readers the config names, each reporting its coming and
-// going to ops (status, screen, metrics, events).
+// going to ops (status, screen, metrics, events). A unit with a face trigger may have none.
 func openReaders(cfg *config.Config, log *slog.Logger, o *ops.Ops) ([]pipeline.Source, error) {
 	var sources []pipeline.Source
 	qr, err := open.QRScanner(cfg, log.With("part", "qrscan"), o.ReaderState("qr"))
@@ -366,31 +379,83 @@ func openReaders(cfg *config.Config, log *slog.Logger, o *ops.Ops) ([]pipeline.S
 	if idc != nil {
 		sources = append(sources, idc)
 	}
-	if len(sources) == 0 {
+	if len(sources) == 0 && cfg.FaceTrigger() == config.CameraTriggerNone {
 		return nil, errors.New("scanners: no credential reader configured")
 	}
 	return sources, nil
 }
 
-// faceSteps builds the camera and, when camera.verify asks for it, the face check of card
-// reads.
-func faceSteps(u *unit, cfg *config.Config, policyHash string, o *ops.Ops, log *slog.Logger) ([]pipeline.Step, error) {
-	cam, err := open.Camera(cfg)
-	if err != nil || cam == nil {
+// faceTrigger builds the source of face-only passages (camera.trigger detect or presence):
+// the camera's stream, the watcher (with the detector, or the presence sensor) and the
+// screen's hints; nil with camera.trigger none. The stream's stalls are camera_offline and
+// camera_online events.
+func faceTrigger(u *unit, cfg *config.Config, cam camera.Camera, o *ops.Ops, log *slog.Logger) (pipeline.Source, error) {
+	mode := cfg.FaceTrigger()
+	if mode == config.CameraTriggerNone {
+		return nil, nil
+	}
+	st, ok := cam.(streamCamera)
+	if !ok {
+		return nil, fmt.Errorf("camera.trigger: %s needs a streaming camera (camera.driver mjpeg or v4l2), not %s", mode, cam)
+	}
+	w, closer, err := open.FaceWatcher(cfg)
+	if err != nil {
 		return nil, err
 	}
-	u.onClose(func() { _ = cam.Halt() })
+	if closer != nil {
+		u.onClose(func() { _ = closer.Close() })
+	}
+	opt := face.TriggerOptions{Stream: st, Watcher: w, OnHint: o.FaceHint, Log: log}
+	if mode == config.CameraTriggerPresence {
+		in, err := open.Input(cfg, "presence", log)
+		if err != nil {
+			return nil, err
+		}
+		if in == nil {
+			return nil, errors.New("camera.trigger: presence needs inputs.presence")
+		}
+		u.onClose(func() { _ = in.Halt() })
+		opt.Presence = in
+	}
+	st.OnState(o.CameraState())
+	trig, err := face.NewTrigger(opt)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("face trigger on: a face in view is searched on the platform (face-only passages)",
+		"camera", cam.String(), "trigger", mode, "min_face", cfg.Camera.MinFace, "rearm", cfg.Camera.Rearm,
+		"retrigger", cfg.Camera.Retrigger, "face_min_score", cfg.Policy.FaceMinScore)
+	return trig, nil
+}
+
+// streamCamera is a camera that streams (camera.MJPEG, camera.V4L2) and reports its stalls.
+type streamCamera interface {
+	face.FrameStream
+	OnState(func(online bool, err error))
+}
+
+// faceSteps builds, when camera.verify asks for it, the face check of card reads; with a
+// face trigger the card check's snapshot is the stream's newest frame, and the stream
+// reports the camera's state.
+func faceSteps(cfg *config.Config, cam camera.Camera, policyHash string, o *ops.Ops, log *slog.Logger) []pipeline.Step {
+	if cam == nil {
+		return nil
+	}
 	when := cfg.FaceVerify()
-	if when == config.CameraVerifyNever {
-		log.Info("camera ready; camera.verify is never: no snapshot is taken", "camera", cam.String())
-		return nil, nil
+	if when == config.CameraVerifyNever || cfg.Scanners.IDCard == nil {
+		log.Info("camera ready; no snapshot is taken for card reads", "camera", cam.String(), "camera_verify", when)
+		return nil
 	}
 	log.Info("face verification on: each ID-card passage is decided by a snapshot and the card's ID number",
 		"camera", cam.String(), "camera_verify", when, "keep", cfg.Camera.Keep)
+	onState := o.ReaderState("camera")
+	if cfg.FaceTrigger() != config.CameraTriggerNone {
+		onState = nil
+	}
 	return []pipeline.Step{face.NewCardCheck(face.CardCheckOptions{
 		Camera: cam, Required: when == config.CameraVerifyRequired, Budget: cfg.Camera.Timeout,
-		PolicyHash: policyHash, OnState: o.ReaderState("camera"), Log: log,
-	})}, nil
+		PolicyHash: policyHash, OnState: onState, Log: log,
+	})}
 }
 
 // doorHeldOpen is inputs.door_sensor.held_open, 0 without a door sensor.

@@ -142,9 +142,11 @@ func IDCardReader(cfg *config.Config, log *slog.Logger, onState func(online bool
 	return IDCard{sam}, nil
 }
 
-// Camera builds the camera the config names (camera.driver); nil without one. The caller
-// halts it.
-func Camera(cfg *config.Config) (camera.Camera, error) {
+// Camera builds the camera the config names (camera.driver); nil without one. With a face
+// trigger (camera.trigger detect or presence) it is a camera.Stream too, and it streams once
+// its Run starts; its Snapshot (the card check's) is then the newest frame. The caller halts
+// it.
+func Camera(cfg *config.Config, log *slog.Logger) (camera.Camera, error) {
 	c := cfg.Camera
 	if !cfg.HasCamera() {
 		return nil, nil
@@ -156,14 +158,30 @@ func Camera(cfg *config.Config) (camera.Camera, error) {
 			return nil, fmt.Errorf("camera.url: %w", err)
 		}
 		return h, nil
+	case "mjpeg":
+		m, err := camera.NewMJPEG(c.URL, StreamOptions(cfg), log)
+		if err != nil {
+			return nil, fmt.Errorf("camera.url: %w", err)
+		}
+		return m, nil
 	case "v4l2":
-		v, err := camera.NewV4L2(c.Device)
+		v, err := camera.NewV4L2Stream(c.Device, StreamOptions(cfg), log)
 		if err != nil {
 			return nil, fmt.Errorf("camera.device: %w", err)
 		}
 		return v, nil
 	}
-	return nil, fmt.Errorf("camera.driver: unknown driver %q (known: http, v4l2, none)", c.Driver)
+	return nil, fmt.Errorf("camera.driver: unknown driver %q (known: http, mjpeg, v4l2, none)", c.Driver)
+}
+
+// StreamOptions are a stream's settings: camera.stall, camera.max_frame_bytes and
+// camera.timeout (connecting, and a snapshot).
+func StreamOptions(cfg *config.Config) camera.StreamOptions {
+	c := cfg.Camera
+	if c == nil {
+		return camera.StreamOptions{}
+	}
+	return camera.StreamOptions{MaxFrameBytes: c.MaxFrameBytes, Stall: c.Stall, Timeout: c.Timeout}
 }
 
 // InputPin finds the line of a lane input: its GPIO line, or — when the barrier itself is

@@ -261,6 +261,23 @@ func (o *Ops) ReaderState(source string) func(online bool, err error) {
 	}
 }
 
+// CameraState is the OnState of a streaming camera (a face trigger's): the camera is a reader
+// of the status ("camera"), and its transitions are camera_offline (with why) and
+// camera_online events.
+func (o *Ops) CameraState() func(online bool, err error) {
+	return func(online bool, err error) {
+		o.setReader(record.SourceCamera, online)
+		e := record.Event{Type: record.EventCameraOnline, Source: record.SourceCamera}
+		if !online {
+			e.Type = record.EventCameraOffline
+			if err != nil {
+				e.Detail = err.Error()
+			}
+		}
+		o.opt.Events.Emit(e)
+	}
+}
+
 // setReader records whether the named reader is online.
 func (o *Ops) setReader(name string, online bool) {
 	o.mu.Lock()

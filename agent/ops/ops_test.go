@@ -84,6 +84,19 @@ func TestStatusContent(t *testing.T) {
 	if evs := f.events(t, 1); len(evs) != 1 || evs[0].Type != record.EventReaderOffline || evs[0].Source != "idcard" || evs[0].Detail == "" {
 		t.Errorf("events %+v", evs)
 	}
+	// A face trigger's stream that stalls is camera_offline, and the status says so.
+	f.o.CameraState()(false, errors.New("camera: no frame within camera.stall"))
+	if s7 := f.o.Status(context.Background()); s7.Readers["camera"] != "offline" {
+		t.Errorf("readers %v after a stall", s7.Readers)
+	}
+	f.o.CameraState()(true, nil)
+	if s8 := f.o.Status(context.Background()); s8.Readers["camera"] != "online" {
+		t.Errorf("readers %v after frames came back", s8.Readers)
+	}
+	if evs := f.events(t, 3); len(evs) != 3 || evs[1].Type != record.EventCameraOffline || evs[1].Source != "camera" ||
+		!strings.Contains(evs[1].Detail, "camera.stall") || evs[2].Type != record.EventCameraOnline || evs[2].Detail != "" {
+		t.Errorf("events %+v", evs)
+	}
 }
 
 // TestListenerPortTaken: a taken port does not stop the part; it binds once the port frees.

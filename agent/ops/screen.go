@@ -42,8 +42,9 @@ func unitView(s record.Status, ls lane.State, cfg *config.Config) screen.Unit {
 
 // screenAccepts are the ways in the idle screen asks for: each reader the unit has whose
 // credential its policy (policy.credentials for its style) accepts. An ID card that the
-// camera confirms (camera.verify with_idcard or required) is asked for with the face. A
-// pillar asks for its card and face first, other styles for the QR code first.
+// camera confirms (camera.verify with_idcard or required) is asked for with the face; a face
+// trigger (camera.trigger) asks for the face alone. A pillar asks for its face and card
+// first, other styles for the QR code first.
 func screenAccepts(cfg *config.Config) []string {
 	accepts := cfg.AcceptedCredentials()
 	ok := func(kind string) bool { return len(accepts) == 0 || slices.Contains(accepts, kind) }
@@ -58,10 +59,14 @@ func screenAccepts(cfg *config.Config) []string {
 	if cfg.Scanners.QR != nil && ok(screen.KindQR) {
 		qr = []string{screen.KindQR}
 	}
-	if cfg.Device.Style == config.StylePillar {
-		return append(card, qr...)
+	var faceAlone []string
+	if cfg.FaceTrigger() != config.CameraTriggerNone && ok(screen.KindFace) {
+		faceAlone = []string{screen.KindFaceAlone}
 	}
-	return append(qr, card...)
+	if cfg.Device.Style == config.StylePillar {
+		return slices.Concat(faceAlone, card, qr)
+	}
+	return slices.Concat(qr, card, faceAlone)
 }
 
 // screenPart is the verdict screen: its server, and a kick when the unit's state changed.
@@ -103,6 +108,14 @@ func (o *Ops) newScreen() *screenPart {
 func (p *screenPart) show(r record.Passage) {
 	if p != nil {
 		p.srv.Show(verdictView(r, time.Duration(p.hold.Load())))
+	}
+}
+
+// FaceHint puts what a face trigger asks of the person on the screen (FaceHint("") clears
+// it); without a screen it does nothing. It never blocks.
+func (o *Ops) FaceHint(code string) {
+	if o.scr != nil {
+		o.scr.srv.ShowHint(code)
 	}
 }
 

@@ -13,6 +13,10 @@ const (
 	EventTamperCleared    = "tamper_cleared"
 	EventReaderOffline    = "reader_offline"
 	EventReaderOnline     = "reader_online"
+	// A streaming camera (camera.trigger detect or presence): no frame within camera.stall,
+	// and frames again.
+	EventCameraOffline = "camera_offline"
+	EventCameraOnline  = "camera_online"
 	// Operations (docs/operations.md).
 	EventCommand      = "command"       // a remote command, done or refused
 	EventModeRestored = "mode_restored" // the gate mode read back at start
@@ -22,13 +26,15 @@ const (
 var EventTypes = []string{
 	EventExitButton, EventDoorForcedOpen, EventDoorHeldOpen, EventDoorClosed,
 	EventFireAlarm, EventFireAlarmCleared, EventTamper, EventTamperCleared,
-	EventReaderOffline, EventReaderOnline, EventCommand, EventModeRestored,
+	EventReaderOffline, EventReaderOnline, EventCameraOffline, EventCameraOnline,
+	EventCommand, EventModeRestored,
 }
 
 // Event sources that are not a lane input or a reader.
 const (
 	SourceCommand = "command" // the remote command channel
 	SourceAgent   = "agent"   // the agent itself (the gate mode restored at start)
+	SourceCamera  = "camera"  // the camera, a reader like the others
 )
 
 // Event is the record on stream event: one type for devices, commands and the agent. It

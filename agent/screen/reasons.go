@@ -73,10 +73,10 @@ var Reasons = map[string]Message{
 	"nat_time_unverifiable": {Person: wait("本机时间未校准，无法核对核酸时效", "This unit's clock is not set: the test's age cannot be checked."),
 		Staff: Text{"请人工查验核酸采样时间，并报修设备时钟", "Check the test's date by hand and report the unit's clock."}},
 	"face_unavailable": {Person: Text{"未能拍摄人脸。" + personFaceCameraZH + personCardAgainZH, "No face picture could be taken. " + personFaceCameraEN + personCardAgainEN}, Staff: staffCheckCamera},
-	// The face checks of the detector (added with it): no face in the picture, or one too
-	// unclear to compare.
-	"face_not_found": {Person: Text{"未检测到人脸。" + personFaceCameraZH + personCardAgainZH, "No face was found in the picture. " + personFaceCameraEN + personCardAgainEN}, Staff: staffCheckCamera},
-	"face_low_score": {Person: Text{"人脸不够清晰。请摘下帽子和口罩，正对摄像头" + personCardAgainZH, "The face picture is not clear enough. Take off hat and mask, face the camera" + personCardAgainEN}, Staff: staffCheckCamera},
+	// A face-only passage (camera.trigger): the platform's 1:N search found nobody, or only
+	// someone below policy.face_min_score.
+	"face_not_found": {Person: Text{"未能识别您的人脸，请出示健康码或刷身份证", "Your face was not recognised. Please show your health code or place your ID card."}, Staff: staffCheckByHand},
+	"face_low_score": {Person: Text{"人脸比对不够可靠。请摘下帽子和口罩，正对摄像头，或刷身份证", "The face match is not certain enough. Take off hat and mask and face the camera, or place your ID card."}, Staff: staffCheckCamera},
 }
 
 // FaceReasons are the messages that differ when the face decided the passage (an ID card
@@ -112,12 +112,15 @@ const (
 	KindQR     = "qr"
 	KindIDCard = "idcard"
 	KindFace   = "face" // an ID card confirmed by the camera
+	// KindFaceAlone is a face-only passage (camera.trigger detect or presence).
+	KindFaceAlone = "face_alone"
 )
 
 var prompts = map[string]Text{
-	KindQR:     {"请扫描健康码", "Scan your health code"},
-	KindIDCard: {"请刷身份证", "Place your ID card on the reader"},
-	KindFace:   {"请刷身份证，并正对摄像头", "Place your ID card on the reader and face the camera"},
+	KindQR:        {"请扫描健康码", "Scan your health code"},
+	KindIDCard:    {"请刷身份证", "Place your ID card on the reader"},
+	KindFace:      {"请刷身份证，并正对摄像头", "Place your ID card on the reader and face the camera"},
+	KindFaceAlone: {"请正对摄像头，刷脸通行", "Look at the camera to pass by face"},
 }
 
 // IdlePrompt is what the idle screen asks for, one line per way in, in the order given:

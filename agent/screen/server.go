@@ -145,6 +145,7 @@ type Server struct {
 	clients map[*client]struct{}
 	unit    []byte // last Unit as JSON
 	verdict []byte // last Verdict as JSON, nil before the first
+	hint    []byte // last Hint as JSON, nil before the first
 	shownAt time.Time
 	hold    time.Duration
 	n       int64
@@ -183,6 +184,43 @@ func (s *Server) Show(v Verdict) {
 	s.stats.Shown++
 	s.mu.Unlock()
 	s.broadcast(event{"verdict", b})
+}
+
+// Hint is what the screen asks of the person in front of a face trigger's camera, while no
+// verdict is shown: Code is facetrack's hint (no_face, come_closer, look_at_camera,
+// hold_still, more_light), "" to ask nothing.
+type Hint struct {
+	Code string `json:"code"`
+	Text Text   `json:"text"`
+}
+
+// hints are the texts of the face hints.
+var hints = map[string]Text{
+	"no_face":        {"请正对摄像头", "Please look at the camera"},
+	"come_closer":    {"请靠近一些", "Please come closer"},
+	"look_at_camera": {"请站到画面中间，正对摄像头", "Please step into the middle and look at the camera"},
+	"hold_still":     {"请保持不动", "Please hold still"},
+	"more_light":     {"光线不足，请靠近摄像头并摘下帽子", "Too dark: come closer to the camera and take off your hat"},
+}
+
+// ShowHint pushes a face hint to every browser (an unknown code asks nothing). It never
+// blocks; a browser that connects later gets the newest.
+func (s *Server) ShowHint(code string) {
+	h := Hint{Code: code, Text: hints[code]}
+	if h.Text == (Text{}) {
+		h.Code = ""
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	same := string(b) == string(s.hint)
+	s.hint = b
+	s.mu.Unlock()
+	if !same {
+		s.broadcast(event{"hint", b})
+	}
 }
 
 // SetUnit replaces the unit state and pushes it when it changed. It never blocks.
@@ -326,6 +364,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	first := []event{{"unit", s.unit}}
 	if v := s.currentVerdictLocked(); v != nil {
 		first = append(first, event{"verdict", v})
+	}
+	if s.hint != nil {
+		first = append(first, event{"hint", s.hint})
 	}
 	s.clients[c] = struct{}{}
 	n := len(s.clients)

@@ -69,10 +69,15 @@ func TestTextsForPersonAndStaff(t *testing.T) {
 	if card := Explain("identity_mismatch", "idcard"); strings.Contains(card.Person.EN, "face") {
 		t.Errorf("an ID card's mismatch speaks of a face: %+v", card)
 	}
-	for _, code := range []string{"face_unavailable", "face_not_found", "face_low_score"} {
+	for _, code := range []string{"face_unavailable", "face_low_score"} {
 		if m := Explain(code, "face"); !strings.Contains(m.Person.EN, "camera") || m.Staff.EN == "" {
 			t.Errorf("%s: %+v, want the person told to face the camera and the staff what to check", code, m)
 		}
+	}
+	// A face nobody matches is no camera fault: the person is offered the other ways in.
+	if m := Explain("face_not_found", "face"); !strings.Contains(m.Person.EN, "health code") || !strings.Contains(m.Person.EN, "ID card") ||
+		strings.Contains(m.Person.EN, "again") || m.Staff.EN == "" {
+		t.Errorf("face_not_found: %+v, want the person offered a health code or ID card", m)
 	}
 }
 
@@ -85,6 +90,7 @@ func TestIdlePrompt(t *testing.T) {
 		{[]string{KindFace}, "Place your ID card on the reader and face the camera"},
 		{[]string{KindQR, KindIDCard}, "Scan your health code | or place your ID card on the reader"},
 		{[]string{"iris", KindIDCard}, "Place your ID card on the reader"},
+		{[]string{KindFaceAlone, KindFace}, "Look at the camera to pass by face | or place your ID card on the reader and face the camera"},
 		{nil, ""},
 	}
 	for _, tt := range tests {
@@ -95,6 +101,36 @@ func TestIdlePrompt(t *testing.T) {
 		if got := strings.Join(en, " | "); got != tt.want {
 			t.Errorf("IdlePrompt(%v) = %q, want %q", tt.kinds, got, tt.want)
 		}
+	}
+}
+
+// A face hint reaches the browsers as an event with its words; a browser that connects later
+// gets the newest; an unknown code (or "") asks nothing.
+func TestFaceHints(t *testing.T) {
+	s := New(Options{})
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	s.ShowHint("come_closer")
+	s.ShowHint("come_closer") // the same again: not sent twice
+	req, _ := http.NewRequest("GET", hs.URL+"/events", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	s.ShowHint("<script>")
+	var got []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && len(got) < 2 {
+		if l, ok := strings.CutPrefix(sc.Text(), "data: "); ok && strings.Contains(l, `"code"`) {
+			got = append(got, l)
+		}
+	}
+	if len(got) != 2 || !strings.Contains(got[0], `"code":"come_closer"`) || !strings.Contains(got[0], "Please come closer") ||
+		!strings.Contains(got[1], `"code":""`) || strings.Contains(got[1], "script") {
+		t.Errorf("hint events %q", got)
 	}
 }
 

@@ -58,10 +58,13 @@ func checkCamera(ctx context.Context, cfg *config.Config, _ Options) Result {
 	}
 	c := cfg.Camera
 	key, fix := "camera.url", "open camera.url in a browser from the unit's network; check the address, the credentials in the URL and that the camera's snapshot (JPEG) interface is on"
+	if c.Driver == "mjpeg" {
+		fix = "open camera.url in a browser from the unit's network; check the address, the credentials in the URL and that it serves an MJPEG stream (multipart/x-mixed-replace), not a page or a redirect"
+	}
 	if c.Driver == "v4l2" {
 		key, fix = "camera.device", "check the camera's USB cable; set camera.device to its node (v4l2-ctl --list-devices); the sentinel user must be in group video; stop the running daemon first (it holds the device)"
 	}
-	cam, err := open.Camera(cfg)
+	cam, err := open.Camera(cfg, nil)
 	if err != nil {
 		return failed(fmt.Sprintf("%s: %v", key, err), fix)
 	}
@@ -76,7 +79,7 @@ func checkCamera(ctx context.Context, cfg *config.Config, _ Options) Result {
 	if err != nil {
 		return failed(fmt.Sprintf("%s: no snapshot from %s within camera.timeout (%s): %v", key, cam, c.Timeout, err), fix)
 	}
-	detail := fmt.Sprintf("%s gave a %d-byte JPEG in %s (not stored); camera.verify %s", cam, n, max(took.Round(time.Millisecond), time.Millisecond), cfg.FaceVerify())
+	detail := fmt.Sprintf("%s gave a %d-byte JPEG in %s (not stored); camera.verify %s, camera.trigger %s", cam, n, max(took.Round(time.Millisecond), time.Millisecond), cfg.FaceVerify(), cfg.FaceTrigger())
 	if n > verify.MaxFaceJPEG && cfg.FaceVerify() != config.CameraVerifyNever {
 		return failed(detail+fmt.Sprintf(": more than the %d bytes (2 MiB) the platform takes for a face", verify.MaxFaceJPEG),
 			"lower the camera's snapshot resolution or JPEG quality")

@@ -110,6 +110,8 @@ var checks = []check{
 	{"disk", checkDisk},
 	{"id-card reader", checkIDCardReader},
 	{"camera", checkCamera},
+	{"face trigger", checkFaceTrigger},
+	{"input presence", inputCheck("presence")},
 	{"input exit_button", inputCheck("exit_button")},
 	{"input door_sensor", inputCheck("door_sensor")},
 	{"input fire_alarm", inputCheck("fire_alarm")},
