@@ -109,7 +109,7 @@ test-field: test-cross test-package
 
 # Unit tests and the end-to-end test (real Mosquitto, real HTTP, a pty, the built binaries).
 # The face packages run a second time with the opencv tag: the detector on real frames.
-test: build
+test: build build-pillar
 	scripts/install-deps.sh test
 	scripts/install-deps.sh face
 	gofmt_out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$gofmt_out" ]; then echo "gofmt needed: $$gofmt_out"; exit 1; fi
@@ -144,8 +144,9 @@ test-fleet: build
 
 # Runs the agent end to end on a virtual scanner, the reference platform, a fake barrier and
 # an embedded broker. DEMO_SECONDS=N stops it after N seconds.
-demo: build
-	scripts/demo.sh
+# DEMO_STYLE=pillar make demo: the pillar build passes people by face alone (sim camera).
+demo: build $(if $(filter pillar,$(DEMO_STYLE)),build-pillar)
+	DEMO_STYLE=$(DEMO_STYLE) scripts/demo.sh
 
 # Runs every fuzz target for FUZZTIME each (make test runs their seed corpora only).
 FUZZTIME ?= 20s

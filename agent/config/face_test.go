@@ -73,3 +73,20 @@ func TestFaceTriggerProblems(t *testing.T) {
 		})
 	}
 }
+
+// A face-only pillar needs no scanner; without a trigger one is still required.
+func TestFaceOnlyNeedsNoScanner(t *testing.T) {
+	const noScanner = `device: {id: pillar-01, venue: "350582-0001", style: pillar}
+platform: {url: "http://127.0.0.1:8700"}
+barrier: {driver: gpio, pin: GPIO17}
+uplink: {brokers: ["tcp://127.0.0.1:1883"]}
+policy: {credentials: {pillar: [face]}}
+`
+	if _, err := Parse("p.yaml", []byte(noScanner+"camera: {driver: mjpeg, url: \"http://127.0.0.1:8081/stream\", trigger: detect}\n")); err != nil {
+		t.Errorf("a face-only pillar: %v", err)
+	}
+	_, err := Parse("p.yaml", []byte(noScanner+"camera: {driver: mjpeg, url: \"http://127.0.0.1:8081/stream\"}\n"))
+	if err == nil || !strings.Contains(err.Error(), "scanners: at least one scanner") {
+		t.Errorf("no scanner, no trigger: %v", err)
+	}
+}

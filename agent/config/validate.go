@@ -208,8 +208,8 @@ func validateDevice(c *Config, ps *problems) {
 func validateQR(c *Config, ps *problems) {
 	q := c.Scanners.QR
 	if q == nil {
-		if c.Scanners.IDCard == nil {
-			ps.add("scanners", "at least one scanner must be configured (scanners.qr or scanners.idcard)")
+		if c.Scanners.IDCard == nil && c.FaceTrigger() == CameraTriggerNone {
+			ps.add("scanners", "at least one scanner must be configured (scanners.qr or scanners.idcard), or a face trigger (camera.trigger)")
 		}
 		return
 	}

@@ -263,10 +263,17 @@ func (o *Ops) ReaderState(source string) func(online bool, err error) {
 
 // CameraState is the OnState of a streaming camera (a face trigger's): the camera is a reader
 // of the status ("camera"), and its transitions are camera_offline (with why) and
-// camera_online events.
+// camera_online events. The first frame at start sets the state without an event: only a
+// camera that was offline comes back online.
 func (o *Ops) CameraState() func(online bool, err error) {
 	return func(online bool, err error) {
+		o.mu.Lock()
+		_, known := o.readers[record.SourceCamera]
+		o.mu.Unlock()
 		o.setReader(record.SourceCamera, online)
+		if online && !known {
+			return
+		}
 		e := record.Event{Type: record.EventCameraOnline, Source: record.SourceCamera}
 		if !online {
 			e.Type = record.EventCameraOffline

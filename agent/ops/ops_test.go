@@ -84,7 +84,12 @@ func TestStatusContent(t *testing.T) {
 	if evs := f.events(t, 1); len(evs) != 1 || evs[0].Type != record.EventReaderOffline || evs[0].Source != "idcard" || evs[0].Detail == "" {
 		t.Errorf("events %+v", evs)
 	}
-	// A face trigger's stream that stalls is camera_offline, and the status says so.
+	// A face trigger's stream that stalls is camera_offline, and the status says so; its
+	// first frame at start is no event.
+	f.o.CameraState()(true, nil)
+	if s7 := f.o.Status(context.Background()); s7.Readers["camera"] != "online" {
+		t.Errorf("readers %v after the first frame", s7.Readers)
+	}
 	f.o.CameraState()(false, errors.New("camera: no frame within camera.stall"))
 	if s7 := f.o.Status(context.Background()); s7.Readers["camera"] != "offline" {
 		t.Errorf("readers %v after a stall", s7.Readers)

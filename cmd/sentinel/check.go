@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
+	"github.com/sentinel-edge/sentinel/agent/open"
 	"github.com/sentinel-edge/sentinel/internal/privacy"
 	"github.com/sentinel-edge/sentinel/verify"
 	"github.com/sentinel-edge/sentinel/verify/signing"
@@ -55,6 +57,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok (device %s, venue %s, style %s)\n", *path, cfg.Device.ID, cfg.Device.Venue, cfg.Device.Style)
 	printMappingProof(stdout, cfg, m)
+	if cfg.FaceTrigger() == config.CameraTriggerDetect && !open.HasDetector {
+		fmt.Fprintf(stdout, "note: camera.trigger detect needs the pillar build: this binary (%s) has no face detector and `run` refuses this config; run it with sentinel-pillar\n", filepath.Base(os.Args[0]))
+	}
 	return exitOK
 }
 
