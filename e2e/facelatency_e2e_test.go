@@ -67,7 +67,7 @@ func TestE2EFaceLatency(t *testing.T) {
 			}
 		}
 	}))
-	defer cam.Close()
+	t.Cleanup(cam.Close) // after the agent stops (cleanups run last first): a streaming handler ends with its client
 	w.cam = strings.TrimPrefix(cam.URL, "http://")
 	ag := w.agent(t, broker, device, "")
 	var lat []time.Duration
