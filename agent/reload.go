@@ -135,7 +135,11 @@ func (r *reloader) apply(by string) ReloadOutcome {
 	var next *decider
 	if slices.ContainsFunc(changed, func(k string) bool { return strings.HasPrefix(k, "platform.") || strings.HasPrefix(k, "policy.") }) ||
 		r.filesChanged(nc, &changed) {
-		if next, err = newDecider(nc, r.onPing); err != nil {
+		// camera.* needs a restart: the face trigger in force, not the file's, says whether
+		// policy.face_min_score applies and whether the mapping must search faces.
+		dc := *nc
+		dc.Camera = old.Camera
+		if next, err = newDecider(&dc, r.onPing); err != nil {
 			return refuse(err.Error())
 		}
 	}

@@ -37,12 +37,14 @@ type reloadRig struct {
 	rl        *reloader
 }
 
-func newReloadRig(t *testing.T) *reloadRig {
+func newReloadRig(t *testing.T) *reloadRig { return newReloadRigWith(t, reloadYAML) }
+
+func newReloadRigWith(t *testing.T, yaml string) *reloadRig {
 	t.Helper()
 	r := &reloadRig{dir: t.TempDir(), ops: &fakeApplier{}, level: new(slog.LevelVar)}
 	r.path = filepath.Join(r.dir, "sentinel.yaml")
 	r.write(t, "secret", "the-issued-secret-of-gate-01-000")
-	r.write(t, "sentinel.yaml", reloadYAML)
+	r.write(t, "sentinel.yaml", yaml)
 	cfg, err := config.Load(r.path)
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +131,40 @@ func TestReload(t *testing.T) {
 	r.write(t, "sentinel.yaml", strings.Replace(reloadYAML, "%DIR%/secret", "%DIR%/missing", 1))
 	if _, detail := r.rl.reload("SIGHUP"); !strings.Contains(detail, "platform.secret_file") {
 		t.Errorf("a missing secret is refused naming its key: %s", detail)
+	}
+}
+
+// camera.* needs a restart, so a reload that writes camera.trigger: none beside a policy
+// change keeps the face trigger in force and its score threshold: the new verifier is the one
+// a start with the face trigger and the new policy builds.
+func TestReloadKeepsFaceTrigger(t *testing.T) {
+	const pillar = `device: {id: pillar-01, venue: "350582-0001", style: pillar}
+scanners: {idcard: {driver: sam, port: /dev/null}}
+camera: {driver: mjpeg, url: "http://127.0.0.1:1/stream", trigger: detect}
+platform: {url: "http://127.0.0.1:1", app_key: AK-1, secret_file: %DIR%/secret}
+policy: {health_codes: [green], credentials: {pillar: [face]}}
+barrier: {driver: fake, pulse: 300ms}
+queue: {path: %DIR%/queue.db}
+uplink: {brokers: ["tcp://127.0.0.1:1"]}
+install: {unit: 某超市, location: 北门, brand: Acme, status: installed}
+`
+	r := newReloadRigWith(t, pillar)
+	r.write(t, "sentinel.yaml", strings.NewReplacer("trigger: detect", "trigger: none", "[green]", "[green, yellow]").Replace(pillar))
+	ok, detail := r.rl.reload("SIGHUP")
+	if !ok || !strings.Contains(detail, "restart needed for: camera.trigger") {
+		t.Fatalf("reload: %v %s", ok, detail)
+	}
+	r.write(t, "want.yaml", strings.Replace(pillar, "[green]", "[green, yellow]", 1))
+	want, err := config.Load(filepath.Join(r.dir, "want.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDecider(want, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.rl.decs.PolicyHash(); got != d.verifier.PolicyHash() {
+		t.Errorf("policy in force %s after the reload, want %s (the face trigger's threshold kept)", got, d.verifier.PolicyHash())
 	}
 }
 

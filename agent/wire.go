@@ -89,6 +89,7 @@ type builder struct {
 	o          *ops.Ops
 	sources    []pipeline.Source
 	cam        camera.Camera // nil without one
+	trig       *face.Trigger // nil without camera.trigger
 	steps      []pipeline.Step
 	sealer     pipeline.Sealer
 	pl         *pipeline.Pipeline
@@ -271,6 +272,7 @@ func (b *builder) readers() error {
 		return err
 	}
 	b.sources = append(b.sources, trig)
+	b.trig = trig
 	return nil
 }
 
@@ -304,6 +306,13 @@ func (b *builder) pipeline() error {
 	observers := []pipeline.Observer{b.o}
 	if b.console != nil {
 		observers = append(observers, pipeline.ObserverFunc(b.console.Passage))
+	}
+	if b.trig != nil {
+		observers = append(observers, pipeline.ObserverFunc(func(o pipeline.Outcome) {
+			if byCard(o.Record) {
+				b.trig.Hold() // the card holder in view is not searched by face too
+			}
+		}))
 	}
 	b.pl = pipeline.New(pipeline.Options{
 		Unit: b.id, Steps: b.steps, Decider: b.decs, Store: b.ob, Barrier: b.ln, Sealer: b.sealer,
@@ -389,7 +398,7 @@ func openReaders(cfg *config.Config, log *slog.Logger, o *ops.Ops) ([]pipeline.S
 // the camera's stream, the watcher (with the detector, or the presence sensor) and the
 // screen's hints; nil with camera.trigger none. The stream's stalls are camera_offline and
 // camera_online events.
-func faceTrigger(u *unit, cfg *config.Config, cam camera.Camera, o *ops.Ops, log *slog.Logger) (pipeline.Source, error) {
+func faceTrigger(u *unit, cfg *config.Config, cam camera.Camera, o *ops.Ops, log *slog.Logger) (*face.Trigger, error) {
 	mode := cfg.FaceTrigger()
 	if mode == config.CameraTriggerNone {
 		return nil, nil
@@ -405,7 +414,7 @@ func faceTrigger(u *unit, cfg *config.Config, cam camera.Camera, o *ops.Ops, log
 	if closer != nil {
 		u.onClose(func() { _ = closer.Close() })
 	}
-	opt := face.TriggerOptions{Stream: st, Watcher: w, OnHint: o.FaceHint, Log: log}
+	opt := face.TriggerOptions{Stream: st, Watcher: w, OnHint: o.FaceHint, HoldFor: cfg.Camera.Rearm, Log: log}
 	if mode == config.CameraTriggerPresence {
 		in, err := open.Input(cfg, "presence", log)
 		if err != nil {
@@ -426,6 +435,12 @@ func faceTrigger(u *unit, cfg *config.Config, cam camera.Camera, o *ops.Ops, log
 		"camera", cam.String(), "trigger", mode, "min_face", cfg.Camera.MinFace, "rearm", cfg.Camera.Rearm,
 		"retrigger", cfg.Camera.Retrigger, "face_min_score", cfg.Policy.FaceMinScore)
 	return trig, nil
+}
+
+// byCard says whether a passage was made with the ID card (alone, or with its face check):
+// the person is in front of the camera, and the face trigger must not search them again.
+func byCard(r record.Passage) bool {
+	return r.Credential == verify.KindIDCard || (r.Credential == verify.KindFace && r.Face != nil && r.Face.Check == record.FaceCheckCard)
 }
 
 // streamCamera is a camera that streams (camera.MJPEG, camera.V4L2) and reports its stalls.

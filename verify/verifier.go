@@ -373,6 +373,12 @@ func (v *Verifier) offlineDecision(d *Decision, last *Call, cred Credential, err
 		}
 		d.Verdict, d.Reason = Deny, ReasonOfflineNotCached
 	case OfflineAllowAndFlag:
+		if cred.Kind == KindFace && cred.IDNumber == "" {
+			// A face alone names nobody until the platform searched it: admitting it would
+			// admit anyone (or a photo), and the re-check would have nothing to check.
+			d.Verdict, d.Reason = Deny, ReasonPlatformUnreachable
+			return
+		}
 		d.Verdict, d.Reason, d.Flagged = Pass, ReasonOfflineFlagged, true
 	default:
 		d.Verdict, d.Reason = Deny, ReasonPlatformUnreachable

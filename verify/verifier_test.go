@@ -105,6 +105,10 @@ func TestFallbacks(t *testing.T) {
 		{"bad ID never calls", OfflineAllowAndFlag, nil, Credential{Kind: KindIDCard, IDNumber: "110105194912310021", Name: "张三"}, []fakeAnswer{okGreen}, greenOnly, Deny, ReasonInvalidIDNumber, ModeOnline, "", false, 0, ""},
 		{"control byte in name", OfflineDeny, nil, Credential{Kind: KindIDCard, IDNumber: "11010519491231002X", Name: "张\x00"}, []fakeAnswer{okGreen}, greenOnly, Deny, ReasonMalformedScan, ModeOnline, "", false, 0, ""},
 		{"credential not accepted", OfflineDeny, nil, idc, []fakeAnswer{okGreen}, Policy{HealthCodes: []string{"green"}, Credentials: []string{KindQR}}, Deny, ReasonCredentialRefused, ModeOnline, "", false, 0, ""},
+		// A face-only passage (no ID number) while the platform is away: nobody is identified,
+		// so allow_and_flag must not let them in (the re-check would have nothing to check).
+		{"face alone, allow_and_flag", OfflineAllowAndFlag, nil, Credential{Kind: KindFace, FaceJPEG: []byte{0xFF, 0xD8, 0xFF, 0xE0, 0, 2, 0xFF, 0xD9}}, []fakeAnswer{timedOut}, greenOnly, Deny, ReasonPlatformUnreachable, ModeOffline, OfflineAllowAndFlag, false, 1, SourceOffline},
+		{"face alone, allow_cached", OfflineAllowCached, nil, Credential{Kind: KindFace, FaceJPEG: []byte{0xFF, 0xD8, 0xFF, 0xE0, 0, 2, 0xFF, 0xD9}}, []fakeAnswer{timedOut}, greenOnly, Deny, ReasonOfflineNotCached, ModeOffline, OfflineAllowCached, false, 1, SourceOffline},
 		{"face not a JPEG", OfflineDeny, nil, Credential{Kind: KindFace, FaceJPEG: []byte("GIF89a")}, []fakeAnswer{okGreen}, greenOnly, Deny, ReasonMalformedScan, ModeOnline, "", false, 0, ""},
 		{"unknown kind", OfflineDeny, nil, Credential{Kind: "iris"}, []fakeAnswer{okGreen}, greenOnly, Deny, ReasonMalformedScan, ModeOnline, "", false, 0, ""},
 	}

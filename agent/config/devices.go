@@ -32,6 +32,7 @@ const (
 	DefaultMaxFrameBytes = 2 << 20
 	maxFrameBytes        = 8 << 20
 	minFrameBytes        = 16 << 10
+	maxFaceBytes         = 2 << 20 // verify.MaxFaceJPEG: the most a face search takes
 )
 
 // IDCardReader is a second-generation ID-card reader (SAM module) on a serial line.
@@ -317,22 +318,24 @@ func validateCamera(c *Config, ps *problems) {
 }
 
 func cameraStreamDefaults(cam *Camera, present func(string) bool) {
-	if cam.Trigger == "" {
+	// An explicit zero or empty value is validated, not replaced: only an absent key takes
+	// its default.
+	if !present("camera.trigger") {
 		cam.Trigger = CameraTriggerNone
 	}
-	if cam.MinFace == 0 {
+	if !present("camera.min_face") {
 		cam.MinFace = DefaultMinFace
 	}
 	if !present("camera.rearm") {
 		cam.Rearm = DefaultRearm
 	}
-	if cam.Stall == 0 {
+	if !present("camera.stall") {
 		cam.Stall = DefaultStall
 	}
-	if cam.MaxFrameBytes == 0 {
+	if !present("camera.max_frame_bytes") {
 		cam.MaxFrameBytes = DefaultMaxFrameBytes
 	}
-	if cam.Cascade == "" {
+	if !present("camera.cascade") {
 		cam.Cascade = "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml"
 	}
 }
@@ -374,6 +377,8 @@ func validateFaceTrigger(c *Config, ps *problems) {
 	}
 	if cam.MaxFrameBytes < minFrameBytes || cam.MaxFrameBytes > maxFrameBytes {
 		ps.add("camera.max_frame_bytes", "must be between %d and %d bytes, got %d", minFrameBytes, maxFrameBytes, cam.MaxFrameBytes)
+	} else if cam.Trigger == CameraTriggerPresence && cam.MaxFrameBytes > maxFaceBytes {
+		ps.add("camera.max_frame_bytes", "must be at most %d bytes with camera.trigger presence (the whole frame is searched, and the platform takes at most 2 MiB), got %d", maxFaceBytes, cam.MaxFrameBytes)
 	}
 	if strings.ContainsRune(cam.Cascade, 0) || !strings.HasPrefix(cam.Cascade, "/") {
 		ps.add("camera.cascade", "must be an absolute path to an OpenCV cascade file, got %q", cam.Cascade)

@@ -26,6 +26,7 @@ type FrameStream interface {
 type Watcher interface {
 	Frame(at time.Time, frame []byte) (facetrack.Step, error)
 	Presence(at time.Time, active bool)
+	Hold(at time.Time, d time.Duration)
 }
 
 // PresenceSensor is the presence input (inputs.presence); inputs.Input is one.
@@ -44,7 +45,10 @@ type TriggerOptions struct {
 	// changes (facetrack's hints: no_face, come_closer, look_at_camera, hold_still,
 	// more_light; "" when there is nothing to ask). Called from the stream's goroutine.
 	OnHint func(hint string)
-	Log    *slog.Logger
+	// HoldFor is how long after a passage made another way (an ID card at this unit) a face
+	// coming into view is taken for that person and not searched (camera.rearm).
+	HoldFor time.Duration
+	Log     *slog.Logger
 }
 
 // Trigger is the pipeline source of face-only passages (camera.trigger detect or presence):
@@ -55,9 +59,9 @@ type TriggerOptions struct {
 type Trigger struct {
 	opt TriggerOptions
 
-	frames, undecodable, triggers atomic.Int64
-	warnMu                        sync.Mutex
-	warnedAt                      time.Time
+	frames, undecodable, tooLarge, triggers atomic.Int64
+	warnMu                                  sync.Mutex
+	warnedAt                                time.Time
 }
 
 // NewTrigger returns the trigger; opt.Stream and opt.Watcher are required.
@@ -86,7 +90,7 @@ func (t *Trigger) Run(ctx context.Context, emit func(verify.Credential, time.Tim
 		wg.Go(func() {
 			err := t.opt.Presence.Run(ctx, func(c inputs.Change) { t.opt.Watcher.Presence(c.At, c.Active) })
 			if err != nil && ctx.Err() == nil {
-				sensorErr = fmt.Errorf("face: presence sensor %s: %w", t.opt.Presence, err)
+				sensorErr = fmt.Errorf("inputs.presence: the presence sensor (%s) stopped: %w", t.opt.Presence, err)
 			}
 			cancel()
 		})
@@ -121,6 +125,7 @@ func (t *Trigger) frame(f camera.Frame, emit func(verify.Credential, time.Time))
 	}
 	if len(st.Trigger.JPEG) > verify.MaxFaceJPEG {
 		clear(st.Trigger.JPEG)
+		t.tooLarge.Add(1)
 		t.warnRarely("face crop larger than the platform takes; not searched", "camera", t.opt.Stream.String(), "max", verify.MaxFaceJPEG)
 		return
 	}
@@ -145,14 +150,20 @@ func (t *Trigger) warnRarely(msg string, args ...any) {
 	}
 }
 
+// Hold says that a passage was just made another way (an ID card at this unit): the faces in
+// view now, and those coming into view within HoldFor, are taken for that person and not
+// searched (else one person makes two records and two openings).
+func (t *Trigger) Hold() { t.opt.Watcher.Hold(time.Now(), t.opt.HoldFor) }
+
 // TriggerStats counts what the trigger did.
 type TriggerStats struct {
 	Frames      int64 // frames given to the watcher
-	Undecodable int64 // frames the watcher could not read (and crops too large to send)
+	Undecodable int64 // frames the watcher could not read
+	TooLarge    int64 // faces not searched: the picture is larger than the platform takes
 	Triggers    int64 // faces emitted for search
 }
 
 // Stats returns the counters.
 func (t *Trigger) Stats() TriggerStats {
-	return TriggerStats{t.frames.Load(), t.undecodable.Load(), t.triggers.Load()}
+	return TriggerStats{t.frames.Load(), t.undecodable.Load(), t.tooLarge.Load(), t.triggers.Load()}
 }

@@ -46,6 +46,7 @@ type script struct {
 	errs     []error
 	seen     [][]byte // the frames as given (the same slices)
 	presence []bool
+	holds    int
 }
 
 func (s *script) Frame(_ time.Time, b []byte) (facetrack.Step, error) {
@@ -61,6 +62,12 @@ func (s *script) Frame(_ time.Time, b []byte) (facetrack.Step, error) {
 		return s.steps[i], err
 	}
 	return facetrack.Step{}, err
+}
+
+func (s *script) Hold(time.Time, time.Duration) {
+	s.mu.Lock()
+	s.holds++
+	s.mu.Unlock()
 }
 
 func (s *script) Presence(_ time.Time, active bool) {
@@ -172,7 +179,7 @@ func TestTriggerPresence(t *testing.T) {
 	s := &sensor{changes: []inputs.Change{{Input: "presence", Active: true, At: t0}, {Input: "presence", At: t0.Add(time.Second)}},
 		err: errors.New("gpio gone")}
 	_, err := runTrigger(t, face.TriggerOptions{Stream: &frames{}, Watcher: w, Presence: s, Log: quiet()}, 1)
-	if err == nil || !strings.Contains(err.Error(), "presence sensor test presence") || !strings.Contains(err.Error(), "gpio gone") {
+	if err == nil || !strings.Contains(err.Error(), "inputs.presence: the presence sensor (test presence) stopped") || !strings.Contains(err.Error(), "gpio gone") {
 		t.Fatalf("err %v, want the sensor's", err)
 	}
 	if len(w.presence) != 2 || !w.presence[0] || w.presence[1] {

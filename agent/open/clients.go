@@ -41,6 +41,9 @@ func Platform(cfg *config.Config, onPing func(verify.Call), trusted func() bool)
 	if err != nil {
 		return nil, fmt.Errorf("platform.mapping: %w", err)
 	}
+	if err := FaceSearchMapped(cfg, m); err != nil {
+		return nil, err
+	}
 	var signer *verify.Signer
 	if p.SecretFile != "" {
 		secret, err := verify.ReadSecretFile(p.SecretFile)
@@ -55,6 +58,20 @@ func Platform(cfg *config.Config, onPing func(verify.Call), trusted func() bool)
 		URL: p.URL, Device: cfg.Device.ID, Venue: cfg.Device.Venue, Timeout: p.Timeout,
 		Mapping: m, Signer: signer, OnPing: onPing, ClockTrusted: trusted,
 	}), nil
+}
+
+// FaceSearchMapped refuses a face trigger (camera.trigger) whose mapping has no face search:
+// the face alone would go to the 1:1 face endpoint without an ID number, and the match
+// score (policy.face_min_score) would never be judged.
+func FaceSearchMapped(cfg *config.Config, m *verify.Mapping) error {
+	if cfg.FaceTrigger() == config.CameraTriggerNone || m.Endpoints.FaceSearch.Path != "" {
+		return nil
+	}
+	name := cfg.Platform.Mapping
+	if name == "" {
+		name = "(the built-in reference)"
+	}
+	return fmt.Errorf("camera.trigger: %s needs endpoints.face_search in platform.mapping %s (docking interface v3's 1:N face search, with response.score)", cfg.FaceTrigger(), name)
 }
 
 // VerifierOptions are the venue policy and the offline policy of the config.

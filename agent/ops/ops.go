@@ -280,6 +280,7 @@ func (o *Ops) CameraState() func(online bool, err error) {
 			if err != nil {
 				e.Detail = err.Error()
 			}
+			o.FaceHint("") // no frames: the last hint no longer says anything
 		}
 		o.opt.Events.Emit(e)
 	}

@@ -45,6 +45,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: platform.mapping: %v\n", *path, err)
 		return exitUsage
 	}
+	if err := open.FaceSearchMapped(cfg, m); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return exitUsage
+	}
 	if probs := mappingProblems(*path, cfg, m); len(probs) > 0 {
 		for _, p := range probs {
 			fmt.Fprintln(stderr, p)

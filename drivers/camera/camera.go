@@ -42,15 +42,13 @@ func NewHTTP(rawURL string, timeout time.Duration) (*HTTP, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("camera: snapshot URL must be http:// or https:// with a host")
 	}
-	shown := *u
-	shown.User = nil // credentials never appear in logs
 	client := &http.Client{
 		Timeout: timeout,
 		// A redirect is refused, never followed (the picture and the credentials would go
 		// wherever the answer points): the 3xx answer itself is an error.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &HTTP{url: rawURL, client: client, shown: shown.String()}, nil
+	return &HTTP{url: rawURL, client: client, shown: shownURL(u)}, nil
 }
 
 func (h *HTTP) String() string { return "camera at " + h.shown }
@@ -99,3 +97,15 @@ func unwrapURLErr(err error) error {
 
 // Halt does nothing: each snapshot is its own request.
 func (h *HTTP) Halt() error { return nil }
+
+// shownURL is a camera URL as logs, errors and events show it: without the user and password
+// and without the query (many cameras take their credentials there: ?user=…&pwd=…).
+func shownURL(u *url.URL) string {
+	shown := *u
+	shown.User = nil
+	if shown.RawQuery != "" || shown.ForceQuery {
+		shown.RawQuery, shown.ForceQuery = "", false
+		return shown.String() + "?…"
+	}
+	return shown.String()
+}

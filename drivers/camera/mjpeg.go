@@ -43,9 +43,7 @@ func NewMJPEG(rawURL string, opts StreamOptions, log *slog.Logger) (*MJPEG, erro
 		m.user = u.User.Username()
 		m.pass, _ = u.User.Password()
 	}
-	shown := *u
-	shown.User = nil // credentials never appear in logs
-	m.shown = shown.String()
+	m.shown = shownURL(u) // credentials never appear in logs
 	opts = opts.withDefaults()
 	m.client = &http.Client{
 		// A redirect is refused, never followed: it would take the lane's pictures (and the

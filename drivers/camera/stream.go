@@ -200,7 +200,12 @@ func (s *stream) run(ctx context.Context, emit func(Frame)) error {
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.running, s.pending = false, nil
+		for _, f := range []*Frame{s.pending, s.latest} {
+			if f != nil {
+				clear(f.JPEG) // no picture outlives the stream
+			}
+		}
+		s.running, s.pending, s.latest = false, nil, nil
 		s.mu.Unlock()
 	}()
 
@@ -279,9 +284,15 @@ func (s *stream) frame(b []byte) {
 	s.mu.Lock()
 	s.seq++
 	f := &Frame{JPEG: b, Seq: s.seq, Time: s.opts.Now()}
-	s.latest = f // Snapshot's, copied out
+	// Frames may show faces: each one replaced is zeroed (the newest is Snapshot's, copied
+	// out under mu; the pending one is the receiver's until it takes it).
+	if s.latest != nil {
+		clear(s.latest.JPEG)
+	}
+	s.latest = f
 	if s.pending != nil {
 		s.skipped.Add(1)
+		clear(s.pending.JPEG)
 	}
 	s.pending = &Frame{JPEG: append([]byte(nil), b...), Seq: f.Seq, Time: f.Time} // the receiver's own
 	close(s.arrived)
@@ -357,13 +368,16 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // else the next one, within ctx. ok is false when Run is not on.
 func (s *stream) fresh(ctx context.Context) (b []byte, ok bool, err error) {
 	s.mu.Lock()
-	running, latest, arrived := s.running, s.latest, s.arrived
+	running, arrived := s.running, s.arrived
+	if running && s.latest != nil && s.opts.Now().Sub(s.latest.Time) <= FreshFor {
+		b = append([]byte(nil), s.latest.JPEG...) // copied under mu: the next frame zeroes it
+	}
 	s.mu.Unlock()
 	if !running {
 		return nil, false, nil
 	}
-	if latest != nil && s.opts.Now().Sub(latest.Time) <= FreshFor {
-		return append([]byte(nil), latest.JPEG...), true, nil
+	if b != nil {
+		return b, true, nil
 	}
 	select {
 	case <-arrived:
@@ -371,9 +385,14 @@ func (s *stream) fresh(ctx context.Context) (b []byte, ok bool, err error) {
 		return nil, true, fmt.Errorf("camera: no frame from %s within the timeout: %w", s.name, ctx.Err())
 	}
 	s.mu.Lock()
-	latest = s.latest
+	if s.latest != nil {
+		b = append([]byte(nil), s.latest.JPEG...)
+	}
 	s.mu.Unlock()
-	return append([]byte(nil), latest.JPEG...), true, nil
+	if b == nil {
+		return nil, true, fmt.Errorf("camera: %s stopped before a frame came", s.name)
+	}
+	return b, true, nil
 }
 
 // once reads one good frame over a connection of its own (Snapshot while Run is off).

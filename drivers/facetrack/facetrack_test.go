@@ -322,6 +322,29 @@ func TestReset(t *testing.T) {
 	}
 }
 
+// A passage made by card at the unit holds the face trigger: the person in view (whose face
+// is being collected, or who looks up only after the card) is not searched too; after they
+// left for rearm, the next person is.
+func TestHold(t *testing.T) {
+	w, det := newWatcher(t, facetrack.Options{})
+	// In view, the card read after the first frame: no search.
+	standing(t, w, det, t0, 100*time.Millisecond, 10, face)
+	w.Hold(t0.Add(100*time.Millisecond), 2*time.Second)
+	n := len(standing(t, w, det, t0.Add(100*time.Millisecond), 3*time.Second, 10, face))
+	// Gone for rearm, then a face first seen within the hold after a second card read.
+	empty(t, w, det, t0.Add(3100*time.Millisecond), 2500*time.Millisecond, 10)
+	w.Hold(t0.Add(5600*time.Millisecond), 2*time.Second)
+	n += len(standing(t, w, det, t0.Add(5700*time.Millisecond), 2*time.Second, 10, face))
+	if n != 0 {
+		t.Fatalf("%d searches of people who passed by card, want 0", n)
+	}
+	// Later: someone new (gone for rearm, back after the hold) is searched.
+	empty(t, w, det, t0.Add(7700*time.Millisecond), 2500*time.Millisecond, 10)
+	if got := len(standing(t, w, det, t0.Add(10200*time.Millisecond), 2*time.Second, 10, face)); got != 1 {
+		t.Errorf("%d searches after the hold, want 1", got)
+	}
+}
+
 func TestBadFrames(t *testing.T) {
 	w, det := newWatcher(t, facetrack.Options{})
 	good := frame(t, face, sharp, 1)

@@ -89,6 +89,8 @@ type Tracker struct {
 	opts   Options
 	tracks []*track
 	nextID uint64
+	// holdUntil: a face first seen before it counts as already searched (Hold).
+	holdUntil time.Time
 }
 
 // NewTracker returns a tracker with opts.
@@ -137,6 +139,9 @@ func (t *Tracker) Observe(at time.Time, img image.Image, gray *image.Gray, faces
 		if tr == nil {
 			t.nextID++
 			tr = &track{id: t.nextID, firstSeen: at}
+			if at.Before(t.holdUntil) {
+				tr.triggered = at // held: this person was just let through another way
+			}
 			t.tracks = append(t.tracks, tr)
 		}
 		matched[tr] = true
@@ -161,6 +166,7 @@ func (t *Tracker) Observe(at time.Time, img image.Image, gray *image.Gray, faces
 	if obs.Hint == HintNone {
 		score := q.Sharpness * float64(q.Size)
 		if subject.best == nil || score > subject.best.score {
+			subject.dropBest() // a face crop: zeroed, not left to the collector
 			subject.best = &candidate{crop: Crop(img, subject.box, t.opts.Margin), box: subject.box, quality: q, at: at, score: score}
 		}
 		if subject.window.IsZero() {
@@ -178,6 +184,14 @@ func (t *Tracker) Observe(at time.Time, img image.Image, gray *image.Gray, faces
 		obs.Hint = HintNone
 	}
 	return obs
+}
+
+// dropBest zeroes and forgets the track's candidate crop.
+func (tr *track) dropBest() {
+	if tr.best != nil {
+		clear(tr.best.crop.Pix)
+		tr.best = nil
+	}
 }
 
 // match returns the live, not yet matched track that overlaps box most, if enough.
@@ -201,6 +215,8 @@ func (t *Tracker) expire(at time.Time) {
 	for _, tr := range t.tracks {
 		if at.Sub(tr.lastSeen) < t.opts.Rearm {
 			kept = append(kept, tr)
+		} else {
+			tr.dropBest()
 		}
 	}
 	clear(t.tracks[len(kept):])
@@ -220,8 +236,23 @@ func Crop(img image.Image, box image.Rectangle, margin float64) *image.RGBA {
 // Reset forgets every face in view: the next face triggers as a new person (for example
 // once the barrier let the person through).
 func (t *Tracker) Reset() {
+	for _, tr := range t.tracks {
+		tr.dropBest()
+	}
 	clear(t.tracks)
 	t.tracks = t.tracks[:0]
+}
+
+// Hold counts every face in view at at, and every face that comes into view within d after,
+// as already searched: they trigger again only after leaving the view for Rearm (or after
+// Retrigger). It is for a passage made another way (an ID card read at the same unit), so
+// that the person who just passed by card is not searched too.
+func (t *Tracker) Hold(at time.Time, d time.Duration) {
+	for _, tr := range t.tracks {
+		tr.triggered, tr.window, tr.good = at, time.Time{}, 0
+		tr.dropBest()
+	}
+	t.holdUntil = at.Add(d)
 }
 
 // InView is the number of faces being followed.

@@ -127,6 +127,21 @@ func (w *Watcher) Reset() {
 	w.pres = presence{}
 }
 
+// Hold says that a passage was just made another way (an ID card at the same unit): the faces
+// in view at at, and those that come into view within d, are not searched (Tracker.Hold);
+// in presence mode the presence in progress is taken as searched.
+func (w *Watcher) Hold(at time.Time, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.tr.Hold(at, d)
+	if w.pres.active {
+		w.pres.armed = false
+		w.pres.triggered = at
+		w.pres.dropBest()
+		w.pres.window, w.pres.good = time.Time{}, 0
+	}
+}
+
 // Frame feeds one JPEG frame taken at at. A frame that does not decode is an error (ErrDecode,
 // ErrTooBig) and changes nothing else.
 func (w *Watcher) Frame(at time.Time, frame []byte) (Step, error) {
