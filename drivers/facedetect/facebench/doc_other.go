@@ -1,6 +1,5 @@
 //go:build !opencv
 
-// Command facebench measures the pillar unit's face side (build it with -tags opencv).
 package main
 
 import (
