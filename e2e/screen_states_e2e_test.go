@@ -95,8 +95,21 @@ func benchFromTemplate(t *testing.T, style string, set map[string]string, drop .
 // screenState reads the screen's /state.
 func screenState(t *testing.T, port int) screen.Unit {
 	t.Helper()
+	// The screen binds on its own goroutine, beside the pipeline: "pipeline up" may come
+	// first. Wait for the listener (bounded), then read the state.
+	url := fmt.Sprintf("http://127.0.0.1:%d/state", port)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen does not listen on %d within 5 s: %v", port, err)
+		}
+	}
 	var st struct{ Unit screen.Unit }
-	if err := json.Unmarshal([]byte(httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/state", port))), &st); err != nil {
+	if err := json.Unmarshal([]byte(httpGet(t, url)), &st); err != nil {
 		t.Fatal(err)
 	}
 	return st.Unit

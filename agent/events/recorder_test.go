@@ -90,6 +90,13 @@ func TestRefusedEventCarriedInLost(t *testing.T) {
 	if ev.Lost != 1 || ev.Type != record.EventTamperCleared {
 		t.Fatalf("event after a refusal %+v, want lost 1", ev)
 	}
+	// The store holds the event before the recorder counts it stored: wait for the count.
+	for s := r.Stats(); s.Stored != 1; s = r.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if s := r.Stats(); s.Lost != 1 || s.Stored != 1 {
 		t.Fatalf("stats %+v", s)
 	}
