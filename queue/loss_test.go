@@ -197,6 +197,8 @@ func TestLossesSavedWhileDiskFull(t *testing.T) {
 	}
 	readOnly(t, o, false)
 	waitUntil(t, 10*time.Second, "the failed write saved", func() bool { return savedStats(t, path).FailedWrites == 1 })
+	// The count and its notice may be saved by different attempts: wait for the notice too.
+	waitUntil(t, 10*time.Second, "the loss notice stored", func() bool { return len(pendingNotices(t, o)) > 0 })
 	ns := pendingNotices(t, o)
 	if len(ns) != 1 || ns[0].Lost != 1 || ns[0].FailedWrites != 1 {
 		t.Fatalf("notices %+v, want one of 1 failed write", ns)
