@@ -191,14 +191,21 @@ func newWorld(t *testing.T, apiArgs ...string) *world {
 // once the pipeline is up.
 func (w *world) agent(t *testing.T, cfg string) *proc {
 	t.Helper()
-	path := filepath.Join(w.Dir, "sentinel.yaml")
+	return runAgent(t, filepath.Join(w.Bins, "sentinel"), w.Dir, cfg)
+}
+
+// runAgent writes cfg to dir/sentinel.yaml, checks it with bin and starts bin run on it; it
+// returns once the pipeline is up.
+func runAgent(t *testing.T, bin, dir, cfg string) *proc {
+	t.Helper()
+	path := filepath.Join(dir, "sentinel.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(filepath.Join(w.Bins, "sentinel"), "check", "--config", path).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "check", "--config", path).CombinedOutput(); err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
-	ag := start(t, nil, filepath.Join(w.Bins, "sentinel"), "run", "--config", path)
+	ag := start(t, nil, bin, "run", "--config", path)
 	ag.waitOutput(t, regexp.MustCompile(`msg="pipeline up"`), 15*time.Second)
 	return ag
 }

@@ -92,17 +92,7 @@ barrier: {driver: fake, pulse: 300ms}
 queue: {path: %s}
 uplink: {brokers: ["%s"], topic_prefix: sentinel/v1}
 `+opsOff, device, w.cam, extra, w.api, filepath.Join(w.dir, "queue.db"), broker.URL())
-	path := filepath.Join(w.dir, "sentinel.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bin := pillarBin(t, w.bins)
-	if out, err := exec.Command(bin, "check", "--config", path).CombinedOutput(); err != nil {
-		t.Fatalf("check: %v\n%s", err, out)
-	}
-	ag := start(t, nil, bin, "run", "--config", path)
-	ag.waitOutput(t, regexp.MustCompile(`msg="pipeline up"`), 15*time.Second)
-	return ag
+	return runAgent(t, pillarBin(t, w.bins), w.dir, cfg)
 }
 
 func facePassages(t *testing.T, msgs []mqtttest.Message) []record.Passage {
