@@ -43,6 +43,8 @@ type failover struct {
 	stoppedClean  bool // the clean stop did stop cleanly (else it was killed after RabbitStopTimeout)
 	deliveredNext bool
 	bootRetries   int // the node's restart had to be tried again (a RabbitMQ boot that hung)
+	tracking      int // members of the client-id tracking cluster after the node's restart
+	trackingErr   error
 }
 
 // TestCluster is make test-cluster: a three-node RabbitMQ cluster on loopback (quorum
@@ -153,6 +155,7 @@ func stopConnectedNode(t *testing.T, cl *mqtttest.Cluster, u *unit, clean bool) 
 	}
 	f.stoppedClean = <-stopped // the clean stop's end
 	f.bootRetries = node.StartRetrying(2*time.Minute, 3)
+	f.tracking, f.trackingErr = cl.TrackingMembers(node)
 	t.Logf("stop %s (clean %v): connection lost %v after the command, CONNACK from %s %v later, first PUBACK %v after the loss",
 		node.Name, clean, f.lost.Round(time.Millisecond), f.newBroker, f.reconnect.Round(time.Millisecond), f.lossToPuback.Round(time.Millisecond))
 	return f
@@ -169,6 +172,9 @@ func checkFailovers(c *checks, fs []failover) string {
 			clean++
 			c.check("clean stop of "+f.node, f.stoppedClean, "rabbitmqctl shutdown did not stop it; it was killed")
 		}
+		tracked := f.trackingErr == nil && f.tracking == 3
+		c.check("client-id tracking whole after the restart of "+f.node, tracked,
+			"mqtt_node has %d members (%v); the loss of one more node would leave it no majority", f.tracking, f.trackingErr)
 		lp = append(lp, f.lossToPuback)
 		if f.lossToPuback <= 5*time.Second {
 			within++
