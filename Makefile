@@ -69,11 +69,16 @@ build-pillar-arm64:
 package-pillar: build-pillar
 	PKG_VERSION=$(PKG_VERSION) scripts/package-pillar.sh amd64 $$([ -x $(BIN)/sentinel-pillar-linux-arm64 ] && echo arm64)
 
-# The detector's tests on arm64 under qemu-user, with the sysroot's libraries.
-test-face-arm64: build-pillar-arm64
+# The detector's tests on arm64 under qemu-user, with the sysroot's libraries; then the arm64
+# pillar agent itself passing people by face, end to end (TestE2EFaceOnly with the arm64 build
+# under qemu: scripts/pillar-arm64-qemu.sh).
+test-face-arm64: build build-pillar-arm64
 	scripts/install-deps.sh face
 	cd drivers/facedetect && SENTINEL_REQUIRE_FACE=1 LD_LIBRARY_PATH=/usr/lib/aarch64-linux-gnu:/lib/aarch64-linux-gnu:/usr/lib \
 	  qemu-aarch64-static -L $(ARM64_SYSROOT) $(CURDIR)/$(BIN)/facedetect-linux-arm64.test -test.v -test.run 'TestDetect|TestCheckCascade' -test.timeout 10m
+	SENTINEL_REQUIRE_MOSQUITTO=1 SENTINEL_REQUIRE_FACE=1 SENTINEL_BIN_DIR=$(CURDIR)/$(BIN) ARM64_SYSROOT=$(ARM64_SYSROOT) \
+	  SENTINEL_PILLAR_BIN=$(CURDIR)/scripts/pillar-arm64-qemu.sh SENTINEL_PILLAR_ARCH=arm64 \
+	  $(GO) test -count=1 -timeout 10m -run '^TestE2EFaceOnly$$' -v ./e2e/
 
 # The static amd64 binary that goes into the amd64 package (same tags and flags as ARM).
 build-amd64:

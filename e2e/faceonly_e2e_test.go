@@ -26,10 +26,33 @@ func faceMissing(t *testing.T, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// pillarBin is the pillar build of the agent (with the face detector): bin/sentinel-pillar
-// beside the others, or built here with the opencv tag.
+// PillarBinEnv names another pillar build to run the face tests with, e.g. the arm64 one
+// under qemu-user (scripts/pillar-arm64-qemu.sh; make test-face-arm64); PillarArchEnv is the
+// architecture its `version --json` must then say.
+const (
+	PillarBinEnv  = "SENTINEL_PILLAR_BIN"
+	PillarArchEnv = "SENTINEL_PILLAR_ARCH"
+)
+
+// pillarBin is the pillar build of the agent (with the face detector): the one PillarBinEnv
+// names, else bin/sentinel-pillar beside the others, or built here with the opencv tag.
 func pillarBin(t *testing.T, bins string) string {
 	t.Helper()
+	if p := os.Getenv(PillarBinEnv); p != "" {
+		out, err := exec.Command(p, "version", "--json").Output()
+		if err != nil {
+			t.Fatalf("%s=%s: version: %v", PillarBinEnv, p, err)
+		}
+		var vi struct{ Arch string }
+		if err := json.Unmarshal(out, &vi); err != nil {
+			t.Fatalf("%s=%s: version --json said %q: %v", PillarBinEnv, p, out, err)
+		}
+		if want := os.Getenv(PillarArchEnv); want != "" && vi.Arch != want {
+			t.Fatalf("%s=%s is built for %q, want %q", PillarBinEnv, p, vi.Arch, want)
+		}
+		t.Logf("pillar build: %s (%s)", p, vi.Arch)
+		return p
+	}
 	p := filepath.Join(bins, "sentinel-pillar")
 	if _, err := os.Stat(p); err == nil {
 		return p

@@ -18,7 +18,7 @@ const (
 	DefaultDrainRate       = 500     // messages/s
 	DefaultDrainBytesPerS  = 524_288 // 512 KiB/s, about 4 Mbit/s
 	DefaultBackoffBase     = 250 * time.Millisecond
-	DefaultBackoffCap      = 30 * time.Second
+	DefaultBackoffCap      = 60 * time.Second // a fleet back after an outage: ~3 % of it a second (docs/queue.md)
 	DefaultBackoffReset    = 10 * time.Second
 	minQueueMaxBytes       = 1 << 20
 	maxMaxInflight         = 65535
