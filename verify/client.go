@@ -305,7 +305,7 @@ func (c *Client) send(req *http.Request, ep Endpoint, call *Call, x *Exchange) (
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	call.Latency = time.Since(start)
 	call.Status = resp.StatusCode
-	call.RequestID = resp.Header.Get(h.RequestID)
+	call.RequestID = cleanRequestID(resp.Header.Get(h.RequestID))
 	if date, derr := http.ParseTime(resp.Header.Get("Date")); derr == nil {
 		call.ServerTime = date
 		c.learnClock(date)
@@ -340,10 +340,10 @@ func (c *Client) send(req *http.Request, ep Endpoint, call *Call, x *Exchange) (
 		if c.opt.Signer != nil {
 			call.Signature = SigRejected
 		}
-		return nil, fmt.Errorf("%w: %s answered HTTP %d (code %q)", ErrSignatureRejected, ep.Path, resp.StatusCode, code)
+		return nil, fmt.Errorf("%w: %s answered HTTP %d (code %s)", ErrSignatureRejected, ep.Path, resp.StatusCode, shown(code))
 	default:
 		call.Result = ResultPlatformError
-		return nil, fmt.Errorf("%w: %s answered HTTP %d (code %q)", ErrPlatform, ep.Path, resp.StatusCode, code)
+		return nil, fmt.Errorf("%w: %s answered HTTP %d (code %s)", ErrPlatform, ep.Path, resp.StatusCode, shown(code))
 	}
 }
 

@@ -10,13 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sentinel-edge/sentinel/internal/secretfile"
 )
 
 // ErrMapping is wrapped by every problem with a mapping file.
@@ -153,16 +154,17 @@ func LoadMapping(path string) (*Mapping, error) {
 	if path == "" {
 		return ParseMapping(referenceMapping)
 	}
-	b, err := os.ReadFile(path)
+	// A regular file of at most 1 MiB, as the config: a FIFO would hang the unit's start, a
+	// device would be read for ever.
+	b, err := secretfile.Read(path, secretfile.Options{Public: true, MaxSize: maxMappingSize})
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("%w: read %s: %v", ErrMapping, path, err)
+		return nil, fmt.Errorf("%w: %w", ErrMapping, err)
 	}
 	return parseMapping(path, b)
 }
+
+// maxMappingSize bounds a mapping file: far more than any platform's.
+const maxMappingSize = 1 << 20
 
 // ParseMapping decodes a mapping strictly, fills defaults and checks it. The error is a
 // *MappingError that lists every problem, each naming its key and line.

@@ -36,7 +36,61 @@ func answerDoc(raw []byte) (any, error) {
 	if _, isObj := doc.(map[string]any); !isObj {
 		return nil, fmt.Errorf("%w: the answer is not a JSON object", ErrBadResponse)
 	}
+	if k, dup := duplicateKey(raw); dup {
+		return nil, fmt.Errorf("%w: the answer has the member %s twice in one object (ambiguous: which one holds?)", ErrBadResponse, shown(k))
+	}
 	return doc, nil
+}
+
+// duplicateKey finds a member name that appears twice in one object of raw, a JSON text that
+// decodes. encoding/json keeps the last of them, a gateway, proxy or log reader may keep the
+// first: an answer that says both "red" and "green" is refused, not read as either.
+func duplicateKey(raw []byte) (string, bool) {
+	type frame struct {
+		obj     bool
+		wantKey bool
+		keys    map[string]struct{}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if top != nil && top.obj {
+					top.wantKey = true // the container is this member's value
+				}
+				stack = append(stack, &frame{obj: d == '{', wantKey: d == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		if top == nil || !top.obj {
+			continue
+		}
+		if !top.wantKey {
+			top.wantKey = true // a member's value
+			continue
+		}
+		k, _ := tok.(string)
+		if top.keys == nil {
+			top.keys = map[string]struct{}{}
+		}
+		if _, dup := top.keys[k]; dup {
+			return k, true
+		}
+		top.keys[k] = struct{}{}
+		top.wantKey = false
+	}
 }
 
 // lookup resolves a dotted path with [N] indexes. ok is false when a step is missing or the
@@ -300,7 +354,7 @@ func (m *Mapping) AnswerCode(raw []byte) (code, requestID string) {
 	r := &m.Response
 	code, _, _ = r.scalar(doc, "code", r.Code)
 	requestID, _, _ = r.scalar(doc, "request_id", r.RequestID)
-	return code, requestID
+	return code, cleanRequestID(requestID)
 }
 
 // ParseAnswer reads a 200 answer by the mapping, step by step: the outcome code, the
@@ -335,16 +389,20 @@ func (r *Response) readOutcome(doc any, res *Result) error {
 	if err != nil {
 		return err
 	}
-	res.RequestID, _, _ = r.scalar(doc, "request_id", r.RequestID)
+	rid, _, _ := r.scalar(doc, "request_id", r.RequestID)
+	if err := checkRequestID(rid); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadResponse, r.RequestID.Path, err)
+	}
+	res.RequestID = rid
 	switch {
 	case !present:
 		return fmt.Errorf("%w: no %s", ErrBadResponse, r.Code.Path)
 	case slices.Contains(r.NotFound, code):
 		return ErrUnknownCredential
 	case slices.Contains(r.SignatureRejected, code):
-		return fmt.Errorf("%w: code %q", ErrSignatureRejected, code)
+		return fmt.Errorf("%w: code %s", ErrSignatureRejected, shown(code))
 	case !slices.Contains(r.OK, code):
-		return fmt.Errorf("%w: code %q in a 200 answer", ErrBadResponse, code)
+		return fmt.Errorf("%w: code %s in a 200 answer", ErrBadResponse, shown(code))
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func (r *Response) interpret(key string, f Field, raw string) (value, problem st
 		if key == "id_number" || key == "name" {
 			return "", fmt.Sprintf("the value (%d characters) is not in the value map", len([]rune(raw)))
 		}
-		return "", fmt.Sprintf("the value %q is not in the value map", raw)
+		return "", fmt.Sprintf("the value %s is not in the value map", shownValue(raw))
 	}
 	switch key {
 	case "code":
@@ -83,7 +83,7 @@ func (r *Response) interpret(key string, f Field, raw string) (value, problem st
 		case slices.Contains(r.SignatureRejected, raw):
 			return "signature_rejected", ""
 		}
-		return "", fmt.Sprintf("the code %q is in none of response.ok, response.not_found, response.signature_rejected", raw)
+		return "", fmt.Sprintf("the code %s is in none of response.ok, response.not_found, response.signature_rejected", shownValue(raw))
 	case "nat_sampled_at", "nat_reported_at", "server_time":
 		t, err := f.time(key, raw)
 		if err != nil {
@@ -93,7 +93,7 @@ func (r *Response) interpret(key string, f Field, raw string) (value, problem st
 	case "vaccine_doses":
 		v, _ := f.mapped(raw)
 		if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 20 {
-			return "", fmt.Sprintf("%q is not a number of doses", raw)
+			return "", fmt.Sprintf("%s is not a number of doses", shownValue(raw))
 		}
 		return v, ""
 	}
@@ -102,7 +102,7 @@ func (r *Response) interpret(key string, f Field, raw string) (value, problem st
 		return unknown()
 	}
 	if key == "match" && v != "true" && v != "false" {
-		return "", fmt.Sprintf("the value %q is neither true nor false", raw)
+		return "", fmt.Sprintf("the value %s is neither true nor false", shownValue(raw))
 	}
 	return v, ""
 }
