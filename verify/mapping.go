@@ -158,7 +158,7 @@ func LoadMapping(path string) (*Mapping, error) {
 	// device would be read for ever.
 	b, err := secretfile.Read(path, secretfile.Options{Public: true, MaxSize: maxMappingSize})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMapping, err)
+		return nil, fmt.Errorf("%w: %s", ErrMapping, strings.TrimPrefix(err.Error(), "secretfile: "))
 	}
 	return parseMapping(path, b)
 }
