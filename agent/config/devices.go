@@ -282,7 +282,7 @@ func validateCamera(c *Config, ps *problems) {
 			ps.add("camera.device", "is required for driver v4l2 (e.g. /dev/video0)")
 		}
 	case "http", "mjpeg":
-		if u, err := url.Parse(cam.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if u, err := url.Parse(cam.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || badPort(u) {
 			what := map[string]string{"http": "snapshot", "mjpeg": "MJPEG stream"}[cam.Driver]
 			ps.add("camera.url", "must be an http:// or https:// %s URL with a host", what)
 		}

@@ -96,3 +96,36 @@ func TestPlatformProblems(t *testing.T) {
 		t.Errorf("policy %+v", c.Policy)
 	}
 }
+
+// Found by an adversarial round (2026-12-02): `check` passed platform.url
+// "http://127.0.0.1:99999" (only a call found the port invalid), and a refused URL was echoed
+// with its password.
+func TestPlatformURLPortAndPassword(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:99999", "http://127.0.0.1:0", "https://h:65536/x"} {
+		_, err := Parse("t.yaml", []byte(base+`platform: {url: "`+u+`"}`+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "platform.url") || !strings.Contains(err.Error(), "port") {
+			t.Errorf("%s: %v, want platform.url's port refused", u, err)
+		}
+	}
+	if _, err := Parse("t.yaml", []byte(base+`platform: {url: "http://127.0.0.1:65535"}`+"\n")); err != nil {
+		t.Errorf("port 65535: %v", err)
+	}
+	for _, u := range []string{"ftp://user:s3cr3tpw@h/x", "http://user:s3cr3tpw@:99999", "http://user:s3cr3tpw@h:99999"} {
+		_, err := Parse("t.yaml", []byte(base+`platform: {url: "`+u+`"}`+"\n"))
+		if err == nil || strings.Contains(err.Error(), "s3cr3tpw") {
+			t.Errorf("%s: %v, want it refused without the password", u, err)
+		}
+	}
+}
+
+// The same for the broker list and the camera's URL.
+func TestBrokerAndCameraURLPorts(t *testing.T) {
+	_, err := Parse("t.yaml", []byte(strings.Replace(base, "tcp://127.0.0.1:1883", "tcp://user:s3cr3tpw@127.0.0.1:99999", 1)+`platform: {url: "http://127.0.0.1:8700"}`+"\n"))
+	if err == nil || !strings.Contains(err.Error(), "uplink.brokers[0]") || strings.Contains(err.Error(), "s3cr3tpw") {
+		t.Errorf("broker port 99999: %v, want uplink.brokers[0] refused without the password", err)
+	}
+	_, err = Parse("t.yaml", []byte(base+`platform: {url: "http://127.0.0.1:8700"}`+"\n"+`camera: {driver: mjpeg, url: "http://127.0.0.1:70000/stream"}`+"\n"))
+	if err == nil || !strings.Contains(err.Error(), "camera.url") {
+		t.Errorf("camera port 70000: %v, want camera.url refused", err)
+	}
+}

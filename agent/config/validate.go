@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -228,8 +229,12 @@ func validateQR(c *Config, ps *problems) {
 func validatePlatformCore(c *Config, ps *problems) {
 	if c.Platform.URL == "" {
 		ps.add("platform.url", "is required (e.g. http://127.0.0.1:8700)")
-	} else if u, err := url.Parse(c.Platform.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		ps.add("platform.url", "must be an http:// or https:// URL with a host, got %q", c.Platform.URL)
+	} else if u, err := url.Parse(c.Platform.URL); err != nil {
+		ps.add("platform.url", "must be an http:// or https:// URL with a host; it does not parse as a URL")
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		ps.add("platform.url", "must be an http:// or https:// URL with a host, got %q", u.Redacted())
+	} else if badPort(u) {
+		ps.add("platform.url", "port %s is not a TCP port (1-65535), in %q", u.Port(), u.Redacted())
 	}
 	if c.Platform.Timeout < 0 || c.Platform.Timeout > maxPlatformTimeout {
 		ps.add("platform.timeout", "must be > 0 and at most %s, got %s", maxPlatformTimeout, c.Platform.Timeout)
@@ -277,8 +282,10 @@ func validateQueueUplink(c *Config, ps *problems) {
 	}
 	for i, b := range c.Uplink.Brokers {
 		u, err := url.Parse(b)
-		if err != nil || u.Host == "" || u.Port() == "" || !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts"}, u.Scheme) {
-			ps.add(fmt.Sprintf("uplink.brokers[%d]", i), "must be a broker URL like tcp://host:1883 or ssl://host:8883, got %q", b)
+		if err != nil {
+			ps.add(fmt.Sprintf("uplink.brokers[%d]", i), "must be a broker URL like tcp://host:1883 or ssl://host:8883; it does not parse as a URL")
+		} else if u.Hostname() == "" || u.Port() == "" || badPort(u) || !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts"}, u.Scheme) {
+			ps.add(fmt.Sprintf("uplink.brokers[%d]", i), "must be a broker URL like tcp://host:1883 or ssl://host:8883 (port 1-65535), got %q", u.Redacted())
 		}
 	}
 	p := c.Uplink.TopicPrefix
@@ -295,4 +302,14 @@ func validateLog(c *Config, ps *problems) {
 // Problemf builds a problem for key; section validators use it.
 func Problemf(key, format string, args ...any) Problem {
 	return Problem{Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// badPort reports whether u names a port that is not a TCP port (1-65535); no port is fine.
+func badPort(u *url.URL) bool {
+	p := u.Port()
+	if p == "" {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err != nil || n < 1 || n > 65535
 }
