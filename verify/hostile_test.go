@@ -136,3 +136,27 @@ func TestHostileMappingFileRefused(t *testing.T) {
 		}
 	}
 }
+
+// A value of the wrong type was reported without its key ("line 3: cannot unmarshal !!seq
+// into string").
+func TestMappingTypeErrorNamesKey(t *testing.T) {
+	ref := verify.ReferenceMappingYAML()
+	for old, want := range map[string]string{
+		"\nname: reference\n":       "line 3: name: is a list, want string",
+		"path: /api/v1/verify/qr}":  "endpoints.qr.path: is a mapping, want string",
+		"score: {path: data.score}": "response.score.scale: is text, want float64",
+	} {
+		repl := map[string]string{
+			"\nname: reference\n":       "\nname: [1, 2]\n",
+			"path: /api/v1/verify/qr}":  "path: {a: 1}}",
+			"score: {path: data.score}": "score: {path: data.score, scale: high}",
+		}[old]
+		if !strings.Contains(string(ref), old) {
+			t.Fatalf("the reference mapping has no %q", old)
+		}
+		_, err := verify.ParseMapping([]byte(strings.Replace(string(ref), old, repl, 1)))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", repl, err, want)
+		}
+	}
+}

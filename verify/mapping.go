@@ -191,7 +191,7 @@ func parseMapping(file string, b []byte) (*Mapping, error) {
 		}
 		for _, msg := range te.Errors {
 			if !strings.Contains(msg, "not found in type") { // walkKeys named it with its key
-				ps = append(ps, yamlMappingProblem(msg))
+				ps = append(ps, typeProblem(yamlMappingProblem(msg), &root))
 			}
 		}
 	}

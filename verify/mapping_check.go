@@ -59,6 +59,70 @@ func yamlMappingProblem(msg string) Problem {
 	return Problem{Msg: strings.TrimPrefix(msg, "yaml: ")}
 }
 
+// typeProblem names the key of a value of the wrong type (yaml says only "line 3: cannot
+// unmarshal !!seq into string"): the deepest key on that line whose value has that type, in
+// words.
+func typeProblem(p Problem, root *yaml.Node) Problem {
+	m := yamlTypeRE.FindStringSubmatch(p.Msg)
+	if m == nil {
+		return p
+	}
+	p.Msg = fmt.Sprintf("is %s, want %s", yamlKind(m[1]), strings.TrimPrefix(m[3], "verify."))
+	if p.Key = keyOfValue(root, "", p.Line, "!!"+m[1], m[2]); p.Key != "" {
+		p.Msg = p.Key + ": " + p.Msg
+	}
+	return p
+}
+
+// keyOfValue finds the deepest key under n whose value starts on line and has the tag (and,
+// for a scalar that yaml quoted, that value).
+func keyOfValue(n *yaml.Node, path string, line int, tag, value string) string {
+	found := ""
+	visit := func(p string, v *yaml.Node) {
+		if deeper := keyOfValue(v, p, line, tag, value); deeper != "" {
+			found = deeper
+		} else if found == "" && v.Line == line && v.ShortTag() == tag && (value == "" || v.Value == value) {
+			found = p
+		}
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			visit(path, c)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			visit(strings.TrimPrefix(path+"."+n.Content[i].Value, "."), n.Content[i+1])
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			visit(fmt.Sprintf("%s[%d]", path, i), c)
+		}
+	}
+	return found
+}
+
+// yamlTypeRE is yaml's type error: "cannot unmarshal !!seq into string", or with the value
+// ("cannot unmarshal !!str `abc` into int").
+var yamlTypeRE = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`([^`]*)` )?into (.+)$")
+
+// yamlKind says a yaml tag in words.
+func yamlKind(tag string) string {
+	switch tag {
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	case "str":
+		return "text"
+	case "int", "float":
+		return "a number"
+	case "bool":
+		return "true or false"
+	}
+	return tag
+}
+
 var mappingType = reflect.TypeOf(Mapping{})
 
 // walkKeys records the line of every key and reports unknown keys with their full path.
