@@ -199,6 +199,7 @@ func (p *Pipeline) store(ctx context.Context, rec *record.Passage) error {
 		return json.Marshal(rec)
 	})
 	if err != nil {
+		rec.Seq = 0 // the transaction that numbered it rolled back: that seq goes to the next one
 		p.lost.Add(1)
 		p.opt.Log.Error("passage record NOT stored; the gate still follows the decision", "passage", rec.ID, "verdict", rec.Verdict,
 			"lost_total", p.lost.Load(), "err", err)
@@ -208,9 +209,14 @@ func (p *Pipeline) store(ctx context.Context, rec *record.Passage) error {
 }
 
 func (p *Pipeline) log(rec record.Passage, d verify.Decision, readAt time.Time) {
-	attrs := []any{"passage", rec.ID, "seq", rec.Seq, "credential", rec.Credential, "subject", rec.Subject.ID, "verdict", rec.Verdict,
+	stored := []any{"seq", rec.Seq}
+	if rec.Seq == 0 {
+		stored = []any{"stored", false} // logged NOT stored just before, with the error
+	}
+	attrs := append([]any{"passage", rec.ID}, stored...)
+	attrs = append(attrs, "credential", rec.Credential, "subject", rec.Subject.ID, "verdict", rec.Verdict,
 		"reason", rec.Reason, "mode", rec.Mode, "gate", rec.Gate, "decision_ms", rec.DecisionMS,
-		"scan_to_gate_ms", float64(time.Since(readAt).Microseconds()) / 1000}
+		"scan_to_gate_ms", float64(time.Since(readAt).Microseconds())/1000)
 	if d.Err != nil {
 		attrs = append(attrs, "platform_err", d.Err.Error())
 	}

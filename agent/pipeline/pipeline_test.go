@@ -355,3 +355,40 @@ func TestFaceRecord(t *testing.T) {
 		})
 	}
 }
+
+// failAfterBuild numbers the record, as the outbox does inside its transaction, then fails
+// the commit (a full disk).
+type failAfterBuild struct{}
+
+func (failAfterBuild) AppendID(_ context.Context, _, _, _ string, build func(int64, string) ([]byte, error)) (queue.Entry, error) {
+	if _, err := build(44, "t/v/d/passage"); err != nil {
+		return queue.Entry{}, err
+	}
+	return queue.Entry{}, errors.New("queue: commit: database or disk is full")
+}
+
+// Found with the disk full (2026-12-02): each passage that was NOT stored was still logged
+// with the seq its rolled-back transaction had given it, so 358 passages shared "seq=44"
+// with the one stored later. An unstored passage is logged stored=false, without a seq, and
+// its record keeps none.
+func TestUnstoredPassageLoggedWithoutSeq(t *testing.T) {
+	var logs strings.Builder
+	lg := slog.New(slog.NewTextHandler(&logs, nil))
+	p := pipeline.New(pipeline.Options{Unit: unit, Decider: deny, Store: failAfterBuild{}, Barrier: barrier{&order{}, true}, Log: lg})
+	ps, err := p.Handle(context.Background(), verify.Credential{Kind: verify.KindQR, QRToken: "HC-1"}, time.Now())
+	if err == nil {
+		t.Fatal("Handle did not report the failed store")
+	}
+	if ps.Record.Seq != 0 {
+		t.Errorf("the unstored record keeps seq %d", ps.Record.Seq)
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "msg=passage ") {
+			line = l
+		}
+	}
+	if line == "" || strings.Contains(line, "seq=") || !strings.Contains(line, "stored=false") {
+		t.Errorf("the passage line %q, want stored=false and no seq", line)
+	}
+}
