@@ -132,7 +132,7 @@ func (c *commission) dockingCheck(ctx context.Context, known []verify.Credential
 	bi := buildinfo.Get()
 	r := dockReport{
 		Device: cfg.Device.ID, Venue: cfg.Device.Venue, Style: cfg.Device.Style, Version: bi.Version, Commit: bi.Commit,
-		Platform: cfg.Platform.URL, Mapping: m.Name, MappingFile: m.File(), MappingHash: m.Hash(),
+		Platform: redactURL(cfg.Platform.URL), Mapping: m.Name, MappingFile: m.File(), MappingHash: m.Hash(),
 		Signing: "off", Time: time.Now().UTC().Format(time.RFC3339),
 	}
 	if r.MappingFile == "" {

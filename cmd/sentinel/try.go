@@ -302,7 +302,7 @@ func (c *commission) try(ctx context.Context, cred verify.Credential, stdout, st
 
 // printExchange prints the request and the answer of one call (masking is the caller's).
 func printExchange(w io.Writer, c *commission, x *verify.Exchange) {
-	fmt.Fprintf(w, "Request (audited, purpose %s; mapping %s):\n  %s %s\n", record.PurposeCommissioning, c.mapping.Name, x.Method, x.URL)
+	fmt.Fprintf(w, "Request (audited, purpose %s; mapping %s):\n  %s %s\n", record.PurposeCommissioning, c.mapping.Name, x.Method, redactURL(x.URL))
 	keys := make([]string, 0, len(x.Header))
 	for k := range x.Header {
 		keys = append(keys, k)
@@ -338,6 +338,21 @@ func printExchange(w io.Writer, c *commission, x *verify.Exchange) {
 	} else {
 		fmt.Fprintf(w, "  (not JSON, %d bytes)\n", len(x.Answer))
 	}
+}
+
+// redactURL is a URL as the commissioning commands print it: a password in it shows as ****.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	// Redacted writes the password as xxxxx; **** is how the signed string shows the secret
+	// (url.UserPassword would escape the stars). The username is escaped, so the first
+	// ":xxxxx@" is the password's.
+	return strings.Replace(u.Redacted(), ":xxxxx@", ":****@", 1)
 }
 
 // printVerdict prints the decision the unit would reach.
