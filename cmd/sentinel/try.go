@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -250,8 +251,10 @@ func tryUsage(fs *flag.FlagSet) {
 			"and time, the answer (masked), every mapped field as the unit reads it, and the verdict\n"+
 			"the policy in force would give. The call is audited in the unit's outbox (purpose\n"+
 			"commissioning); no record is made, no relay moves, no screen changes. It may run while\n"+
-			"the daemon runs.\n\nExit codes: 0 the platform answered and every mapped field resolved;\n"+
-			"1 it did not (or the outbox cannot be opened); 2 usage or invalid config.\n\n")
+			"the daemon runs.\n\nExit codes: 0 the platform answered HTTP 200, usably, about the person asked, and\n"+
+			"every mapped field resolved; 1 it did not (the result line says why), or the outbox\n"+
+			"cannot be opened; 2 usage, invalid config, or a credential the unit refuses before any\n"+
+			"call (a file that is not a JPEG, an ID number that fails its check digit).\n\n")
 		fs.PrintDefaults()
 	}
 }
@@ -264,40 +267,87 @@ func (c *commission) try(ctx context.Context, cred verify.Credential, stdout, st
 	v := verify.NewVerifier(oncePlatform{c}, open.VerifierOptions(c.cfg, clock.Trusted))
 	d := v.Decide(ctx, cred, "")
 	if x == nil {
-		fmt.Fprintf(stdout, "No call made: the unit decides this credential without asking the platform (%s).\n", d.Reason)
-		printVerdict(stdout, c, d)
-		return exitFailure
+		return noCall(stdout, c, d)
 	}
 	var out bytes.Buffer
 	printExchange(&out, c, x)
-	ok := x.Status != 0
+	var why []string // why the call does not prove the docking
 	if len(x.Answer) > 0 {
 		reads, err := c.mapping.ReadAnswer(c.mapping.Interface(cred), x.Answer)
 		mk.learn(reads)
 		fmt.Fprintln(&out, "\nMapped fields:")
 		if err != nil {
 			fmt.Fprintf(&out, "  the answer cannot be read: %v\n", err)
-			ok = false
+			why = append(why, "the answer cannot be read")
 		}
 		printReadings(&out, reads)
+		var unresolved []string
 		for _, r := range reads {
-			ok = ok && r.Problem == ""
+			if r.Problem != "" {
+				unresolved = append(unresolved, r.Key)
+			}
 		}
-	} else {
-		ok = false
+		if len(unresolved) > 0 {
+			why = append(why, "mapped field(s) not resolved: "+strings.Join(unresolved, ", "))
+		}
 	}
+	why = append(answerProblems(x, d, cred), why...)
 	printVerdict(&out, c, d)
 	if p := c.auditProblem(); p != "" {
 		fmt.Fprintf(stderr, "sentinel try: %s\n", p)
-		ok = false
+		why = append(why, "the call was not audited")
+	}
+	if len(why) > 0 {
+		fmt.Fprintf(&out, "\nResult: NOT PROVEN: %s.\n", strings.Join(why, "; "))
+	} else {
+		fmt.Fprintln(&out, "\nResult: OK: the platform answered and every mapped field resolved.")
 	}
 	fmt.Fprint(stdout, mk.mask(out.String()))
-	if !ok {
-		fmt.Fprintln(stdout, "\nResult: NOT PROVEN (the platform did not answer, or a mapped field did not resolve).")
+	if len(why) > 0 {
 		return exitFailure
 	}
-	fmt.Fprintln(stdout, "\nResult: OK: the platform answered and every mapped field resolved.")
 	return exitOK
+}
+
+// answerProblems says why an answer is not one a passage would be decided by: no answer, an
+// HTTP status other than 200 (a redirect, a 201, a 404 with a success body), a platform-side
+// failure, or an answer about another person than the one asked (a wrong id_number path
+// reads as one). Personal data in it is masked.
+func answerProblems(x *verify.Exchange, d verify.Decision, cred verify.Credential) []string {
+	var why []string
+	switch {
+	case x.Status == 0:
+		why = append(why, "the platform did not answer")
+	case x.Status != http.StatusOK:
+		s := fmt.Sprintf("the platform answered HTTP %d, not 200", x.Status)
+		if d.Call != nil && d.Call.RedirectHost != "" {
+			s += " (a redirect to " + d.Call.RedirectHost + ", not followed)"
+		}
+		why = append(why, s)
+	}
+	if x.Status == http.StatusOK && (d.Call == nil || d.Call.Result != verify.ResultOK || d.Mode != verify.ModeOnline) {
+		why = append(why, "no usable answer: the unit decides "+d.Reason)
+	}
+	if d.Mismatch != nil {
+		why = append(why, fmt.Sprintf("the answer is about another person: its ID number is %s, not the %s asked (check response.id_number)",
+			privacy.MaskID(d.Mismatch.IDNumber), privacy.MaskID(cred.IDNumber)))
+	}
+	return why
+}
+
+// noCall prints a decision made without asking the platform. A credential the unit refuses
+// as such (a file that is not a JPEG, an ID number that fails its check) is bad input.
+func noCall(w io.Writer, c *commission, d verify.Decision) int {
+	code := exitFailure
+	switch d.Reason {
+	case verify.ReasonMalformedScan, verify.ReasonInvalidIDNumber:
+		fmt.Fprintf(w, "Bad input, no call was made: the unit refuses this credential without asking the platform (%s).\n", d.Reason)
+		code = exitUsage
+	default:
+		fmt.Fprintf(w, "No call was made: the unit decides this credential without asking the platform (%s).\n", d.Reason)
+	}
+	printVerdict(w, c, d)
+	return code
 }
 
 // printExchange prints the request and the answer of one call (masking is the caller's).
@@ -357,7 +407,11 @@ func redactURL(s string) string {
 
 // printVerdict prints the decision the unit would reach.
 func printVerdict(w io.Writer, c *commission, d verify.Decision) {
-	fmt.Fprintf(w, "\nVerdict by the policy in force (%s, offline policy %s): %s %s (%s)\n", d.PolicyHash, c.cfg.Platform.OfflinePolicy, d.Verdict, d.Reason, d.Mode)
+	mode := d.Mode
+	if d.Call == nil {
+		mode = "on the unit, no call made"
+	}
+	fmt.Fprintf(w, "\nVerdict by the policy in force (%s, offline policy %s): %s %s (%s)\n", d.PolicyHash, c.cfg.Platform.OfflinePolicy, d.Verdict, d.Reason, mode)
 	if d.Err != nil {
 		fmt.Fprintf(w, "  because: %v\n", d.Err)
 	}

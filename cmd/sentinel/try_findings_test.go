@@ -1,9 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sentinel-edge/sentinel/internal/privacy"
 	"github.com/sentinel-edge/sentinel/sim/population"
@@ -12,6 +17,48 @@ import (
 // A tester's hostile platform (issue: try, docking-check and report calls findings): answers
 // that are about someone else, carry names where the mapping does not look, come with a
 // status no passage accepts, and tokens whose encoded forms differ from the raw one.
+
+const (
+	hostileID    = "350582199001011231" // a valid check digit
+	hostileOther = "11010519491231002X"
+)
+
+// hostileAnswer is a success answer in the reference dialect about id and name.
+func hostileAnswer(id, name string) map[string]any {
+	fresh := time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339)
+	return map[string]any{"code": "ok", "message": "", "request_id": "p-hostile",
+		"data": map[string]any{
+			"identity":    map[string]any{"id_number": id, "name": name, "match": true},
+			"health_code": "green",
+			"nat":         map[string]any{"result": "negative", "sampled_at": fresh, "reported_at": fresh},
+			"vaccine":     map[string]any{"doses": 3, "last_date": "2022-01-05"},
+		}}
+}
+
+// hostileUnit is a unit (unsigned, reference dialect or the mapping file given) whose
+// platform is answer: it is given each request's decoded JSON body.
+func hostileUnit(t *testing.T, mapping string, answer func(w http.ResponseWriter, r *http.Request, req map[string]any)) *unit {
+	t.Helper()
+	extra := ""
+	if mapping != "" {
+		extra = ", mapping: " + mapping
+	}
+	u := newUnit(t, unitOpts{unsigned: true, extra: extra})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		_, _ = u.log.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
+		if strings.HasSuffix(r.URL.Path, "/ping") {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"code":"ok"}`))
+			return
+		}
+		answer(w, r, req)
+	}))
+	t.Cleanup(srv.Close)
+	u.setURL(t, srv.URL)
+	return u
+}
 
 // setURL points the unit's config at another platform URL.
 func (u *unit) setURL(t *testing.T, to string) {
@@ -24,6 +71,12 @@ func (u *unit) setURL(t *testing.T, to string) {
 		t.Fatal(err)
 	}
 	u.url = to
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // leakFree fails when out carries one of secrets or an ID number; what it reports is masked.
@@ -41,6 +94,14 @@ func leakFree(t *testing.T, out string, secrets ...string) {
 			t.Errorf("the output carries secret #%d (%d characters) unmasked:\n%s", i, len(s), shown)
 		}
 	}
+}
+
+// resultLine is try's last line, its result.
+func resultLine(out string) string {
+	if i := strings.LastIndex(out, "Result:"); i >= 0 {
+		return out[i:]
+	}
+	return "(no result line)"
 }
 
 // Finding 3: a password in platform.url was printed by try and in docking-check's header.
@@ -64,4 +125,46 @@ func TestTryFindingURLPassword(t *testing.T) {
 	u.setURL(t, "http://user:"+pw+"@127.0.0.1:1")
 	_, out, errb := runCmd("try", "--config", u.cfg, "--qr", population.TokenGreenFresh)
 	leakFree(t, out+errb, pw)
+}
+
+// Finding 4: try said OK (exit 0) for answers every passage denies as a platform problem.
+func TestTryFindingNot200(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		status int
+		want   string
+	}{
+		{"redirect to the same host", http.StatusFound, "HTTP 302"},
+		{"201", http.StatusCreated, "HTTP 201"},
+		{"404 with a success body", http.StatusNotFound, "HTTP 404"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			u := hostileUnit(t, "", func(w http.ResponseWriter, r *http.Request, req map[string]any) {
+				if tt.status == http.StatusFound {
+					w.Header().Set("Location", r.URL.Path)
+				}
+				writeJSON(w, tt.status, hostileAnswer(hostileID, "张三"))
+			})
+			code, out, errb := runCmd("try", "--config", u.cfg, "--qr", "HC-GREEN-TOKEN-0001")
+			leakFree(t, out+errb, "张三")
+			res := resultLine(out)
+			if code != exitFailure || !strings.Contains(res, "NOT PROVEN") || !strings.Contains(res, tt.want) {
+				t.Errorf("exit %d, want 1 and NOT PROVEN naming %s: %s", code, tt.want, res)
+			}
+		})
+	}
+}
+
+// Finding 7: --face with a file that is not a JPEG said "deny malformed_scan (online)" though
+// no call was made; it is bad input (exit 2).
+func TestTryFindingFaceNotJPEG(t *testing.T) {
+	u := newUnit(t, unitOpts{})
+	notJPEG := filepath.Join(u.dir, "face.png")
+	if err := os.WriteFile(notJPEG, []byte("\x89PNG\r\n\x1a\nnot a jpeg"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errb := runCmd("try", "--config", u.cfg, "--face", notJPEG)
+	if code != exitUsage || !strings.Contains(out+errb, "no call was made") || strings.Contains(out, "(online)") || u.log.lines() != 0 {
+		t.Errorf("exit %d, %d requests, want 2 and no call:\n%s%s", code, u.log.lines(), out, errb)
+	}
 }
