@@ -17,6 +17,7 @@ import (
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/agent/selftest"
 	"github.com/sentinel-edge/sentinel/internal/buildinfo"
+	"github.com/sentinel-edge/sentinel/internal/privacy"
 	"github.com/sentinel-edge/sentinel/verify"
 )
 
@@ -276,6 +277,13 @@ func (c *commission) mappedRow(cred verify.Credential, res verify.Result, call v
 	}
 	if len(missing) > 0 {
 		row.Detail = "not resolved: " + strings.Join(missing, "; ")
+		return row
+	}
+	// An ID card's answer must be about that card (as a passage requires): else the mapping's
+	// id_number path reads another field, or the platform answered about someone else.
+	if got := verify.NormalizeIDNumber(strings.TrimSpace(res.Identity.IDNumber)); cred.Kind == verify.KindIDCard && got != "" && got != cred.IDNumber {
+		row.Detail = fmt.Sprintf("the answer's ID number %s is not the one asked (%s): response.id_number reads another field, or the platform answered about another person",
+			privacy.MaskID(got), privacy.MaskID(cred.IDNumber))
 		return row
 	}
 	row.Pass = true

@@ -155,6 +155,31 @@ func TestTryFindingNot200(t *testing.T) {
 	}
 }
 
+// Finding 5: the platform answered an ID-card query about another person; try exited 0 and
+// docking-check certified the mapping.
+func TestTryFindingAnswerAboutAnotherPerson(t *testing.T) {
+	u := hostileUnit(t, "", func(w http.ResponseWriter, _ *http.Request, req map[string]any) {
+		if req["qr_token"] != nil {
+			writeJSON(w, http.StatusOK, map[string]any{"code": "not_found", "request_id": "p-nf"})
+			return
+		}
+		writeJSON(w, http.StatusOK, hostileAnswer(hostileOther, "李四"))
+	})
+	code, out, errb := runCmd("try", "--config", u.cfg, "--idcard", hostileID, "--name", "张三")
+	leakFree(t, out+errb, "张三", "李四")
+	res := resultLine(out)
+	if code != exitFailure || !strings.Contains(res, "NOT PROVEN") || !strings.Contains(res, "1101**********002X") || !strings.Contains(res, "3505**********1231") {
+		t.Errorf("try: exit %d, want 1, NOT PROVEN naming both ID numbers masked: %s", code, idLike.ReplaceAllStringFunc(res, privacy.MaskID))
+	}
+	code, out, errb = runCmd("docking-check", "--config", u.cfg, "--idcard", hostileID, "--name", "张三", "--format", "json")
+	leakFree(t, out+errb, "张三", "李四")
+	_, rows := reportRows(t, out)
+	row := rows["known credential mapped completely (idcard)"]
+	if code != exitFailure || row.Pass || !strings.Contains(row.Detail, "1101**********002X") || !strings.Contains(row.Detail, "not the one asked") {
+		t.Errorf("docking-check: exit %d, row %+v; want it failed naming the answer's ID number masked", code, row)
+	}
+}
+
 // Finding 7: --face with a file that is not a JPEG said "deny malformed_scan (online)" though
 // no call was made; it is bad input (exit 2).
 func TestTryFindingFaceNotJPEG(t *testing.T) {
