@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sentinel-edge/sentinel/agent/audit"
 	"github.com/sentinel-edge/sentinel/agent/clock"
@@ -165,14 +166,18 @@ func (m *masker) mask(s string) string {
 	return idLike.ReplaceAllStringFunc(s, privacy.MaskID)
 }
 
-// learn adds the personal values an answer carries (the mapped ID number and name).
+// learn adds the personal values an answer carries (the mapped ID number and name), and the
+// values of other fields that may not show in clear (a name in the request id), which the
+// mapped-fields table and the platform's errors would otherwise print.
 func (m *masker) learn(reads []verify.Reading) {
 	for _, r := range reads {
-		switch r.Key {
-		case "id_number":
+		switch {
+		case r.Key == "id_number":
 			m.add(r.Raw, privacy.MaskID(r.Raw))
-		case "name":
+		case r.Key == "name":
 			m.add(r.Raw, privacy.MaskName(r.Raw))
+		case r.Present && !shownClear(r, r.Raw):
+			m.add(r.Raw, fmt.Sprintf("«%d chars»", utf8.RuneCountInString(r.Raw)))
 		}
 	}
 }
@@ -269,12 +274,16 @@ func (c *commission) try(ctx context.Context, cred verify.Credential, stdout, st
 	if x == nil {
 		return noCall(stdout, c, d)
 	}
+	var reads []verify.Reading
+	var err error
+	if len(x.Answer) > 0 {
+		reads, err = c.mapping.ReadAnswer(c.mapping.Interface(cred), x.Answer)
+		mk.learn(reads)
+	}
 	var out bytes.Buffer
-	printExchange(&out, c, x)
+	printExchange(&out, c, x, newAnswerView(reads, mk))
 	var why []string // why the call does not prove the docking
 	if len(x.Answer) > 0 {
-		reads, err := c.mapping.ReadAnswer(c.mapping.Interface(cred), x.Answer)
-		mk.learn(reads)
 		fmt.Fprintln(&out, "\nMapped fields:")
 		if err != nil {
 			fmt.Fprintf(&out, "  the answer cannot be read: %v\n", err)
@@ -350,8 +359,9 @@ func noCall(w io.Writer, c *commission, d verify.Decision) int {
 	return code
 }
 
-// printExchange prints the request and the answer of one call (masking is the caller's).
-func printExchange(w io.Writer, c *commission, x *verify.Exchange) {
+// printExchange prints the request and the answer of one call (the answer as view shows it;
+// the rest is the caller's to mask).
+func printExchange(w io.Writer, c *commission, x *verify.Exchange, view answerView) {
 	fmt.Fprintf(w, "Request (audited, purpose %s; mapping %s):\n  %s %s\n", record.PurposeCommissioning, c.mapping.Name, x.Method, redactURL(x.URL))
 	keys := make([]string, 0, len(x.Header))
 	for k := range x.Header {
@@ -382,12 +392,7 @@ func printExchange(w io.Writer, c *commission, x *verify.Exchange) {
 	if x.Err != nil {
 		fmt.Fprintf(w, "  refused or failed: %v\n", x.Err)
 	}
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, x.Answer, "  ", "  ") == nil {
-		fmt.Fprintf(w, "  %s\n", bytes.TrimSpace(pretty.Bytes()))
-	} else {
-		fmt.Fprintf(w, "  (not JSON, %d bytes)\n", len(x.Answer))
-	}
+	printAnswer(w, x.Answer, view)
 }
 
 // redactURL is a URL as the commissioning commands print it: a password in it shows as ****.

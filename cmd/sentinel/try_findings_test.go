@@ -96,6 +96,61 @@ func leakFree(t *testing.T, out string, secrets ...string) {
 	}
 }
 
+// wrongNameMapping is the reference mapping reading the name at data.identity.fullname.
+func wrongNameMapping(t *testing.T) string {
+	t.Helper()
+	ref, err := os.ReadFile("../../configs/mappings/reference.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(ref), "name: {path: data.identity.name}", "name: {path: data.identity.fullname}", 1)
+	y = strings.Replace(y, `"name": "张三"`, `"fullname": "张三"`, 1) // its sample too, as a platform's documents would have it
+	if strings.Count(y, "fullname") != 2 {
+		t.Fatal("the reference mapping no longer reads data.identity.name")
+	}
+	p := filepath.Join(t.TempDir(), "wrong-name.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Finding 1: with the name read at the wrong path, try printed the answer with the name (and
+// names in arrays and free text) in clear. The dump keeps the structure; a string shows in
+// clear only at a non-personal field the mapping reads there.
+func TestTryFindingAnswerDumpMasked(t *testing.T) {
+	u := hostileUnit(t, wrongNameMapping(t), func(w http.ResponseWriter, _ *http.Request, _ map[string]any) {
+		a := hostileAnswer(hostileID, "张三")
+		a["message"] = "sfzh" + hostileID + "_ok name=李四 tel 13800138000"
+		a["data"].(map[string]any)["family"] = []any{"王小明", map[string]any{"xm": "赵六", "zjhm": hostileOther}}
+		writeJSON(w, http.StatusOK, a)
+	})
+	code, out, errb := runCmd("try", "--config", u.cfg, "--qr", "HC-GREEN-TOKEN-0001")
+	leakFree(t, out+errb, "张三", "李四", "王小明", "赵六", "13800138000", "HC-GREEN-TOKEN-0001")
+	if code != exitFailure || !strings.Contains(out, "NOT RESOLVED") {
+		t.Errorf("a name at the wrong path: exit %d, want 1 and the name NOT RESOLVED: %s", code, idLike.ReplaceAllStringFunc(errb, privacy.MaskID))
+	}
+	for _, want := range []string{`"health_code": "green"`, `"request_id": "p-hostile"`, `"result": "negative"`, `"code": "ok"`,
+		`"doses": 3`, `"match": true`, `"name": «2 chars»`, `"xm": «2 chars»`, `"zjhm": "1101**********002X"`, `"family": [`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the answer's dump lacks %s:\n%s", want, idLike.ReplaceAllStringFunc(out, privacy.MaskID))
+		}
+	}
+
+	// Names in the fields the mapping reads as free text (the request id, the code) are not
+	// shown there, nor where the table and the platform's errors quote them.
+	u = hostileUnit(t, "", func(w http.ResponseWriter, _ *http.Request, _ map[string]any) {
+		a := hostileAnswer(hostileID, "张三")
+		a["request_id"], a["code"] = "p-1 李四", "王小明 "+hostileID
+		writeJSON(w, http.StatusNotFound, a)
+	})
+	_, out, errb = runCmd("try", "--config", u.cfg, "--qr", "HC-GREEN-TOKEN-0001")
+	leakFree(t, out+errb, "张三", "李四", "王小明")
+	if !strings.Contains(out, `"request_id": «6 chars»`) || !strings.Contains(out, `"health_code": "green"`) {
+		t.Errorf("free text at a mapped field:\n%s", idLike.ReplaceAllStringFunc(out, privacy.MaskID))
+	}
+}
+
 // resultLine is try's last line, its result.
 func resultLine(out string) string {
 	if i := strings.LastIndex(out, "Result:"); i >= 0 {
