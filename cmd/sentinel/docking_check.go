@@ -116,7 +116,7 @@ func cmdDockingCheck(args []string, stdout, stderr io.Writer) int {
 	storeDockingCheck(cfg.Queue.Path, r, stderr)
 	mk := &masker{}
 	for _, k := range known {
-		mk.pairs = append(mk.pairs, newMasker(k).pairs...)
+		mk.vals = append(mk.vals, newMasker(k).vals...)
 	}
 	var out strings.Builder
 	writeReport(&out, r, *format)

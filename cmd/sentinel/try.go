@@ -15,10 +15,13 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/sentinel-edge/sentinel/agent/audit"
@@ -120,29 +123,49 @@ func (o oncePlatform) Verify(ctx context.Context, cred verify.Credential, passag
 }
 
 // masker hides the personal data of one credential (and of the answer about it) in
-// anything printed: each raw value, as sent in JSON, a form or a URL, is replaced by its mask.
-type masker struct{ pairs []string }
+// anything printed: each raw value, and every form a request can carry it in (JSON-escaped
+// as encoding/json writes it, URL query or path escaped, form-encoded, Go-quoted), is
+// replaced by its mask.
+type masker struct{ vals []maskedValue }
 
-func (m *masker) add(raw, masked string) {
+type maskedValue struct {
+	what   string   // what it is: the token, the ID number, the name; empty for an answer's value
+	forms  []string // the raw value and its encoded forms, longest first
+	masked string
+}
+
+// minFreeMask is the length (bytes) from which a value is masked wherever it appears. A
+// shorter one (a token "ok") is masked only where it stands alone in a field of the request
+// (maskField): replacing it everywhere would garble unrelated words ("qr_token").
+const minFreeMask = 6
+
+// short says the value is shorter than minFreeMask (its raw form is the shortest).
+func (v maskedValue) short() bool { return len(v.forms[len(v.forms)-1]) < minFreeMask }
+
+func (m *masker) add(what, raw, masked string) {
 	if raw == "" {
 		return
 	}
-	m.pairs = append(m.pairs, raw, masked)
-	if q := url.QueryEscape(raw); q != raw {
-		m.pairs = append(m.pairs, q, masked)
+	forms := []string{raw, url.QueryEscape(raw), url.PathEscape(raw), strings.Trim(strconv.Quote(raw), `"`)}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, html := range []bool{true, false} {
+		b.Reset()
+		enc.SetEscapeHTML(html)
+		_ = enc.Encode(raw)
+		forms = append(forms, strings.Trim(strings.TrimSpace(b.String()), `"`))
 	}
-	if p := url.PathEscape(raw); p != raw {
-		m.pairs = append(m.pairs, p, masked)
-	}
+	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	m.vals = append(m.vals, maskedValue{what, slices.Compact(forms), masked})
 }
 
 func newMasker(cred verify.Credential) *masker {
 	m := &masker{}
-	m.add(cred.QRToken, privacy.MaskToken(cred.QRToken))
-	m.add(cred.IDNumber, privacy.MaskID(cred.IDNumber))
-	m.add(cred.Name, privacy.MaskName(cred.Name))
+	m.add("token", cred.QRToken, privacy.MaskToken(cred.QRToken))
+	m.add("ID number", cred.IDNumber, privacy.MaskID(cred.IDNumber))
+	m.add("name", cred.Name, privacy.MaskName(cred.Name))
 	if len(cred.FaceJPEG) > 0 {
-		m.add(base64.StdEncoding.EncodeToString(cred.FaceJPEG), fmt.Sprintf("<face JPEG, %d bytes>", len(cred.FaceJPEG)))
+		m.add("face", base64.StdEncoding.EncodeToString(cred.FaceJPEG), fmt.Sprintf("<face JPEG, %d bytes>", len(cred.FaceJPEG)))
 	}
 	return m
 }
@@ -150,21 +173,74 @@ func newMasker(cred verify.Credential) *masker {
 // idLike is a resident ID number anywhere in a text.
 var idLike = regexp.MustCompile(`\b\d{17}[\dXx]\b|\b\d{15}\b`)
 
-// mask hides every value the masker knows, and any ID number.
+// mask hides every value the masker knows (but short ones, see minFreeMask), and any ID
+// number, in a text.
 func (m *masker) mask(s string) string {
-	// Longest first, so that a value is masked before a part of it.
-	pairs := make([][2]string, 0, len(m.pairs)/2)
-	for i := 0; i+1 < len(m.pairs); i += 2 {
-		pairs = append(pairs, [2]string{m.pairs[i], m.pairs[i+1]})
+	var pairs [][2]string
+	for _, v := range m.vals {
+		if !v.short() {
+			for _, f := range v.forms {
+				pairs = append(pairs, [2]string{f, v.masked})
+			}
+		}
 	}
+	// Longest first, so that a value is masked before a part of it.
 	sort.SliceStable(pairs, func(i, j int) bool { return len(pairs[i][0]) > len(pairs[j][0]) })
-	flat := make([]string, 0, len(m.pairs))
+	flat := make([]string, 0, 2*len(pairs))
 	for _, p := range pairs {
 		flat = append(flat, p[0], p[1])
 	}
 	s = strings.NewReplacer(flat...).Replace(s)
 	return idLike.ReplaceAllStringFunc(s, privacy.MaskID)
 }
+
+// maskField is mask for one field of the request (its URL, body, signed string), in which a
+// short value is masked too where it stands alone: not next to a letter, digit or _.
+func (m *masker) maskField(s string) string {
+	s = m.mask(s)
+	for _, v := range m.vals {
+		if v.short() {
+			for _, f := range v.forms {
+				s = replaceAlone(s, f, v.masked)
+			}
+		}
+	}
+	return s
+}
+
+// shortNotes says which of the credential's values are masked only where they stand alone.
+func (m *masker) shortNotes() []string {
+	var notes []string
+	for _, v := range m.vals {
+		if v.what != "" && v.short() {
+			notes = append(notes, fmt.Sprintf("the %s is shorter than %d characters: it is masked where it stands alone in the request, not inside other words", v.what, minFreeMask))
+		}
+	}
+	return notes
+}
+
+// replaceAlone replaces each occurrence of old in s that no letter, digit or _ touches.
+func replaceAlone(s, old, repl string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, old)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		before, _ := utf8.DecodeLastRuneInString(s[:i])
+		after, _ := utf8.DecodeRuneInString(s[i+len(old):])
+		b.WriteString(s[:i])
+		if wordRune(before) || wordRune(after) {
+			b.WriteString(old)
+		} else {
+			b.WriteString(repl)
+		}
+		s = s[i+len(old):]
+	}
+}
+
+func wordRune(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // learn adds the personal values an answer carries (the mapped ID number and name), and the
 // values of other fields that may not show in clear (a name in the request id), which the
@@ -173,11 +249,11 @@ func (m *masker) learn(reads []verify.Reading) {
 	for _, r := range reads {
 		switch {
 		case r.Key == "id_number":
-			m.add(r.Raw, privacy.MaskID(r.Raw))
+			m.add("", r.Raw, privacy.MaskID(r.Raw))
 		case r.Key == "name":
-			m.add(r.Raw, privacy.MaskName(r.Raw))
+			m.add("", r.Raw, privacy.MaskName(r.Raw))
 		case r.Present && !shownClear(r, r.Raw):
-			m.add(r.Raw, fmt.Sprintf("«%d chars»", utf8.RuneCountInString(r.Raw)))
+			m.add("", r.Raw, fmt.Sprintf("«%d chars»", utf8.RuneCountInString(r.Raw)))
 		}
 	}
 }
@@ -359,23 +435,31 @@ func noCall(w io.Writer, c *commission, d verify.Decision) int {
 	return code
 }
 
-// printExchange prints the request and the answer of one call (the answer as view shows it;
-// the rest is the caller's to mask).
+// printExchange prints the request and the answer of one call: the request's fields masked
+// by view's masker, the answer as view shows it (the rest is the caller's to mask).
 func printExchange(w io.Writer, c *commission, x *verify.Exchange, view answerView) {
-	fmt.Fprintf(w, "Request (audited, purpose %s; mapping %s):\n  %s %s\n", record.PurposeCommissioning, c.mapping.Name, x.Method, redactURL(x.URL))
+	mk := view.mk
+	fmt.Fprintf(w, "Request (audited, purpose %s; mapping %s):\n  %s %s\n", record.PurposeCommissioning, c.mapping.Name, x.Method, mk.maskField(redactURL(x.URL)))
 	keys := make([]string, 0, len(x.Header))
 	for k := range x.Header {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "  %s: %s\n", k, strings.Join(x.Header[k], ", "))
+		v := strings.Join(x.Header[k], ", ")
+		if v != x.Signature || v == "" { // a signature carries no personal data; masking could spoil it
+			v = mk.maskField(v)
+		}
+		fmt.Fprintf(w, "  %s: %s\n", k, v)
 	}
 	if len(x.Body) > 0 {
-		fmt.Fprintf(w, "  body: %s\n", x.Body)
+		fmt.Fprintf(w, "  body: %s\n", mk.maskField(string(x.Body)))
+	}
+	for _, n := range mk.shortNotes() {
+		fmt.Fprintf(w, "  note: %s\n", n)
 	}
 	if x.Signature != "" {
-		fmt.Fprintf(w, "  signed string: %q\n  signature: %s (%s)\n", x.Signed, x.Signature, c.mapping.SigningAlgorithm(c.cfg.Platform.Signing))
+		fmt.Fprintf(w, "  signed string: %q\n  signature: %s (%s)\n", mk.maskField(x.Signed), x.Signature, c.mapping.SigningAlgorithm(c.cfg.Platform.Signing))
 	} else {
 		fmt.Fprintln(w, "  unsigned (platform.secret_file is not set)")
 	}

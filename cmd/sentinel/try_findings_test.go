@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sentinel-edge/sentinel/internal/privacy"
+	"github.com/sentinel-edge/sentinel/sim/platform"
 	"github.com/sentinel-edge/sentinel/sim/population"
 )
 
@@ -151,12 +153,61 @@ func TestTryFindingAnswerDumpMasked(t *testing.T) {
 	}
 }
 
+// Finding 2: the token was masked by replacing its raw text, so its JSON-escaped form leaked;
+// and a short token garbled every other occurrence of its letters.
+func TestTryFindingTokenEncodings(t *testing.T) {
+	for _, tt := range []struct{ dialect, token string }{
+		{platform.DialectReference, `HC-SECRET<1>&"x\y`},
+		{platform.DialectProvince, `HC-SECRET&B+C/D=E%F`},
+		{platform.DialectVendorSorted, `HC-SECRET&B+C/D=E%F<q>\x`},
+	} {
+		t.Run(tt.dialect, func(t *testing.T) {
+			u := newUnit(t, unitOpts{dialect: tt.dialect, signed: true})
+			_, out, errb := runCmd("try", "--config", u.cfg, "--qr", tt.token)
+			jsonForm, _ := json.Marshal(tt.token)
+			forms := []string{tt.token, strings.Trim(string(jsonForm), `"`), url.QueryEscape(tt.token), url.PathEscape(tt.token), strings.Trim(jsonQuote(tt.token), `"`)}
+			leakFree(t, out+errb, forms...)
+			if !strings.Contains(out, privacy.MaskToken(tt.token)) {
+				t.Errorf("the request does not show the token as %s", privacy.MaskToken(tt.token))
+			}
+		})
+	}
+	t.Run("short with escapes", func(t *testing.T) {
+		u := newUnit(t, unitOpts{})
+		_, out, errb := runCmd("try", "--config", u.cfg, "--qr", "a<b>c")
+		leakFree(t, out+errb, "a<b>c", `a\u003cb\u003ec`)
+		if !strings.Contains(out, `"qr_token":"tok(5)"`) {
+			t.Errorf("the request does not show the token as tok(5):\n%s", strings.ReplaceAll(out+errb, "a<b>c", "«token»"))
+		}
+	})
+	for _, token := range []string{"ok", "e", "qr"} {
+		t.Run("short "+token, func(t *testing.T) {
+			u := newUnit(t, unitOpts{})
+			_, out, _ := runCmd("try", "--config", u.cfg, "--qr", token)
+			for _, want := range []string{`"qr_token":"` + privacy.MaskToken(token) + `"`, "Request (audited, purpose commissioning", "Verdict by the policy in force", "Mapped fields:", "request_id", "Result: NOT PROVEN"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("--qr %s: the output lacks %q (masking garbled it?):\n%s", token, want, out)
+				}
+			}
+			if strings.Count(out, "tok(") > 3 {
+				t.Errorf("--qr %s: masked %d times, more than the request carries it:\n%s", token, strings.Count(out, "tok("), out)
+			}
+		})
+	}
+}
+
 // resultLine is try's last line, its result.
 func resultLine(out string) string {
 	if i := strings.LastIndex(out, "Result:"); i >= 0 {
 		return out[i:]
 	}
 	return "(no result line)"
+}
+
+// jsonQuote is a string as Go's %q writes it (the signed string is printed so).
+func jsonQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(string(b))
 }
 
 // Finding 3: a password in platform.url was printed by try and in docking-check's header.
