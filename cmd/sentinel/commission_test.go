@@ -261,7 +261,7 @@ func TestTryCredentials(t *testing.T) {
 		{"face", []string{"--face", face}, exitOK, "pass ok"},
 		{"unknown token: the fields do not resolve", []string{"--qr", population.TokenUnknown}, exitFailure, "deny unknown_credential"},
 		{"a token with no test on record", []string{"--qr", population.TokenGreenNoNAT}, exitFailure, "deny nat_missing"},
-		{"a bad ID number: no call", []string{"--idcard", "110105194912310021", "--name", "张三"}, exitFailure, "No call made"},
+		{"a bad ID number: bad input, no call", []string{"--idcard", "110105194912310021", "--name", "张三"}, exitUsage, "no call was made"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

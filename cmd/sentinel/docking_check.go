@@ -17,6 +17,7 @@ import (
 	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/agent/selftest"
 	"github.com/sentinel-edge/sentinel/internal/buildinfo"
+	"github.com/sentinel-edge/sentinel/internal/privacy"
 	"github.com/sentinel-edge/sentinel/verify"
 )
 
@@ -115,7 +116,7 @@ func cmdDockingCheck(args []string, stdout, stderr io.Writer) int {
 	storeDockingCheck(cfg.Queue.Path, r, stderr)
 	mk := &masker{}
 	for _, k := range known {
-		mk.pairs = append(mk.pairs, newMasker(k).pairs...)
+		mk.vals = append(mk.vals, newMasker(k).vals...)
 	}
 	var out strings.Builder
 	writeReport(&out, r, *format)
@@ -132,7 +133,7 @@ func (c *commission) dockingCheck(ctx context.Context, known []verify.Credential
 	bi := buildinfo.Get()
 	r := dockReport{
 		Device: cfg.Device.ID, Venue: cfg.Device.Venue, Style: cfg.Device.Style, Version: bi.Version, Commit: bi.Commit,
-		Platform: cfg.Platform.URL, Mapping: m.Name, MappingFile: m.File(), MappingHash: m.Hash(),
+		Platform: redactURL(cfg.Platform.URL), Mapping: m.Name, MappingFile: m.File(), MappingHash: m.Hash(),
 		Signing: "off", Time: time.Now().UTC().Format(time.RFC3339),
 	}
 	if r.MappingFile == "" {
@@ -276,6 +277,13 @@ func (c *commission) mappedRow(cred verify.Credential, res verify.Result, call v
 	}
 	if len(missing) > 0 {
 		row.Detail = "not resolved: " + strings.Join(missing, "; ")
+		return row
+	}
+	// An ID card's answer must be about that card (as a passage requires): else the mapping's
+	// id_number path reads another field, or the platform answered about someone else.
+	if got := verify.NormalizeIDNumber(strings.TrimSpace(res.Identity.IDNumber)); cred.Kind == verify.KindIDCard && got != "" && got != cred.IDNumber {
+		row.Detail = fmt.Sprintf("the answer's ID number %s is not the one asked (%s): response.id_number reads another field, or the platform answered about another person",
+			privacy.MaskID(got), privacy.MaskID(cred.IDNumber))
 		return row
 	}
 	row.Pass = true

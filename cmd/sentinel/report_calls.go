@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sentinel-edge/sentinel/agent/audit"
+	"github.com/sentinel-edge/sentinel/agent/record"
+	"github.com/sentinel-edge/sentinel/queue"
 )
 
 func init() {
@@ -63,7 +65,7 @@ func reportCalls(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sentinel report calls: --since (%s) must be before --until (%s)\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
 		return exitUsage
 	}
-	r, err := audit.ReportCalls(context.Background(), cfg.Queue.Path, from, to, loc)
+	r, commissioning, err := reportCallsFile(context.Background(), cfg.Queue.Path, from, to, loc)
 	if err != nil {
 		fmt.Fprintf(stderr, "sentinel report calls: %v\n", err)
 		return exitFailure
@@ -73,12 +75,61 @@ func reportCalls(args []string, stdout, stderr io.Writer) int {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(struct {
 			audit.CallsReport
-			Problems []string `json:"problems"`
-		}{r, r.Problems()})
-		return exitOK
+			Commissioning []string `json:"commissioning_calls"`
+			Problems      []string `json:"problems"`
+		}{r, commissioning, r.Problems()})
+	} else {
+		printCallsReport(stdout, cfg.Device.ID, cfg.Device.Venue, r, commissioning, loc)
 	}
-	printCallsReport(stdout, cfg.Device.ID, cfg.Device.Venue, r, loc)
+	if len(r.Problems()) > 0 { // a self-check that found a problem fails, as selftest does
+		return exitFailure
+	}
 	return exitOK
+}
+
+// reportCallsFile is audit.ReportCalls with the commissioning calls (try, docking-check:
+// purpose commissioning) set apart from the calls without a passage: they serve no passage
+// by design, and are no problem. It returns their audit row ids.
+func reportCallsFile(ctx context.Context, path string, since, until time.Time, loc *time.Location) (audit.CallsReport, []string, error) {
+	qr, err := queue.OpenReader(path)
+	if err != nil {
+		return audit.CallsReport{Since: since, Until: until, Zone: loc.String()}, nil, fmt.Errorf("audit: %w", err)
+	}
+	defer qr.Close()
+	tap := &commissioningTap{Entries: qr, ids: map[string]bool{}}
+	r, err := audit.Report(ctx, tap, since, until, loc)
+	if err != nil {
+		return r, nil, fmt.Errorf("audit: read %s: %w", path, err)
+	}
+	rest, commissioning := []string{}, []string{}
+	for _, id := range r.WithoutPassage {
+		if tap.ids[id] {
+			commissioning = append(commissioning, id)
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	r.WithoutPassage = rest
+	return r, commissioning, nil
+}
+
+// commissioningTap gives the report the outbox's entries and notes the ids of the audit
+// rows of commissioning calls on the way, so that the outbox is read once.
+type commissioningTap struct {
+	audit.Entries
+	ids map[string]bool
+}
+
+func (t *commissioningTap) ScanEntries(ctx context.Context, opts queue.ScanOptions, f func(queue.Entry) error) (queue.ScanResult, error) {
+	return t.Entries.ScanEntries(ctx, opts, func(e queue.Entry) error {
+		var row struct {
+			Purpose string `json:"purpose"`
+		}
+		if e.Stream == record.StreamAudit && json.Unmarshal(e.Payload, &row) == nil && row.Purpose == record.PurposeCommissioning {
+			t.ids[e.ID] = true
+		}
+		return f(e)
+	})
 }
 
 // reportZone is the zone the report counts days in, by name: --tz when given, else the
@@ -140,7 +191,7 @@ func parseReportTime(s string, now time.Time, loc *time.Location) (time.Time, er
 	return time.Time{}, fmt.Errorf("%q is not RFC 3339 (2026-11-25T08:00:00+08:00), a date (2026-11-25) or a positive duration (24h)", s)
 }
 
-func printCallsReport(w io.Writer, device, venue string, r audit.CallsReport, loc *time.Location) {
+func printCallsReport(w io.Writer, device, venue string, r audit.CallsReport, commissioning []string, loc *time.Location) {
 	tf := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"
@@ -177,6 +228,7 @@ func printCallsReport(w io.Writer, device, venue string, r audit.CallsReport, lo
 	for _, id := range first(r.WithoutPassage, 10) {
 		fmt.Fprintf(w, "  audit row %s\n", id)
 	}
+	fmt.Fprintf(w, "Commissioning calls (try, docking-check; no passage by design): %d\n", len(commissioning))
 	fmt.Fprintf(w, "Passages decided online without a call: %d\n", len(r.OnlineWithoutCall))
 	for _, id := range first(r.OnlineWithoutCall, 10) {
 		fmt.Fprintf(w, "  passage %s\n", id)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sentinel-edge/sentinel/agent/record"
 	"github.com/sentinel-edge/sentinel/queue"
+	"github.com/sentinel-edge/sentinel/sim/population"
+	"github.com/sentinel-edge/sentinel/verify"
 )
 
 func TestReportCallsUsage(t *testing.T) {
@@ -115,5 +120,48 @@ func TestReportCallsZoneNamed(t *testing.T) {
 	t.Setenv("TZ", "Europe/Berlin")
 	if s := report(); !strings.Contains(s, "(days in Europe/Berlin)") {
 		t.Errorf("TZ: %s", s)
+	}
+}
+
+// Finding: try and docking-check calls (purpose commissioning) have no passage by design, yet
+// the self-check listed them as calls without a passage and counted them as problems; and a
+// self-check with problems exited 0.
+func TestReportCallsFindingCommissioning(t *testing.T) {
+	u := newUnit(t, unitOpts{})
+	if code, _, _ := runCmd("try", "--config", u.cfg, "--qr", population.TokenGreenFresh); code != exitOK {
+		t.Fatalf("try: exit %d", code)
+	}
+	code, out, errb := runCmd("report", "calls", "--config", u.cfg)
+	if code != exitOK || !strings.Contains(out, "Calls without a passage: 0\n") || !strings.Contains(out, "Commissioning calls (try, docking-check; no passage by design): 1\n") || !strings.Contains(out, "Self-check: ok") {
+		t.Errorf("a commissioning call: exit %d\n%s%s", code, out, errb)
+	}
+	code, out, _ = runCmd("report", "calls", "--config", u.cfg, "--json")
+	var r struct {
+		Without       []string `json:"calls_without_passage"`
+		Commissioning []string `json:"commissioning_calls"`
+		Problems      []string `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || code != exitOK || len(r.Without) != 0 || len(r.Commissioning) != 1 || len(r.Problems) != 0 {
+		t.Errorf("--json: exit %d, %+v (%v)", code, r, err)
+	}
+
+	// A passage's call that names no passage is a problem: exit 1.
+	ob, err := queue.Open(u.queuePath, queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ob.Append(context.Background(), record.StreamAudit, "t", func(int64, string) ([]byte, error) {
+		return json.Marshal(record.AuditRow{TS: time.Now().UTC().Format(time.RFC3339), Interface: "qr", Purpose: record.PurposePassage, Attempt: 1, Result: verify.ResultOK})
+	})
+	ob.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCmd("report", "calls", "--config", u.cfg)
+	if code != exitFailure || !strings.Contains(out, "Calls without a passage: 1\n") || !strings.Contains(out, "Self-check: 1 problem(s)") {
+		t.Errorf("a passage call without a passage: exit %d, want 1\n%s", code, out)
+	}
+	if code, _, _ = runCmd("report", "calls", "--config", u.cfg, "--json"); code != exitFailure {
+		t.Errorf("--json with a problem: exit %d, want 1", code)
 	}
 }

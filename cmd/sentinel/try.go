@@ -10,14 +10,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sentinel-edge/sentinel/agent/audit"
 	"github.com/sentinel-edge/sentinel/agent/clock"
@@ -118,29 +123,49 @@ func (o oncePlatform) Verify(ctx context.Context, cred verify.Credential, passag
 }
 
 // masker hides the personal data of one credential (and of the answer about it) in
-// anything printed: each raw value, as sent in JSON, a form or a URL, is replaced by its mask.
-type masker struct{ pairs []string }
+// anything printed: each raw value, and every form a request can carry it in (JSON-escaped
+// as encoding/json writes it, URL query or path escaped, form-encoded, Go-quoted), is
+// replaced by its mask.
+type masker struct{ vals []maskedValue }
 
-func (m *masker) add(raw, masked string) {
+type maskedValue struct {
+	what   string   // what it is: the token, the ID number, the name; empty for an answer's value
+	forms  []string // the raw value and its encoded forms, longest first
+	masked string
+}
+
+// minFreeMask is the length (bytes) from which a value is masked wherever it appears. A
+// shorter one (a token "ok") is masked only where it stands alone in a field of the request
+// (maskField): replacing it everywhere would garble unrelated words ("qr_token").
+const minFreeMask = 6
+
+// short says the value is shorter than minFreeMask (its raw form is the shortest).
+func (v maskedValue) short() bool { return len(v.forms[len(v.forms)-1]) < minFreeMask }
+
+func (m *masker) add(what, raw, masked string) {
 	if raw == "" {
 		return
 	}
-	m.pairs = append(m.pairs, raw, masked)
-	if q := url.QueryEscape(raw); q != raw {
-		m.pairs = append(m.pairs, q, masked)
+	forms := []string{raw, url.QueryEscape(raw), url.PathEscape(raw), strings.Trim(strconv.Quote(raw), `"`)}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, html := range []bool{true, false} {
+		b.Reset()
+		enc.SetEscapeHTML(html)
+		_ = enc.Encode(raw)
+		forms = append(forms, strings.Trim(strings.TrimSpace(b.String()), `"`))
 	}
-	if p := url.PathEscape(raw); p != raw {
-		m.pairs = append(m.pairs, p, masked)
-	}
+	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	m.vals = append(m.vals, maskedValue{what, slices.Compact(forms), masked})
 }
 
 func newMasker(cred verify.Credential) *masker {
 	m := &masker{}
-	m.add(cred.QRToken, privacy.MaskToken(cred.QRToken))
-	m.add(cred.IDNumber, privacy.MaskID(cred.IDNumber))
-	m.add(cred.Name, privacy.MaskName(cred.Name))
+	m.add("token", cred.QRToken, privacy.MaskToken(cred.QRToken))
+	m.add("ID number", cred.IDNumber, privacy.MaskID(cred.IDNumber))
+	m.add("name", cred.Name, privacy.MaskName(cred.Name))
 	if len(cred.FaceJPEG) > 0 {
-		m.add(base64.StdEncoding.EncodeToString(cred.FaceJPEG), fmt.Sprintf("<face JPEG, %d bytes>", len(cred.FaceJPEG)))
+		m.add("face", base64.StdEncoding.EncodeToString(cred.FaceJPEG), fmt.Sprintf("<face JPEG, %d bytes>", len(cred.FaceJPEG)))
 	}
 	return m
 }
@@ -148,15 +173,20 @@ func newMasker(cred verify.Credential) *masker {
 // idLike is a resident ID number anywhere in a text.
 var idLike = regexp.MustCompile(`\b\d{17}[\dXx]\b|\b\d{15}\b`)
 
-// mask hides every value the masker knows, and any ID number.
+// mask hides every value the masker knows (but short ones, see minFreeMask), and any ID
+// number, in a text.
 func (m *masker) mask(s string) string {
-	// Longest first, so that a value is masked before a part of it.
-	pairs := make([][2]string, 0, len(m.pairs)/2)
-	for i := 0; i+1 < len(m.pairs); i += 2 {
-		pairs = append(pairs, [2]string{m.pairs[i], m.pairs[i+1]})
+	var pairs [][2]string
+	for _, v := range m.vals {
+		if !v.short() {
+			for _, f := range v.forms {
+				pairs = append(pairs, [2]string{f, v.masked})
+			}
+		}
 	}
+	// Longest first, so that a value is masked before a part of it.
 	sort.SliceStable(pairs, func(i, j int) bool { return len(pairs[i][0]) > len(pairs[j][0]) })
-	flat := make([]string, 0, len(m.pairs))
+	flat := make([]string, 0, 2*len(pairs))
 	for _, p := range pairs {
 		flat = append(flat, p[0], p[1])
 	}
@@ -164,14 +194,66 @@ func (m *masker) mask(s string) string {
 	return idLike.ReplaceAllStringFunc(s, privacy.MaskID)
 }
 
-// learn adds the personal values an answer carries (the mapped ID number and name).
+// maskField is mask for one field of the request (its URL, body, signed string), in which a
+// short value is masked too where it stands alone: not next to a letter, digit or _.
+func (m *masker) maskField(s string) string {
+	s = m.mask(s)
+	for _, v := range m.vals {
+		if v.short() {
+			for _, f := range v.forms {
+				s = replaceAlone(s, f, v.masked)
+			}
+		}
+	}
+	return s
+}
+
+// shortNotes says which of the credential's values are masked only where they stand alone.
+func (m *masker) shortNotes() []string {
+	var notes []string
+	for _, v := range m.vals {
+		if v.what != "" && v.short() {
+			notes = append(notes, fmt.Sprintf("the %s is shorter than %d characters: it is masked where it stands alone in the request, not inside other words", v.what, minFreeMask))
+		}
+	}
+	return notes
+}
+
+// replaceAlone replaces each occurrence of old in s that no letter, digit or _ touches.
+func replaceAlone(s, old, repl string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, old)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		before, _ := utf8.DecodeLastRuneInString(s[:i])
+		after, _ := utf8.DecodeRuneInString(s[i+len(old):])
+		b.WriteString(s[:i])
+		if wordRune(before) || wordRune(after) {
+			b.WriteString(old)
+		} else {
+			b.WriteString(repl)
+		}
+		s = s[i+len(old):]
+	}
+}
+
+func wordRune(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// learn adds the personal values an answer carries (the mapped ID number and name), and the
+// values of other fields that may not show in clear (a name in the request id), which the
+// mapped-fields table and the platform's errors would otherwise print.
 func (m *masker) learn(reads []verify.Reading) {
 	for _, r := range reads {
-		switch r.Key {
-		case "id_number":
-			m.add(r.Raw, privacy.MaskID(r.Raw))
-		case "name":
-			m.add(r.Raw, privacy.MaskName(r.Raw))
+		switch {
+		case r.Key == "id_number":
+			m.add("", r.Raw, privacy.MaskID(r.Raw))
+		case r.Key == "name":
+			m.add("", r.Raw, privacy.MaskName(r.Raw))
+		case r.Present && !shownClear(r, r.Raw):
+			m.add("", r.Raw, fmt.Sprintf("«%d chars»", utf8.RuneCountInString(r.Raw)))
 		}
 	}
 }
@@ -250,8 +332,10 @@ func tryUsage(fs *flag.FlagSet) {
 			"and time, the answer (masked), every mapped field as the unit reads it, and the verdict\n"+
 			"the policy in force would give. The call is audited in the unit's outbox (purpose\n"+
 			"commissioning); no record is made, no relay moves, no screen changes. It may run while\n"+
-			"the daemon runs.\n\nExit codes: 0 the platform answered and every mapped field resolved;\n"+
-			"1 it did not (or the outbox cannot be opened); 2 usage or invalid config.\n\n")
+			"the daemon runs.\n\nExit codes: 0 the platform answered HTTP 200, usably, about the person asked, and\n"+
+			"every mapped field resolved; 1 it did not (the result line says why), or the outbox\n"+
+			"cannot be opened; 2 usage, invalid config, or a credential the unit refuses before any\n"+
+			"call (a file that is not a JPEG, an ID number that fails its check digit).\n\n")
 		fs.PrintDefaults()
 	}
 }
@@ -264,58 +348,118 @@ func (c *commission) try(ctx context.Context, cred verify.Credential, stdout, st
 	v := verify.NewVerifier(oncePlatform{c}, open.VerifierOptions(c.cfg, clock.Trusted))
 	d := v.Decide(ctx, cred, "")
 	if x == nil {
-		fmt.Fprintf(stdout, "No call made: the unit decides this credential without asking the platform (%s).\n", d.Reason)
-		printVerdict(stdout, c, d)
-		return exitFailure
+		return noCall(stdout, c, d)
+	}
+	var reads []verify.Reading
+	var err error
+	if len(x.Answer) > 0 {
+		reads, err = c.mapping.ReadAnswer(c.mapping.Interface(cred), x.Answer)
+		mk.learn(reads)
 	}
 	var out bytes.Buffer
-	printExchange(&out, c, x)
-	ok := x.Status != 0
+	printExchange(&out, c, x, newAnswerView(reads, mk))
+	var why []string // why the call does not prove the docking
 	if len(x.Answer) > 0 {
-		reads, err := c.mapping.ReadAnswer(c.mapping.Interface(cred), x.Answer)
-		mk.learn(reads)
 		fmt.Fprintln(&out, "\nMapped fields:")
 		if err != nil {
 			fmt.Fprintf(&out, "  the answer cannot be read: %v\n", err)
-			ok = false
+			why = append(why, "the answer cannot be read")
 		}
 		printReadings(&out, reads)
+		var unresolved []string
 		for _, r := range reads {
-			ok = ok && r.Problem == ""
+			if r.Problem != "" {
+				unresolved = append(unresolved, r.Key)
+			}
 		}
-	} else {
-		ok = false
+		if len(unresolved) > 0 {
+			why = append(why, "mapped field(s) not resolved: "+strings.Join(unresolved, ", "))
+		}
 	}
+	why = append(answerProblems(x, d, cred), why...)
 	printVerdict(&out, c, d)
 	if p := c.auditProblem(); p != "" {
 		fmt.Fprintf(stderr, "sentinel try: %s\n", p)
-		ok = false
+		why = append(why, "the call was not audited")
+	}
+	if len(why) > 0 {
+		fmt.Fprintf(&out, "\nResult: NOT PROVEN: %s.\n", strings.Join(why, "; "))
+	} else {
+		fmt.Fprintln(&out, "\nResult: OK: the platform answered and every mapped field resolved.")
 	}
 	fmt.Fprint(stdout, mk.mask(out.String()))
-	if !ok {
-		fmt.Fprintln(stdout, "\nResult: NOT PROVEN (the platform did not answer, or a mapped field did not resolve).")
+	if len(why) > 0 {
 		return exitFailure
 	}
-	fmt.Fprintln(stdout, "\nResult: OK: the platform answered and every mapped field resolved.")
 	return exitOK
 }
 
-// printExchange prints the request and the answer of one call (masking is the caller's).
-func printExchange(w io.Writer, c *commission, x *verify.Exchange) {
-	fmt.Fprintf(w, "Request (audited, purpose %s; mapping %s):\n  %s %s\n", record.PurposeCommissioning, c.mapping.Name, x.Method, x.URL)
+// answerProblems says why an answer is not one a passage would be decided by: no answer, an
+// HTTP status other than 200 (a redirect, a 201, a 404 with a success body), a platform-side
+// failure, or an answer about another person than the one asked (a wrong id_number path
+// reads as one). Personal data in it is masked.
+func answerProblems(x *verify.Exchange, d verify.Decision, cred verify.Credential) []string {
+	var why []string
+	switch {
+	case x.Status == 0:
+		why = append(why, "the platform did not answer")
+	case x.Status != http.StatusOK:
+		s := fmt.Sprintf("the platform answered HTTP %d, not 200", x.Status)
+		if d.Call != nil && d.Call.RedirectHost != "" {
+			s += " (a redirect to " + d.Call.RedirectHost + ", not followed)"
+		}
+		why = append(why, s)
+	}
+	if x.Status == http.StatusOK && (d.Call == nil || d.Call.Result != verify.ResultOK || d.Mode != verify.ModeOnline) {
+		why = append(why, "no usable answer: the unit decides "+d.Reason)
+	}
+	if d.Mismatch != nil {
+		why = append(why, fmt.Sprintf("the answer is about another person: its ID number is %s, not the %s asked (check response.id_number)",
+			privacy.MaskID(d.Mismatch.IDNumber), privacy.MaskID(cred.IDNumber)))
+	}
+	return why
+}
+
+// noCall prints a decision made without asking the platform. A credential the unit refuses
+// as such (a file that is not a JPEG, an ID number that fails its check) is bad input.
+func noCall(w io.Writer, c *commission, d verify.Decision) int {
+	code := exitFailure
+	switch d.Reason {
+	case verify.ReasonMalformedScan, verify.ReasonInvalidIDNumber:
+		fmt.Fprintf(w, "Bad input, no call was made: the unit refuses this credential without asking the platform (%s).\n", d.Reason)
+		code = exitUsage
+	default:
+		fmt.Fprintf(w, "No call was made: the unit decides this credential without asking the platform (%s).\n", d.Reason)
+	}
+	printVerdict(w, c, d)
+	return code
+}
+
+// printExchange prints the request and the answer of one call: the request's fields masked
+// by view's masker, the answer as view shows it (the rest is the caller's to mask).
+func printExchange(w io.Writer, c *commission, x *verify.Exchange, view answerView) {
+	mk := view.mk
+	fmt.Fprintf(w, "Request (audited, purpose %s; mapping %s):\n  %s %s\n", record.PurposeCommissioning, c.mapping.Name, x.Method, mk.maskField(redactURL(x.URL)))
 	keys := make([]string, 0, len(x.Header))
 	for k := range x.Header {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "  %s: %s\n", k, strings.Join(x.Header[k], ", "))
+		v := strings.Join(x.Header[k], ", ")
+		if v != x.Signature || v == "" { // a signature carries no personal data; masking could spoil it
+			v = mk.maskField(v)
+		}
+		fmt.Fprintf(w, "  %s: %s\n", k, v)
 	}
 	if len(x.Body) > 0 {
-		fmt.Fprintf(w, "  body: %s\n", x.Body)
+		fmt.Fprintf(w, "  body: %s\n", mk.maskField(string(x.Body)))
+	}
+	for _, n := range mk.shortNotes() {
+		fmt.Fprintf(w, "  note: %s\n", n)
 	}
 	if x.Signature != "" {
-		fmt.Fprintf(w, "  signed string: %q\n  signature: %s (%s)\n", x.Signed, x.Signature, c.mapping.SigningAlgorithm(c.cfg.Platform.Signing))
+		fmt.Fprintf(w, "  signed string: %q\n  signature: %s (%s)\n", mk.maskField(x.Signed), x.Signature, c.mapping.SigningAlgorithm(c.cfg.Platform.Signing))
 	} else {
 		fmt.Fprintln(w, "  unsigned (platform.secret_file is not set)")
 	}
@@ -332,17 +476,31 @@ func printExchange(w io.Writer, c *commission, x *verify.Exchange) {
 	if x.Err != nil {
 		fmt.Fprintf(w, "  refused or failed: %v\n", x.Err)
 	}
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, x.Answer, "  ", "  ") == nil {
-		fmt.Fprintf(w, "  %s\n", bytes.TrimSpace(pretty.Bytes()))
-	} else {
-		fmt.Fprintf(w, "  (not JSON, %d bytes)\n", len(x.Answer))
+	printAnswer(w, x.Answer, view)
+}
+
+// redactURL is a URL as the commissioning commands print it: a password in it shows as ****.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(a URL that does not parse)"
 	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	// Redacted writes the password as xxxxx; **** is how the signed string shows the secret
+	// (url.UserPassword would escape the stars). The username is escaped, so the first
+	// ":xxxxx@" is the password's.
+	return strings.Replace(u.Redacted(), ":xxxxx@", ":****@", 1)
 }
 
 // printVerdict prints the decision the unit would reach.
 func printVerdict(w io.Writer, c *commission, d verify.Decision) {
-	fmt.Fprintf(w, "\nVerdict by the policy in force (%s, offline policy %s): %s %s (%s)\n", d.PolicyHash, c.cfg.Platform.OfflinePolicy, d.Verdict, d.Reason, d.Mode)
+	mode := d.Mode
+	if d.Call == nil {
+		mode = "on the unit, no call made"
+	}
+	fmt.Fprintf(w, "\nVerdict by the policy in force (%s, offline policy %s): %s %s (%s)\n", d.PolicyHash, c.cfg.Platform.OfflinePolicy, d.Verdict, d.Reason, mode)
 	if d.Err != nil {
 		fmt.Fprintf(w, "  because: %v\n", d.Err)
 	}
