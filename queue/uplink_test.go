@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // syncBuffer collects log output from several goroutines.
@@ -109,6 +110,11 @@ func (c *fakeConn) Publish(topic string, payload []byte) ack {
 	a := &fakeAck{done: make(chan struct{})}
 	if i == c.failAt {
 		a.err = errors.New("fake: publish failed")
+	}
+	if topic == "" || strings.ContainsAny(topic, "+#") || !utf8.ValidString(topic) {
+		// As Mosquitto does: a PUBLISH to a topic it cannot take closes the connection.
+		a.err = errors.New("fake: malformed PUBLISH topic: connection closed")
+		c.drop()
 	}
 	close(a.done)
 	return a
