@@ -305,25 +305,6 @@ func readStreamPos(ctx context.Context, q queryer) (map[string]streamPos, error)
 	return m, rows.Err()
 }
 
-// streamSeqs reads every stream's last seq (any schema version).
-func streamSeqs(ctx context.Context, q queryer) (map[string]int64, error) {
-	rows, err := q.QueryContext(ctx, `SELECT stream, last_seq FROM streams`)
-	if err != nil {
-		return nil, fmt.Errorf("queue: read streams: %w", err)
-	}
-	defer rows.Close()
-	m := map[string]int64{}
-	for rows.Next() {
-		var s string
-		var v int64
-		if err := rows.Scan(&s, &v); err != nil {
-			return nil, fmt.Errorf("queue: read streams: %w", err)
-		}
-		m[s] = v
-	}
-	return m, rows.Err()
-}
-
 // recordGaps stores gaps (to be named by the next queue_loss notice), counts their records as
 // missing and raises each stream's last seq to the gap's end, so those seqs are never used
 // again.
