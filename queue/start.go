@@ -131,6 +131,10 @@ func (o *Outbox) checkFile(ctx context.Context, db *sql.DB, state fileState, bud
 	return true, nil
 }
 
+// noCheckBudget is the budget of a quick_check that runs to its end (in the background, or
+// for `sentinel queue stats`).
+const noCheckBudget = 24 * time.Hour
+
 // quickChecking is a quick_check running on its own read-only connection.
 type quickChecking struct {
 	start  time.Time
@@ -151,7 +155,7 @@ func (o *Outbox) startQuickCheck(ctx context.Context, db *sql.DB) (*quickCheckin
 	go func() {
 		defer close(qc.done)
 		defer cancel()
-		qc.err = quickCheck(cctx, conn, o.path, 24*time.Hour)
+		qc.err = quickCheck(cctx, conn, o.path, noCheckBudget)
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		_ = conn.Close()
 	}()
