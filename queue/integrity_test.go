@@ -881,3 +881,41 @@ func sqlOn(t *testing.T, path string, qs ...string) {
 		}
 	}
 }
+
+// TestMarkNotRegularFile: a high-water mark path that is a directory or a FIFO is refused at
+// Open with an error saying so (and left alone), not first announced as a damaged mark that
+// "is written again" and then failed to open.
+func TestMarkNotRegularFile(t *testing.T) {
+	for _, kind := range []string{"directory", "fifo"} {
+		t.Run(kind, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "queue.db")
+			var err error
+			if kind == "directory" {
+				err = os.Mkdir(markPathOf(path), 0o700)
+			} else {
+				err = mkfifo(markPathOf(path))
+			}
+			if errors.Is(err, errors.ErrUnsupported) {
+				t.Skip("no FIFOs here")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			log, logs := testLogger(t)
+			o, err := Open(path, Options{Logger: log})
+			if err == nil {
+				o.Close()
+				t.Fatal("Open succeeded with a mark path that is not a regular file")
+			}
+			if !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), markPathOf(path)) {
+				t.Fatalf("Open: %v; want it to name the mark and say it is not a regular file", err)
+			}
+			if strings.Contains(logs.String(), "written again") {
+				t.Fatalf("the log promises to write the mark again:\n%s", logs)
+			}
+			if fi, err := os.Lstat(markPathOf(path)); err != nil || fi.Mode().IsRegular() {
+				t.Fatalf("the mark path was changed: %v, %v", fi, err)
+			}
+		})
+	}
+}
