@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -751,5 +753,169 @@ func TestSalvageReadsWAL(t *testing.T) {
 	wal1, _ := os.ReadFile(snap + "-wal")
 	if !bytes.Equal(db0, db1) || !bytes.Equal(wal0, wal1) || len(wal0) == 0 {
 		t.Fatal("salvage wrote to the database or its WAL")
+	}
+}
+
+// TestSalvageUnknownStream: salvage never invents a stream. A row whose stream is not in the
+// streams table (one damaged byte: passage → passagf, which quick_check does not see), or
+// whose stream has no topic, is not copied: it is counted as unreadable, named as lost when the
+// (stream, seq) index still names it, and otherwise said in a warning; the new database holds
+// only streams the old one had, and every copied pending record has a topic to go to.
+func TestSalvageUnknownStream(t *testing.T) {
+	tests := []struct {
+		name     string
+		damage   func(t *testing.T, path string, victim Entry)
+		lost     string // the record as named lost, from the index ("": not named)
+		streams  string // the streams of the new database
+		warnings string // in the warnings
+	}{
+		{name: "byte flipped in the row", damage: flipStreamByte, lost: "passage", streams: "[passage]", warnings: `stream "passagf" is not in the streams table`},
+		{name: "stream renamed, index too", damage: func(t *testing.T, path string, victim Entry) {
+			sqlOn(t, path, `PRAGMA foreign_keys = OFF`, `UPDATE outbox SET stream = 'passagf' WHERE n = `+strconv.FormatInt(victim.n, 10))
+		}, streams: "[passage]", warnings: `stream "passagf" is not in the streams table`},
+		// As an earlier salvage left it: the stream row is the old database's, so it stays
+		// (with its seqs), but no record goes to its empty topic.
+		{name: "stream without topic", damage: func(t *testing.T, path string, victim Entry) {
+			sqlOn(t, path, `INSERT INTO streams (stream, last_seq, topic) VALUES ('passagf', 3, '')`,
+				`UPDATE outbox SET stream = 'passagf' WHERE n = `+strconv.FormatInt(victim.n, 10))
+		}, lost: "passagf", streams: "[passage passagf]", warnings: `topic "" (stream "passagf")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, path := openTemp(t, Options{})
+			appendN(t, o, "passage", 6)
+			es, err := o.Pending(context.Background(), 0) // with their insertion numbers
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tt.damage(t, path, es[2])
+			dst := filepath.Join(t.TempDir(), "new.db")
+			rep, err := Salvage(context.Background(), path, dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("report %+v", rep)
+			if rep.Records != 5 || len(rep.Unreadable) != 1 || rep.Unreadable[0] != (KeyRange{es[2].n, es[2].n}) {
+				t.Fatalf("copied %d, unreadable %v; want 5 copied and row n=%d unreadable", rep.Records, rep.Unreadable, es[2].n)
+			}
+			if fmt.Sprint(slices.Sorted(maps.Keys(rep.Streams))) != tt.streams || rep.Streams["passage"] != 6 {
+				t.Fatalf("streams %v, want %s, passage at 6", rep.Streams, tt.streams)
+			}
+			wantLost := []SeqRange(nil)
+			if tt.lost != "" {
+				wantLost = []SeqRange{{Stream: tt.lost, First: 3, Last: 3, Cause: causeUnreadable}}
+			}
+			if fmt.Sprint(rep.Lost) != fmt.Sprint(wantLost) {
+				t.Fatalf("lost %v, want %v", rep.Lost, wantLost)
+			}
+			if w := strings.Join(rep.Warnings, "\n"); !strings.Contains(w, tt.warnings) {
+				t.Fatalf("warnings %q, want %s named", w, tt.warnings)
+			}
+			n, err := Open(dst, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close()
+			var streams []string
+			rows, err := n.db.Query(`SELECT stream FROM streams UNION SELECT stream FROM outbox ORDER BY 1`) // every name in use
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var s string
+				_ = rows.Scan(&s)
+				streams = append(streams, s)
+			}
+			rows.Close()
+			if fmt.Sprint(streams) != tt.streams {
+				t.Fatalf("the new database has streams %v, want %s", streams, tt.streams)
+			}
+			p, err := n.Pending(context.Background(), 0)
+			if err != nil || len(p) != 5 {
+				t.Fatalf("pending %d, %v; want 5", len(p), err)
+			}
+			for _, e := range p {
+				if e.Topic != "sentinel/test/passage" {
+					t.Fatalf("pending %s seq %d has topic %q", e.Stream, e.Seq, e.Topic)
+				}
+			}
+		})
+	}
+}
+
+// flipStreamByte changes the last byte of victim's stream name in its table row, on disk (the
+// row's id is followed by its stream name in the record), as a bad sector would: passage →
+// passagf; the (stream, seq) index still says passage.
+func flipStreamByte(t *testing.T, path string, victim Entry) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := uuid.MustParse(victim.ID)
+	at := bytes.Index(b, append(uid[:], victim.Stream...))
+	if at < 0 || bytes.Count(b, uid[:]) != 1 {
+		t.Fatalf("the row of %s seq %d is not found once in %s", victim.Stream, victim.Seq, path)
+	}
+	b[at+len(uid)+len(victim.Stream)-1]++
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sqlOn runs statements on the database at path, on one connection.
+func sqlOn(t *testing.T, path string, qs ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range qs {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestMarkNotRegularFile: a high-water mark path that is a directory or a FIFO is refused at
+// Open with an error saying so (and left alone), not first announced as a damaged mark that
+// "is written again" and then failed to open.
+func TestMarkNotRegularFile(t *testing.T) {
+	for _, kind := range []string{"directory", "fifo"} {
+		t.Run(kind, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "queue.db")
+			var err error
+			if kind == "directory" {
+				err = os.Mkdir(markPathOf(path), 0o700)
+			} else {
+				err = mkfifo(markPathOf(path))
+			}
+			if errors.Is(err, errors.ErrUnsupported) {
+				t.Skip("no FIFOs here")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			log, logs := testLogger(t)
+			o, err := Open(path, Options{Logger: log})
+			if err == nil {
+				o.Close()
+				t.Fatal("Open succeeded with a mark path that is not a regular file")
+			}
+			if !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), markPathOf(path)) {
+				t.Fatalf("Open: %v; want it to name the mark and say it is not a regular file", err)
+			}
+			if strings.Contains(logs.String(), "written again") {
+				t.Fatalf("the log promises to write the mark again:\n%s", logs)
+			}
+			if fi, err := os.Lstat(markPathOf(path)); err != nil || fi.Mode().IsRegular() {
+				t.Fatalf("the mark path was changed: %v, %v", fi, err)
+			}
+		})
 	}
 }

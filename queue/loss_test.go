@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,35 @@ func readOnly(t *testing.T, o *Outbox, on bool) {
 	}
 }
 
+// deliverTo runs an uplink on o against a fake broker until want records are delivered, and
+// returns the broker, the seqs of stream delivered, in order, and the last queue_loss notice.
+// Anything delivered from another stream fails the test.
+func deliverTo(t *testing.T, o *Outbox, log *slog.Logger, stream string, want int) (*fakeBroker, []int64, notice) {
+	t.Helper()
+	fb := &fakeBroker{}
+	d := newDeliveries()
+	u := NewUplink(o, fastBackoff(UplinkConfig{Brokers: []string{"tcp://fake:1883"}, Window: 2, OnDelivered: d.add, Logger: log}))
+	u.dial = fb.dial
+	stop := runUplink(t, u)
+	got := d.wait(t, want, 10*time.Second)
+	stop()
+	var seqs []int64
+	var n notice
+	for _, e := range got {
+		switch e.Stream {
+		case stream:
+			seqs = append(seqs, e.Seq)
+		case NoticeStream:
+			if err := json.Unmarshal(e.Payload, &n); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Errorf("delivered %s seq %d to %q, want only %s and the notice", e.Stream, e.Seq, e.Topic, stream)
+		}
+	}
+	return fb, seqs, n
+}
+
 // TestQuarantineUndecodableRows: rows whose payload or id cannot be decoded are set aside
 // (bytes kept), counted as lost and reported by a queue_loss notice; the rest of the backlog
 // is delivered.
@@ -88,26 +118,7 @@ func TestQuarantineUndecodableRows(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fb := &fakeBroker{}
-	d := newDeliveries()
-	u := NewUplink(o, fastBackoff(UplinkConfig{Brokers: []string{"tcp://fake:1883"}, Window: 2, OnDelivered: d.add, Logger: log}))
-	u.dial = fb.dial
-	stop := runUplink(t, u)
-	got := d.wait(t, 5, 10*time.Second) // s 1 2 4 6 and the notice
-	stop()
-
-	var seqs []int64
-	var n notice
-	for _, e := range got {
-		switch e.Stream {
-		case "s":
-			seqs = append(seqs, e.Seq)
-		case NoticeStream:
-			if err := json.Unmarshal(e.Payload, &n); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	fb, seqs, n := deliverTo(t, o, log, "s", 5) // s 1 2 4 6 and the notice
 	if fmt.Sprint(seqs) != "[1 2 4 6]" {
 		t.Fatalf("delivered seqs %v, want [1 2 4 6]", seqs)
 	}
@@ -139,6 +150,74 @@ func TestQuarantineUndecodableRows(t *testing.T) {
 	}
 	if c := strings.Count(logs.String(), "it is quarantined"); c != 2 {
 		t.Fatalf("%d quarantine log lines, want 2:\n%s", c, logs)
+	}
+}
+
+// TestQuarantineUnpublishableRows: a pending row that can never be published (its stream has
+// no streams row, as after a damaged byte in the stream column, or no valid topic, as a
+// salvage that invented a stream left it) is quarantined like an undecodable one: counted,
+// reported by a queue_loss notice, and the records behind it are delivered on the same
+// connection.
+func TestQuarantineUnpublishableRows(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage []string // SQL run with foreign keys off
+		reason string   // in the quarantine reason
+	}{
+		{name: "stream unknown", damage: []string{`UPDATE outbox SET stream = 'passagf' WHERE stream = 'passage' AND seq = 3`}, reason: "stream"},
+		{name: "stream without topic", damage: []string{
+			`INSERT INTO streams (stream, last_seq, topic) VALUES ('passagf', 3, '')`,
+			`UPDATE outbox SET stream = 'passagf' WHERE stream = 'passage' AND seq = 3`,
+		}, reason: "topic"},
+		{name: "wildcard topic", damage: []string{`UPDATE outbox SET topic = 'sentinel/+/passage' WHERE stream = 'passage' AND seq = 3`}, reason: "topic"},
+		{name: "topic not UTF-8", damage: []string{`UPDATE outbox SET topic = CAST(x'73656e74696e656cff' AS TEXT) WHERE stream = 'passage' AND seq = 3`}, reason: "topic"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log, logs := testLogger(t)
+			o, path := openTemp(t, Options{Logger: log})
+			if err := o.SetCapacity(Capacity{NoticeTopic: testNoticeTopic}); err != nil {
+				t.Fatal(err)
+			}
+			for range 6 {
+				mustAppend(t, o, "passage")
+			}
+			ctx := context.Background()
+			c, err := o.db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range append(append([]string{`PRAGMA foreign_keys = OFF`}, tt.damage...), `PRAGMA foreign_keys = ON`) {
+				if _, err := c.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			c.Close()
+
+			fb, seqs, n := deliverTo(t, o, log, "passage", 6) // passage 1 2 4 5 6 and the notice
+			if fmt.Sprint(seqs) != "[1 2 4 5 6]" {
+				t.Fatalf("delivered seqs %v, want [1 2 4 5 6]", seqs)
+			}
+			if n.Kind != "queue_loss" || n.Lost != 1 || n.Quarantined != 1 {
+				t.Fatalf("notice %+v, want a queue_loss notice of 1 quarantined record", n)
+			}
+			if len(fb.conns) != 1 {
+				t.Fatalf("%d connections, want 1 (an unpublishable row must not end the connection)", len(fb.conns))
+			}
+			if s := savedStats(t, path); s.Quarantined != 1 || s.Pending != 0 {
+				t.Fatalf("saved stats %+v, want 1 quarantined, nothing pending", s)
+			}
+			var reason string
+			if err := o.db.QueryRowContext(ctx, `SELECT reason FROM quarantine WHERE seq = 3`).Scan(&reason); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(reason, tt.reason) {
+				t.Fatalf("quarantine reason %q, want it to name the %s", reason, tt.reason)
+			}
+			if c := strings.Count(logs.String(), "it is quarantined"); c != 1 {
+				t.Fatalf("%d quarantine log lines, want 1:\n%s", c, logs)
+			}
+		})
 	}
 }
 

@@ -170,8 +170,12 @@ func readMark(path string) (markRead, error) {
 		return m, nil
 	case err != nil:
 		return markRead{}, fmt.Errorf("queue: high-water mark %s: %w", path, err)
-	case !fi.Mode().IsRegular() || fi.Size() > 2*markSlot:
-		m.state = markUnreadable // never read a FIFO or a huge file
+	case !fi.Mode().IsRegular():
+		// Never read (a FIFO would block) nor written: it is not the mark, and it is left alone.
+		return markRead{}, fmt.Errorf("queue: high-water mark %s is not a regular file (mode %v); it was left untouched: move it aside (the queue writes its mark there) and start again: %w",
+			path, fi.Mode(), ErrInvalid)
+	case fi.Size() > 2*markSlot:
+		m.state = markUnreadable // never read a huge file
 		return m, nil
 	}
 	b, err := os.ReadFile(path)

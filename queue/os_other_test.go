@@ -3,6 +3,7 @@
 package queue
 
 import (
+	"errors"
 	"os"
 	"time"
 )
@@ -10,3 +11,5 @@ import (
 func inodeOf(os.FileInfo) uint64 { return 0 }
 
 func processCPU() time.Duration { return 0 }
+
+func mkfifo(string) error { return errors.ErrUnsupported }

@@ -18,3 +18,5 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+func mkfifo(path string) error { return syscall.Mkfifo(path, 0o600) }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -260,11 +261,17 @@ func (o *Outbox) Pending(ctx context.Context, limit int) ([]Entry, error) {
 	return o.pendingRange(ctx, 0, -1, limit)
 }
 
+// pendingCols is what the pending queries read of each row, in pendingRows' order. The join
+// with streams is a LEFT JOIN: a row whose stream has no streams row (a damaged stream
+// column) is still read, and quarantined (it has no topic to go to), instead of staying
+// pending, unseen, for ever.
+const pendingCols = `SELECT o.n, o.uid, o.stream, o.seq, s.stream IS NOT NULL,
+		CASE WHEN o.topic = '' THEN s.topic ELSE o.topic END, o.payload, o.enc, o.created_at
+	FROM outbox o `
+
 // pendingSQL reads pending entries through the partial index: without INDEXED BY, SQLite
 // prefers the rowid range and walks every delivered row before the first pending one.
-const pendingSQL = `SELECT o.n, o.uid, o.stream, o.seq,
-		CASE WHEN o.topic = '' THEN s.topic ELSE o.topic END, o.payload, o.enc, o.created_at
-	FROM outbox o INDEXED BY outbox_pending JOIN streams s ON s.stream = o.stream
+const pendingSQL = pendingCols + `INDEXED BY outbox_pending LEFT JOIN streams s ON s.stream = o.stream
 	WHERE o.delivered_at IS NULL AND o.n > ? AND o.n <= ? ORDER BY o.n LIMIT ?`
 
 // pendingRange returns up to limit undelivered entries with after < n and, when upTo >= 0,
@@ -302,7 +309,7 @@ func (o *Outbox) pendingQuery(ctx context.Context, query string, after, upTo int
 	}
 }
 
-// badRow is a pending row that cannot be decoded.
+// badRow is a pending row that cannot be decoded or cannot be published.
 type badRow struct {
 	n      int64
 	stream string
@@ -311,7 +318,8 @@ type badRow struct {
 	err    error
 }
 
-// pendingRows runs one pending query. Rows whose id or payload cannot be decoded are
+// pendingRows runs one pending query. Rows whose id or payload cannot be decoded, or that
+// can never be published (their stream unknown, their topic not one a broker takes), are
 // returned apart (bad), so that one damaged row never stops the rows behind it; scanned
 // counts every row read and last is the insertion number of the last one.
 func (o *Outbox) pendingRows(ctx context.Context, query string, after, upTo int64, limit int) (out []Entry, bad []badRow, scanned int, last int64, err error) {
@@ -325,7 +333,9 @@ func (o *Outbox) pendingRows(ctx context.Context, query string, after, upTo int6
 		var created int64
 		var enc int
 		var uid []byte
-		if err := rows.Scan(&e.n, &uid, &e.Stream, &e.Seq, &e.Topic, &e.Payload, &enc, &created); err != nil {
+		var known bool
+		var topic sql.NullString
+		if err := rows.Scan(&e.n, &uid, &e.Stream, &e.Seq, &known, &topic, &e.Payload, &enc, &created); err != nil {
 			return nil, nil, 0, 0, o.readErr("pending", err)
 		}
 		scanned++
@@ -335,7 +345,11 @@ func (o *Outbox) pendingRows(ctx context.Context, query string, after, upTo int6
 			bad = append(bad, badRow{n: e.n, stream: e.Stream, seq: e.Seq, err: fmt.Errorf("id: %w: %w", err, ErrCorrupt)})
 			continue
 		}
-		e.ID = u.String()
+		e.ID, e.Topic = u.String(), topic.String
+		if err := publishable(e.Stream, known, e.Topic); err != nil {
+			bad = append(bad, badRow{n: e.n, stream: e.Stream, seq: e.Seq, id: e.ID, err: err})
+			continue
+		}
 		if e.Payload, err = decode(e.Payload, enc, e.ID); err != nil {
 			bad = append(bad, badRow{n: e.n, stream: e.Stream, seq: e.Seq, id: e.ID, err: err})
 			continue
@@ -349,10 +363,25 @@ func (o *Outbox) pendingRows(ctx context.Context, query string, after, upTo int6
 	return out, bad, scanned, last, nil
 }
 
-// quarantine moves pending rows that cannot be decoded out of the outbox into the quarantine
-// table (their bytes kept for analysis, never sent) and counts them as lost, in the loss
-// counters and so in the next queue_loss notice. If that cannot be written now, the rows stay
-// where they are and are tried again at the next read; they are skipped meanwhile.
+// publishable says why a pending row can never be published, or nil: its stream has no
+// streams row (every append writes one: the row's stream column is damaged), or its topic is
+// not one a broker takes (empty: a stream that lost its topic; a broker such as Mosquitto
+// closes the connection on a PUBLISH to it, so the uplink would resend it for ever and
+// nothing behind it would go).
+func publishable(stream string, known bool, topic string) error {
+	switch {
+	case !known:
+		return fmt.Errorf("stream %q is not in the streams table (a damaged stream column?): the record has no topic to be published to: %w", stream, ErrCorrupt)
+	case !validTopic(topic):
+		return fmt.Errorf("topic %q (stream %q) is not a valid MQTT publish topic: a broker would refuse it: %w", topic, stream, ErrCorrupt)
+	}
+	return nil
+}
+
+// quarantine moves pending rows that cannot be decoded or published out of the outbox into
+// the quarantine table (their bytes kept for analysis, never sent) and counts them as lost, in
+// the loss counters and so in the next queue_loss notice. If that cannot be written now, the
+// rows stay where they are and are tried again at the next read; they are skipped meanwhile.
 func (o *Outbox) quarantine(ctx context.Context, bad []badRow) {
 	r := &writeReq{kind: opQuarantine, ctx: ctx, done: make(chan struct{})}
 	for _, b := range bad {
@@ -365,11 +394,11 @@ func (o *Outbox) quarantine(ctx context.Context, bad []badRow) {
 	}
 	for _, b := range bad {
 		if err != nil {
-			o.log.Error("queue: a stored record cannot be decoded and could not be quarantined now; it is skipped and tried again",
+			o.log.Error("queue: a stored record cannot be decoded or published and could not be quarantined now; it is skipped and tried again",
 				"path", o.path, "stream", b.stream, "seq", b.seq, "id", b.id, "n", b.n, "reason", b.err, "err", err)
 			continue
 		}
-		o.log.Error("queue: a stored record cannot be decoded; it is quarantined (kept in the database, never sent) and counted as lost",
+		o.log.Error("queue: a stored record cannot be decoded or published; it is quarantined (kept in the database, never sent) and counted as lost",
 			"path", o.path, "stream", b.stream, "seq", b.seq, "id", b.id, "n", b.n, "reason", b.err)
 	}
 }
@@ -380,13 +409,9 @@ func (o *Outbox) quarantine(ctx context.Context, bad []badRow) {
 var priorityStreams = []string{"event", "alert"}
 
 const (
-	pendingPrioSQL = `SELECT o.n, o.uid, o.stream, o.seq,
-		CASE WHEN o.topic = '' THEN s.topic ELSE o.topic END, o.payload, o.enc, o.created_at
-	FROM outbox o INDEXED BY outbox_priority JOIN streams s ON s.stream = o.stream
+	pendingPrioSQL = pendingCols + `INDEXED BY outbox_priority LEFT JOIN streams s ON s.stream = o.stream
 	WHERE o.delivered_at IS NULL AND o.stream IN ('event', 'alert') AND o.n > ? AND o.n <= ? ORDER BY o.n LIMIT ?`
-	pendingRoutineSQL = `SELECT o.n, o.uid, o.stream, o.seq,
-		CASE WHEN o.topic = '' THEN s.topic ELSE o.topic END, o.payload, o.enc, o.created_at
-	FROM outbox o INDEXED BY outbox_pending JOIN streams s ON s.stream = o.stream
+	pendingRoutineSQL = pendingCols + `INDEXED BY outbox_pending LEFT JOIN streams s ON s.stream = o.stream
 	WHERE o.delivered_at IS NULL AND o.stream NOT IN ('event', 'alert') AND o.n > ? AND o.n <= ? ORDER BY o.n LIMIT ?`
 )
 
@@ -537,10 +562,16 @@ func (o *Outbox) submit(ctx context.Context, r *writeReq) error {
 	}
 }
 
-// validTopic reports whether t may be published to: not empty, no wildcards, no NUL, and
-// at most 65535 bytes.
+// validTopic reports whether t may be published to: not empty, at most 65535 bytes, valid
+// UTF-8 without wildcards, NUL or control characters (MQTT 3.1.1 section 1.5.3; Mosquitto
+// closes the connection on a PUBLISH to such a topic).
 func validTopic(t string) bool {
-	return t != "" && len(t) <= 65535 && !strings.ContainsAny(t, "+#\x00")
+	if t == "" || len(t) > 65535 || !utf8.ValidString(t) {
+		return false
+	}
+	return !strings.ContainsFunc(t, func(r rune) bool {
+		return r == '+' || r == '#' || r <= 0x1f || (r >= 0x7f && r <= 0x9f)
+	})
 }
 
 // Stats is a snapshot of the outbox for status pages, metrics and `sentinel queue stats`.

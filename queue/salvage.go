@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -74,6 +76,7 @@ func Salvage(ctx context.Context, src, dst string) (rep SalvageReport, err error
 			t.discard()
 		}
 	}()
+	s.readStreams(ctx, &rep)
 	if err := s.copyOutbox(ctx, t, &rep); err != nil {
 		return rep, err
 	}
@@ -122,8 +125,17 @@ type salvageSource struct {
 	db      *sql.DB
 	rt      *readTx
 	cols    map[string]map[string]bool // table → its columns
+	streams map[string]sourceStream    // the streams table, as far as it could be read
 	maxSeq  map[string]int64           // the highest seq seen per stream
 	skipped []KeyRange                 // outbox rows not copied, in order
+}
+
+// sourceStream is a row of the source's streams table.
+type sourceStream struct {
+	last      int64
+	topic     string
+	chainSeq  sql.NullInt64
+	chainHash []byte
 }
 
 // openSalvageSource opens src read-only: with its WAL (mode=ro), or, when that cannot be
@@ -193,7 +205,34 @@ func (s *salvageSource) col(table, name, fallback string) string {
 	return fallback
 }
 
-// copyOutbox copies every readable outbox row, as stored, with its insertion number.
+// readStreams reads the source's streams table, past damage (what cannot be read is said in
+// the warnings).
+func (s *salvageSource) readStreams(ctx context.Context, rep *SalvageReport) {
+	s.streams = map[string]sourceStream{}
+	err := readPast(ctx, s.rt.conn, `SELECT rowid, stream, last_seq, `+s.col("streams", "topic", "''")+`, `+
+		s.col("streams", "chain_seq", "NULL")+`, `+s.col("streams", "chain_hash", "NULL")+` FROM streams WHERE rowid >= ? ORDER BY rowid`, nil, math.MinInt64,
+		func(rows *sql.Rows) (int64, error) {
+			var id int64
+			var st sourceStream
+			var name string
+			if err := rows.Scan(&id, &name, &st.last, &st.topic, &st.chainSeq, &st.chainHash); err != nil {
+				return 0, err
+			}
+			s.streams[name] = st
+			return id, nil
+		}, func(lo, hi int64) {
+			rep.Warnings = append(rep.Warnings, "part of the streams table could not be read: the records of the streams it lost are not copied (they have no topic to go to; counted as unreadable), and those streams continue after the old high-water mark")
+		})
+	if err != nil {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the streams table could not be read (%v): no record can be copied as deliverable (none has a known stream and topic); each stream continues after the old high-water mark", err))
+	}
+}
+
+// copyOutbox copies every readable outbox row, as stored, with its insertion number. A row
+// the agent could never publish (its stream not in the streams table, as a damaged byte in
+// its stream column makes it; or no valid topic) is not copied: salvage never invents a
+// stream. It is counted as unreadable, named as lost when the index allows, and said in a
+// warning.
 func (s *salvageSource) copyOutbox(ctx context.Context, t *salvageTarget, rep *SalvageReport) error {
 	q := fmt.Sprintf(`SELECT n, %s, stream, seq, topic, payload, %s, created_at, delivered_at, %s FROM outbox WHERE n >= ? ORDER BY n`,
 		s.col("outbox", "uid", "unhex(replace(id, '-', ''))"), s.col("outbox", "enc", "0"), s.col("outbox", "attempts", "0"))
@@ -201,6 +240,16 @@ func (s *salvageSource) copyOutbox(ctx context.Context, t *salvageTarget, rep *S
 		s.skipped = append(s.skipped, KeyRange{lo, hi})
 		rep.Unreadable = append(rep.Unreadable, KeyRange{lo, hi})
 	}
+	unpublishable := map[string][]int64{} // why → the rows not copied for it
+	defer func() {
+		for _, why := range slices.Sorted(maps.Keys(unpublishable)) {
+			var rs []string
+			for _, r := range seqRanges64("", unpublishable[why]) {
+				rs = append(rs, keyRange(r.First, r.Last))
+			}
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("outbox rows n=%s are not copied (counted as unreadable): %v", strings.Join(rs, ", "), why))
+		}
+	}()
 	err := readPast(ctx, s.rt.conn, q, nil, math.MinInt64, func(rows *sql.Rows) (int64, error) {
 		var n int64
 		var uid, payload []byte
@@ -211,6 +260,11 @@ func (s *salvageSource) copyOutbox(ctx context.Context, t *salvageTarget, rep *S
 				return 0, err
 			}
 			notCopied(n, n) // a column of the wrong type: damaged
+			return n, nil
+		}
+		if err := s.publishable(stream.String, topic.String); err != nil {
+			notCopied(n, n)
+			unpublishable[err.Error()] = append(unpublishable[err.Error()], n)
 			return n, nil
 		}
 		if err := t.exec(ctx, `INSERT INTO outbox (n, uid, stream, seq, topic, payload, enc, created_at, delivered_at, attempts)
@@ -236,6 +290,16 @@ func (s *salvageSource) copyOutbox(ctx context.Context, t *salvageTarget, rep *S
 		return fmt.Errorf("queue: salvage %s: read the outbox: %w", s.path, err)
 	}
 	return nil
+}
+
+// publishable is the outbox's rule (publishable in outbox.go) for a source row of stream
+// with its stored topic ("": its stream's topic).
+func (s *salvageSource) publishable(stream, topic string) error {
+	st, known := s.streams[stream]
+	if topic == "" {
+		topic = st.topic
+	}
+	return publishable(stream, known, topic)
 }
 
 // decodable reports whether a stored row gives its record back.
@@ -298,10 +362,7 @@ func (s *salvageSource) notCopied(n int64) bool {
 // nameLost reads the (stream, seq) index, which holds each row's insertion number, for the
 // rows not copied: those are named as lost, by stream and seq.
 func (s *salvageSource) nameLost(ctx context.Context, rep *SalvageReport) error {
-	streams, err := s.streamNames(ctx)
-	if err != nil {
-		return err
-	}
+	streams := s.streamNames()
 	idx, err := s.seqIndex(ctx)
 	if err != nil || idx == "" {
 		if len(s.skipped) > 0 {
@@ -347,23 +408,10 @@ func seqRanges64(stream string, seqs []int64) []SeqRange {
 	return out
 }
 
-// streamNames lists the streams: from the streams table and from the rows copied.
-func (s *salvageSource) streamNames(ctx context.Context) ([]string, error) {
-	seen := map[string]bool{}
-	for st := range s.maxSeq {
-		seen[st] = true
-	}
-	if old, err := streamSeqs(ctx, s.rt.conn); err == nil {
-		for st := range old {
-			seen[st] = true
-		}
-	}
-	names := make([]string, 0, len(seen))
-	for st := range seen {
-		names = append(names, st)
-	}
-	sort.Strings(names)
-	return names, nil
+// streamNames lists the streams of the streams table (a copied row's stream is one of them;
+// a name found only elsewhere, in a damaged row, is not a stream).
+func (s *salvageSource) streamNames() []string {
+	return slices.Sorted(maps.Keys(s.streams))
 }
 
 // seqIndex finds the unique index on outbox (stream, seq).

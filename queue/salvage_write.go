@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
+	"maps"
 	"os"
 
 	"github.com/mattn/go-sqlite3"
@@ -133,36 +133,14 @@ func (t *salvageTarget) finish(ctx context.Context, src string, rep *SalvageRepo
 	return m.close()
 }
 
-// writeState writes the streams (each one's last seq at least the old one), the loss
+// writeState writes the streams of the old streams table (each one's last seq at least the
+// highest seen; a name found only in a damaged row is not written), the loss
 // counters (rows and bytes recomputed from what was copied), the recorded gaps, and the
 // records lost here as new gaps (cause unreadable), so the agent's next start reports them.
 func (s *salvageSource) writeState(ctx context.Context, t *salvageTarget, rep *SalvageReport) error {
-	type stream struct {
-		last      int64
-		topic     string
-		chainSeq  sql.NullInt64
-		chainHash []byte
-	}
-	old := map[string]stream{}
-	err := readPast(ctx, s.rt.conn, `SELECT rowid, stream, last_seq, `+s.col("streams", "topic", "''")+`, `+
-		s.col("streams", "chain_seq", "NULL")+`, `+s.col("streams", "chain_hash", "NULL")+` FROM streams WHERE rowid >= ? ORDER BY rowid`, nil, math.MinInt64,
-		func(rows *sql.Rows) (int64, error) {
-			var id int64
-			var st stream
-			var name string
-			if err := rows.Scan(&id, &name, &st.last, &st.topic, &st.chainSeq, &st.chainHash); err != nil {
-				return 0, err
-			}
-			old[name] = st
-			return id, nil
-		}, func(lo, hi int64) {
-			rep.Warnings = append(rep.Warnings, "part of the streams table could not be read: those streams' last seqs are taken from their records, and records stored without a topic get it again from the agent's next record of their stream")
-		})
-	if err != nil {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the streams table could not be read (%v): each stream's last seq is taken from its records", err))
-	}
+	old := maps.Clone(s.streams)
 	for name, v := range s.maxSeq {
-		if st := old[name]; v > st.last {
+		if st, ok := old[name]; ok && v > st.last { // never a stream the streams table lacks
 			st.last = v
 			old[name] = st
 		}

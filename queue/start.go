@@ -131,6 +131,10 @@ func (o *Outbox) checkFile(ctx context.Context, db *sql.DB, state fileState, bud
 	return true, nil
 }
 
+// noCheckBudget is the budget of a quick_check that runs to its end (in the background, or
+// for `sentinel queue stats`).
+const noCheckBudget = 24 * time.Hour
+
 // quickChecking is a quick_check running on its own read-only connection.
 type quickChecking struct {
 	start  time.Time
@@ -151,7 +155,7 @@ func (o *Outbox) startQuickCheck(ctx context.Context, db *sql.DB) (*quickCheckin
 	go func() {
 		defer close(qc.done)
 		defer cancel()
-		qc.err = quickCheck(cctx, conn, o.path, 24*time.Hour)
+		qc.err = quickCheck(cctx, conn, o.path, noCheckBudget)
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		_ = conn.Close()
 	}()
@@ -301,25 +305,6 @@ func readStreamPos(ctx context.Context, q queryer) (map[string]streamPos, error)
 		}
 		p.chainSeq = cs.Int64
 		m[s] = p
-	}
-	return m, rows.Err()
-}
-
-// streamSeqs reads every stream's last seq (any schema version).
-func streamSeqs(ctx context.Context, q queryer) (map[string]int64, error) {
-	rows, err := q.QueryContext(ctx, `SELECT stream, last_seq FROM streams`)
-	if err != nil {
-		return nil, fmt.Errorf("queue: read streams: %w", err)
-	}
-	defer rows.Close()
-	m := map[string]int64{}
-	for rows.Next() {
-		var s string
-		var v int64
-		if err := rows.Scan(&s, &v); err != nil {
-			return nil, fmt.Errorf("queue: read streams: %w", err)
-		}
-		m[s] = v
 	}
 	return m, rows.Err()
 }

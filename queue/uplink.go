@@ -22,6 +22,9 @@ var (
 	pollInterval = time.Second
 	// markTimeout bounds marking acknowledged entries after Run's ctx has ended.
 	markTimeout = 5 * time.Second
+	// markRetry is how long the marker waits before it tries again marks that could not be
+	// written (a full disk).
+	markRetry = time.Second
 	// backlogReadAhead is how many backlog records one read takes at least.
 	backlogReadAhead = 64
 )
@@ -413,7 +416,7 @@ type session struct {
 func (s *session) fill() error {
 	u := s.u
 	s.limitWait = 0
-	for len(s.window) < u.cfg.Window {
+	for len(s.window) < u.cfg.Window && !s.m.full() {
 		cl, err := u.nextClass(s.ctx, s.classes)
 		if err != nil || cl == nil {
 			return err
@@ -485,6 +488,7 @@ func (s *session) wait(poll <-chan time.Time, ackTimer *time.Timer) error {
 	case <-limitC:
 	case err := <-s.m.errc:
 		return err
+	case <-s.m.room: // the marker was full and has room again: fill
 	}
 	return nil
 }
@@ -608,44 +612,146 @@ func (u *Uplink) nextClass(ctx context.Context, classes []*sendClass) (*sendClas
 // marker marks acknowledged runs delivered on its own goroutine, so the window refills
 // while the transaction commits. What waits when it finishes one is marked in the next
 // transaction together.
+//
+// A mark that cannot be written (a full disk, an I/O error) does not end the connection:
+// those records did reach the broker, and reconnecting would only send the whole backlog
+// again, for ever, while the disk stays full. The marker keeps them and tries again every
+// markRetry (past maxUnmarked of them the window stops filling: full); it logs the failure
+// once, a reminder every markLogEvery, and when marks are written again. Records whose mark
+// is never written are sent again on a later connection (at least once: de-duplicate on id).
+// Only a closed outbox stops it (errc).
 type marker struct {
-	in   chan []Entry
-	errc chan error // receives the first error; marking stops there
-	done chan struct{}
-	err  error // set before done is closed
+	in       chan []Entry
+	errc     chan error // receives ErrClosed from marking; marking stops there
+	done     chan struct{}
+	err      error         // set before done is closed
+	unmarked atomic.Int64  // acknowledged records handed over (send) and not yet marked
+	room     chan struct{} // receives a value when the marker is no longer full
 }
 
+// Marker tunables; package variables so tests can shrink them.
+var (
+	// maxUnmarked bounds the acknowledged records the marker holds while marks fail.
+	maxUnmarked int64 = 10000
+	// markLogEvery is how often failing marks are logged again while they go on failing.
+	markLogEvery = time.Minute
+)
+
 func (u *Uplink) startMarker(ctx context.Context) *marker {
-	m := &marker{in: make(chan []Entry, u.cfg.Window), errc: make(chan error, 1), done: make(chan struct{})}
+	m := &marker{in: make(chan []Entry, u.cfg.Window), errc: make(chan error, 1), done: make(chan struct{}), room: make(chan struct{}, 1)}
 	go func() {
 		defer close(m.done)
-		for run := range m.in {
-			if m.err != nil {
-				continue // drain: these stay pending and are sent again
+		k := markRetrier{u: u, m: m}
+		defer k.stop()
+		for {
+			select {
+			case run, ok := <-m.in:
+				if !ok {
+					if len(k.waiting) > 0 {
+						_ = k.mark(ctx) // a last try; what fails is sent again next time
+					}
+					return
+				}
+				if m.err != nil {
+					m.unmarked.Add(-int64(len(run)))
+					continue // drain: these stay pending and are sent again
+				}
+				k.waiting = append(k.waiting, run...)
+				if k.retry != nil {
+					continue // failing: wait for the retry
+				}
+			case <-k.retryC():
+				k.retry = nil
 			}
 		more:
 			for {
 				select {
 				case r, ok := <-m.in:
 					if !ok {
-						break more
+						break more // seen again by the outer select
 					}
-					run = append(run, r...)
+					k.waiting = append(k.waiting, r...)
 				default:
 					break more
 				}
 			}
-			if err := u.markDelivered(ctx, run); err != nil {
+			if err := k.mark(ctx); errors.Is(err, ErrClosed) {
 				m.err = err
 				m.errc <- err
+				m.unmarked.Add(-int64(len(k.waiting)))
+				k.waiting = nil
 			}
 		}
 	}()
 	return m
 }
 
+// full reports that so many acknowledged records wait for marks that fail that the window
+// must not take more.
+func (m *marker) full() bool { return m.unmarked.Load() >= maxUnmarked }
+
+// markRetrier is the marker goroutine's state: the acknowledged records not yet marked, and
+// whether (since when) marks fail.
+type markRetrier struct {
+	u       *Uplink
+	m       *marker // its unmarked count is lowered by what is marked
+	waiting []Entry
+	retry   *time.Timer // set while marks fail: when to try again
+	since   time.Time   // the first failure of this run of failures
+	logged  time.Time   // the last log line about it
+}
+
+func (k *markRetrier) retryC() <-chan time.Time {
+	if k.retry == nil {
+		return nil
+	}
+	return k.retry.C
+}
+
+func (k *markRetrier) stop() {
+	if k.retry != nil {
+		k.retry.Stop()
+	}
+}
+
+// mark marks what waits. When that fails (but for a closed outbox) it keeps it, logs (once,
+// then every markLogEvery) and sets the retry.
+func (k *markRetrier) mark(ctx context.Context) error {
+	err := k.u.markDelivered(ctx, k.waiting)
+	switch {
+	case err == nil:
+		if !k.since.IsZero() {
+			k.u.log.Warn("uplink: delivery marks are written again", "marked", len(k.waiting), "failing_for", time.Since(k.since).Round(time.Millisecond))
+			k.since = time.Time{}
+		}
+		if k.m.unmarked.Add(-int64(len(k.waiting)))+int64(len(k.waiting)) >= maxUnmarked && !k.m.full() {
+			select {
+			case k.m.room <- struct{}{}: // the window may fill again
+			default:
+			}
+		}
+		k.waiting = k.waiting[:0]
+		return nil
+	case errors.Is(err, ErrClosed):
+		return err
+	}
+	t := time.Now()
+	switch {
+	case k.since.IsZero():
+		k.since, k.logged = t, t
+		k.u.log.Error("uplink: delivery marks could NOT be written (a full disk?); the connection stays up, the records reached the broker and stay pending until their marks can be written (sent again after a restart: de-duplicate on id)",
+			"unmarked", len(k.waiting), "err", err)
+	case t.Sub(k.logged) >= markLogEvery:
+		k.logged = t
+		k.u.log.Error("uplink: delivery marks still cannot be written", "unmarked", len(k.waiting), "failing_for", t.Sub(k.since).Round(time.Second), "err", err)
+	}
+	k.retry = time.NewTimer(markRetry)
+	return err
+}
+
 // send hands a run to the marker, waiting while it is behind (that bounds the window).
 func (m *marker) send(run []Entry) error {
+	m.unmarked.Add(int64(len(run)))
 	select {
 	case m.in <- run:
 		return nil

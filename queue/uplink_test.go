@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // syncBuffer collects log output from several goroutines.
@@ -109,6 +110,11 @@ func (c *fakeConn) Publish(topic string, payload []byte) ack {
 	a := &fakeAck{done: make(chan struct{})}
 	if i == c.failAt {
 		a.err = errors.New("fake: publish failed")
+	}
+	if topic == "" || strings.ContainsAny(topic, "+#") || !utf8.ValidString(topic) {
+		// As Mosquitto does: a PUBLISH to a topic it cannot take closes the connection.
+		a.err = errors.New("fake: malformed PUBLISH topic: connection closed")
+		c.drop()
 	}
 	close(a.done)
 	return a
@@ -411,5 +417,67 @@ func TestUplinkPriorityStreams(t *testing.T) {
 		"event:2 alert:2 passage:6 passage:7 passage:8 audit:2]" // live: priority first
 	if fmt.Sprint(got) != want {
 		t.Fatalf("published %v\nwant      %s", got, want)
+	}
+}
+
+// TestUplinkKeepsConnectionWhileMarksFail: with the disk full (here: the database read-only)
+// and the broker up, only the delivery marks fail. The uplink keeps its connection and window
+// (each record is published once, not the whole backlog again on reconnect after reconnect),
+// logs the failure once, and marks the records when writing works again. Past maxUnmarked
+// records waiting for their marks, the window stops taking more (memory stays bounded).
+func TestUplinkKeepsConnectionWhileMarksFail(t *testing.T) {
+	const n, window = 40, 4
+	tests := []struct {
+		name      string
+		unmarked  int64 // maxUnmarked
+		published int   // how many are published while the marks fail, at most
+	}{
+		{name: "unbounded", unmarked: 10000, published: n},
+		{name: "bounded", unmarked: 8, published: 8 + window},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			oldRetry, oldMax := markRetry, maxUnmarked
+			markRetry, maxUnmarked = 20*time.Millisecond, tt.unmarked
+			t.Cleanup(func() { markRetry, maxUnmarked = oldRetry, oldMax })
+			log, logs := testLogger(t)
+			o, _ := openTemp(t, Options{Logger: log})
+			for range n {
+				mustAppend(t, o, "s")
+			}
+			readOnly(t, o, true)
+			fb := &fakeBroker{}
+			d := newDeliveries()
+			u := NewUplink(o, fastBackoff(UplinkConfig{Brokers: []string{"tcp://fake:1883"}, Window: window, OnDelivered: d.add, Logger: log}))
+			u.dial = fb.dial
+			stop := runUplink(t, u)
+			waitUntil(t, 10*time.Second, "records published", func() bool { return len(fb.snapshot()) >= min(n, int(tt.unmarked)) })
+			time.Sleep(100 * time.Millisecond) // several mark retries, which fail
+			if p := len(fb.snapshot()); p > tt.published {
+				t.Fatalf("%d published while marks fail, want at most %d", p, tt.published)
+			}
+			if st, _ := o.Stats(context.Background()); st.Pending != n {
+				t.Fatalf("%d pending while marks fail, want %d (nothing can be marked)", st.Pending, n)
+			}
+			readOnly(t, o, false)
+			d.wait(t, n, 10*time.Second)
+			stop()
+
+			if c := len(fb.conns); c != 1 {
+				t.Errorf("%d connections, want 1: failing marks must not end the connection", c)
+			}
+			if p := len(fb.snapshot()); p != n {
+				t.Errorf("%d publishes, want %d: each record once", p, n)
+			}
+			if st, _ := o.Stats(context.Background()); st.Pending != 0 || st.Delivered != n {
+				t.Errorf("stats %+v, want every record marked delivered", st)
+			}
+			if c := strings.Count(logs.String(), "delivery marks could NOT be written"); c != 1 {
+				t.Errorf("%d log lines about the failing marks, want 1:\n%s", c, logs)
+			}
+			if !strings.Contains(logs.String(), "delivery marks are written again") {
+				t.Errorf("no log line when the marks are written again:\n%s", logs)
+			}
+		})
 	}
 }

@@ -46,7 +46,9 @@ func cmdQueue(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// openQueueReader loads the config and opens its queue read-only.
+// openQueueReader loads the config and opens its queue read-only, after the check the
+// agent's start runs (quick_check): a database `run` refuses as damaged is refused here too
+// (exit 1, the message naming salvage) rather than read as if it were sound.
 func openQueueReader(name, synopsis string, args []string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (*queue.Reader, int) {
 	fs := newFlags(name, synopsis, stdout, stderr)
 	path := fs.String("config", "", "config `FILE` of the unit")
@@ -61,6 +63,11 @@ func openQueueReader(name, synopsis string, args []string, stdout, stderr io.Wri
 		return nil, code
 	}
 	r, err := queue.OpenReader(cfg.Queue.Path)
+	if err == nil {
+		if err = r.QuickCheck(context.Background()); err != nil {
+			_ = r.Close()
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sentinel %s: queue.path: %v\n", name, err)
 		return nil, exitFailure

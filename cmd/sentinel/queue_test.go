@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/sentinel-edge/sentinel/queue"
 )
@@ -110,5 +114,84 @@ func TestQueueCommandErrors(t *testing.T) {
 	b, _ := os.ReadFile(foreign)
 	if !bytes.Equal(b, bytes.Repeat([]byte("not a database "), 100)) {
 		t.Fatal("the foreign file was modified")
+	}
+}
+
+// TestQueueCommandsCorrupt: queue stats and queue ids check the database as the agent's start
+// does (quick_check): on a file `run` refuses as damaged they say so, name salvage, and exit 1,
+// instead of printing normal figures with exit 0. The damage is one overwritten 4 KiB page:
+// the one that holds a record, or the root of the (stream, seq) index, which neither command
+// reads.
+func TestQueueCommandsCorrupt(t *testing.T) {
+	tests := []struct {
+		name string
+		page func(t *testing.T, db string, file []byte, victim uuid.UUID) int // the page to overwrite, from 1
+	}{
+		{"record page", func(t *testing.T, _ string, file []byte, victim uuid.UUID) int {
+			off := bytes.Index(file, victim[:])
+			if off < 0 {
+				t.Fatal("the victim's id is not in the file")
+			}
+			return off/4096 + 1
+		}},
+		{"index page", func(t *testing.T, db string, _ []byte, _ uuid.UUID) int {
+			c, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var root int
+			if err := c.QueryRow(`SELECT rootpage FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NULL`).Scan(&root); err != nil {
+				t.Fatal(err)
+			}
+			return root
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "queue.db")
+			o, err := queue.Open(db, queue.Options{Synchronous: "NORMAL"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var victim uuid.UUID
+			for i := range 300 {
+				e, err := o.Append(context.Background(), "passage", "s/v1/g1/passage", func(seq int64, id string) ([]byte, error) {
+					return fmt.Appendf(nil, `{"id":%q,"seq":%d,"pad":%q}`, id, seq, strings.Repeat("x", 200)), nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 149 {
+					victim = uuid.MustParse(e.ID)
+				}
+			}
+			if err := o.Close(); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page := (tt.page(t, db, b, victim) - 1) * 4096
+			copy(b[page:page+4096], bytes.Repeat([]byte{0xa5}, 4096))
+			if err := os.WriteFile(db, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := queue.Open(db, queue.Options{}); !errors.Is(err, queue.ErrCorrupt) {
+				t.Fatalf("the agent's Open: %v, want ErrCorrupt (the test's damage is not the kind run refuses)", err)
+			}
+			cfg := queueConfigFile(t, db)
+			for _, args := range [][]string{{"queue", "stats"}, {"queue", "stats", "--json"}, {"queue", "ids"}} {
+				var out, errb bytes.Buffer
+				code := run(append(args, "--config", cfg), &out, &errb)
+				if code != exitFailure || !strings.Contains(errb.String(), "damaged") || !strings.Contains(errb.String(), "salvage") {
+					t.Errorf("%s: exit %d (want %d), stderr %q: want it to say the database is damaged and name salvage", args, code, exitFailure, errb.String())
+				}
+			}
+			if after, _ := os.ReadFile(db); !bytes.Equal(after, b) {
+				t.Fatal("the damaged file was modified")
+			}
+		})
 	}
 }
