@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -210,6 +211,9 @@ func readCapture(path string, v *chain.Verifier, stderr io.Writer) error {
 			break
 		}
 		if err != nil {
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				return err // it names the path already ("read DIR: is a directory")
+			}
 			return fmt.Errorf("read %s: %w", path, err)
 		}
 	}

@@ -144,6 +144,7 @@ func TestVerifyRecordsUsage(t *testing.T) {
 		{[]string{"--in", capture, "--keys", badKeys}, exitUsage, "d.pub:1"},
 		{[]string{"--in", capture, "extra"}, exitUsage, "unexpected argument"},
 		{[]string{"--in", filepath.Join(emptyDir, "none")}, exitFailure, "no such file"},
+		{[]string{"--in", emptyDir}, exitFailure, "verify-records: read " + emptyDir + ": is a directory"}, // once, not "read D: read D:"
 		{[]string{"--broker", "tcp://127.0.0.1:1", "--wait", "2s"}, exitFailure, "connect to tcp://127.0.0.1:1"},
 		{[]string{"--help"}, exitOK, ""},
 	} {
