@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/sentinel-edge/sentinel/agent/config"
 	"github.com/sentinel-edge/sentinel/agent/events"
@@ -217,9 +218,15 @@ func (o *Ops) listenLoopback(key, addr string, allowRemote bool) (net.Listener, 
 	return l, nil
 }
 
+// maxHTTPConns bounds the connections a screen or metrics listener serves at once (more wait
+// in the kernel's backlog): a local process opening thousands must not take the daemon's
+// file descriptors (its status file and database need them).
+const maxHTTPConns = 64
+
 // serveHTTP serves h on l until ctx ends.
 func serveHTTP(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	l = netutil.LimitListener(l, maxHTTPConns)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

@@ -26,6 +26,10 @@ var (
 	WriteTimeout = 5 * time.Second
 )
 
+// DefaultMaxClients is Options.MaxClients when it is not set: a unit's screen has one or
+// two browsers; the bound keeps any local process from taking every file descriptor.
+const DefaultMaxClients = 16
+
 // Verdict is one passage as the screen shows it. Subject fields are masked already.
 type Verdict struct {
 	N            int64  `json:"n"` // event number, increasing
@@ -122,6 +126,9 @@ type Options struct {
 	OnDisconnect func(why string)
 	// OnClients, when set, is told the number of connected clients after each change.
 	OnClients func(n int)
+	// MaxClients bounds the event streams open at once; past it /events answers 503 with
+	// Retry-After (a browser's EventSource tries again). 0 means DefaultMaxClients.
+	MaxClients int
 }
 
 type event struct {
@@ -154,6 +161,9 @@ type Server struct {
 
 // New returns a server with an empty unit state.
 func New(opt Options) *Server {
+	if opt.MaxClients <= 0 {
+		opt.MaxClients = DefaultMaxClients
+	}
 	s := &Server{opt: opt, clients: map[*client]struct{}{}}
 	s.unit, _ = json.Marshal(Unit{Platform: "unknown", Mode: "normal", Clock: "unsynced"}.withNotices())
 	return s
@@ -361,6 +371,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	c := &client{ch: make(chan event, ClientBuffer), gone: make(chan struct{})}
 	s.mu.Lock()
+	if len(s.clients) >= s.opt.MaxClients {
+		s.stats.Refused++
+		s.mu.Unlock()
+		h.Del("Content-Type")
+		h.Set("Retry-After", "5")
+		http.Error(w, "too many screen clients", http.StatusServiceUnavailable)
+		return
+	}
 	first := []event{{"unit", s.unit}}
 	if v := s.currentVerdictLocked(); v != nil {
 		first = append(first, event{"verdict", v})

@@ -367,3 +367,53 @@ func TestDocsShowEveryText(t *testing.T) {
 		}
 	}
 }
+
+// Found by an adversarial round (2026-12-02): any local process could open /events without
+// bound; 19,995 streams took 570 MB and every file descriptor (the status file, then the
+// kiosk's own browser failed). Streams beyond MaxClients are refused with 503 and a retry
+// hint; one that closes makes room.
+func TestStreamClientsBounded(t *testing.T) {
+	s := New(Options{MaxClients: 3})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var open []*http.Response
+	for range 3 {
+		resp, r := openStream(t, ctx, ts.URL)
+		r.next(t)
+		open = append(open, resp)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("stream %d: HTTP %d (Retry-After %q), want 503 with Retry-After", len(open)+1, resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if st := s.Stats(); st.Refused != 1 || st.Clients != 3 {
+		t.Errorf("stats %+v, want 1 refused, 3 clients", st)
+	}
+	open[0].Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().Clients != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the closed stream is still counted: %+v", s.Stats())
+		}
+		s.SetUnit(Unit{Device: time.Now().String()})
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp4, r4 := openStream(t, ctx, ts.URL)
+	defer resp4.Body.Close()
+	if name, _ := r4.next(t); name != "unit" {
+		t.Errorf("after a close, a new stream got %q, want the unit", name)
+	}
+	for _, r := range open[1:] {
+		r.Body.Close()
+	}
+	if New(Options{}).opt.MaxClients != DefaultMaxClients {
+		t.Errorf("no default cap")
+	}
+}
