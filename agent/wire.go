@@ -245,6 +245,7 @@ func (b *builder) operations() error {
 		Counters:      ops.Counters{Passages: func() int64 { return b.pl.Counters().Passages }, AuditLost: auditor.Lost, Events: b.rec.Stats},
 		Log:           b.log.With("part", "ops"),
 		Head:          b.cu.StatusHead(b.ob, func(err error) { b.log.Warn("status: sent without its signed head", "err", err) }),
+		Settle:        auditor.Settle,
 	})
 	if err != nil {
 		return err

@@ -76,8 +76,10 @@ type Auditor struct {
 	// dropped counts rows lost since the last stored row (carried in its lost field); lost
 	// only grows.
 	dropped, lost atomic.Int64
-	mu            sync.RWMutex // held for reading while a job is queued; for writing to stop
-	stopped       bool         // Run is draining or returned: enqueue drops
+	// queued counts jobs queued and not yet stored or lost (Settle waits for none).
+	queued  atomic.Int64
+	mu      sync.RWMutex // held for reading while a job is queued; for writing to stop
+	stopped bool         // Run is draining or returned: enqueue drops
 }
 
 // New returns an auditor; Run must run for rows to be stored.
@@ -132,6 +134,20 @@ func (a *Auditor) Checked(passage string, c verify.Call) {
 	a.enqueue(job{passage: passage, purpose: record.PurposeCommissioning, calls: []verify.Call{c}})
 }
 
+// Settle waits until every row queued so far is stored (or counted lost), or ctx ends: the
+// offline status at stop takes its signed head after it.
+func (a *Auditor) Settle(ctx context.Context) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for a.queued.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Lost is how many audit rows could not be stored since start. Unless the outbox was closed,
 // each is also in the outbox's persisted loss counters.
 func (a *Auditor) Lost() int64 { return a.lost.Load() }
@@ -156,11 +172,13 @@ func (a *Auditor) enqueue(j job) {
 	}
 	a.mu.RLock()
 	if !a.stopped {
+		a.queued.Add(1)
 		select {
 		case a.ch <- j:
 			a.mu.RUnlock()
 			return
 		default:
+			a.queued.Add(-1)
 		}
 	}
 	stopped := a.stopped
@@ -228,6 +246,7 @@ func (a *Auditor) drain(ctx context.Context) {
 		case j := <-a.ch:
 			if dctx.Err() != nil {
 				a.lose(j, true)
+				a.queued.Add(-1)
 				continue
 			}
 			a.storeBatch(dctx, a.take(j))
@@ -272,6 +291,7 @@ func (a *Auditor) store(ctx context.Context, j job) {
 		if j.alert != nil {
 			_ = a.Alert(ctx, *j.alert) // logged either way
 		}
+		a.queued.Add(-1)
 	}()
 	for _, c := range j.calls {
 		if c.RedirectHost != "" {

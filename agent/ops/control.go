@@ -359,10 +359,18 @@ func (p *pace) due(sig string, force bool, minInterval time.Duration) bool {
 // failed forgets the last write, so that the next turn tries again.
 func (p *pace) failed() { p.last = "" }
 
+// settleWait bounds how long the offline status waits for records still on their way.
+const settleWait = 2 * time.Second
+
 // goodbye replaces the retained status by an offline one (a clean disconnect does not fire
 // the will) and disconnects. The connection loop has ended; the client, if any, is still
 // connected.
 func (c *control) goodbye() {
+	if settle := c.o.opt.Settle; settle != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), settleWait)
+		settle(ctx)
+		cancel()
+	}
 	s := c.o.Status(context.Background())
 	s.Online = false
 	b, _ := json.Marshal(s)

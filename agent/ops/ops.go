@@ -92,6 +92,10 @@ type Options struct {
 	// Head, when set, gives the status (and the will) its signed head for its ts: each
 	// stream's head, its signature and the unit's public key (docs/records.md).
 	Head func(ctx context.Context, ts string) (head chain.Head, sig, key string)
+	// Settle, when set, waits (within its ctx) until records that are on their way to the
+	// outbox are stored (the audit rows of the last passages): at stop it runs before the
+	// offline status is taken, so that status's head covers every record of the run.
+	Settle func(ctx context.Context)
 }
 
 // Timing are the operations' tunables; zero values take the defaults.
