@@ -159,3 +159,47 @@ func TestPassagesUsage(t *testing.T) {
 		t.Errorf("no outbox yet: exit %d %s", code, errb.String())
 	}
 }
+
+// An outcome with only a pending restart does not also say "nothing changed" (probeC
+// finding 1); one with neither does.
+func TestPrintReloadPendingRestart(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		out       agent.ReloadOutcome
+		want, not string
+	}{
+		{name: "restart only", out: agent.ReloadOutcome{OK: true, Restart: []string{"camera.url"}}, want: "needs restart:  camera.url", not: "nothing changed"},
+		{name: "nothing", out: agent.ReloadOutcome{OK: true}, want: "nothing changed", not: "restart"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := printReload(&out, &errb, 1, tt.out); code != exitOK || !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) {
+				t.Errorf("exit %d, want %q and not %q:\n%s", code, tt.want, tt.not, out.String())
+			}
+		})
+	}
+}
+
+// A --wait that is not positive is a usage error, found before the daemon is signalled
+// (probeC finding 2).
+func TestReloadWaitNotPositive(t *testing.T) {
+	path, cfg := toolUnit(t)
+	p := pidFile{path: pidPath(cfg), config: path}
+	if err := p.write(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.remove()
+	signalled := 0
+	old := sendSignal
+	sendSignal = func(int, syscall.Signal) error { signalled++; return nil }
+	t.Cleanup(func() { sendSignal = old })
+	for _, w := range []string{"0s", "-1s"} {
+		var out, errb bytes.Buffer
+		if code := cmdReload([]string{"--config", path, "--wait", w}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "--wait") {
+			t.Errorf("--wait %s: exit %d %s", w, code, errb.String())
+		}
+	}
+	if signalled != 0 {
+		t.Errorf("the daemon was signalled %d times for a --wait that is not positive", signalled)
+	}
+}
