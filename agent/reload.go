@@ -65,10 +65,22 @@ type reloader struct {
 
 	mu  sync.Mutex // one reload at a time
 	cfg atomic.Pointer[config.Config]
+	// started is the config the daemon started with: what the restart-only keys hold in
+	// force until a restart. Taken from cfg before the first reload replaces it.
+	started *config.Config
 }
 
 // current is the config in force (the last one a reload took).
 func (r *reloader) current() *config.Config { return r.cfg.Load() }
+
+// running is the config the daemon started with (restart-only keys are in force as it
+// holds them).
+func (r *reloader) running() *config.Config {
+	if r.started == nil {
+		r.started = r.cfg.Load()
+	}
+	return r.started
+}
 
 // reloadFor is the reload command's hook: nil when the daemon has no config file to read.
 func (r *reloader) reloadFor(path string) func(by string) (bool, string) {
@@ -95,14 +107,17 @@ func (r *reloader) reload(by string) (bool, string) {
 	if !out.OK {
 		return false, fmt.Sprintf("config refused, the unit keeps the config it has (%d problem(s)), first: %s", len(out.Problems), out.Problems[0])
 	}
-	detail := "nothing changed"
+	var parts []string
 	if len(out.Applied) > 0 {
-		detail = "applied: " + strings.Join(out.Applied, ", ")
+		parts = append(parts, "applied: "+strings.Join(out.Applied, ", "))
 	}
 	if len(out.Restart) > 0 {
-		detail += "; restart needed for: " + strings.Join(out.Restart, ", ")
+		parts = append(parts, "restart needed for: "+strings.Join(out.Restart, ", "))
 	}
-	return true, detail
+	if len(parts) == 0 {
+		return true, "nothing changed"
+	}
+	return true, strings.Join(parts, "; ")
 }
 
 func (r *reloader) apply(by string) ReloadOutcome {
@@ -128,7 +143,10 @@ func (r *reloader) apply(by string) ReloadOutcome {
 	if err := refuseUnprovisioned(nc); err != nil {
 		return refuse(err.Error())
 	}
-	old := r.current()
+	// Live keys are compared with the config in force (the last one taken), restart-only
+	// keys with the one the daemon started with: an edit that needs a restart stays named
+	// on every reload until the restart, and undoing it names nothing.
+	old, run := r.current(), r.running()
 	changed := changedKeys("", reflect.ValueOf(*old), reflect.ValueOf(*nc))
 	// A new platform client when a platform or policy key changed, or a file it reads did
 	// (a rotated secret, an edited mapping): built before anything changes.
@@ -138,15 +156,19 @@ func (r *reloader) apply(by string) ReloadOutcome {
 		// camera.* needs a restart: the face trigger in force, not the file's, says whether
 		// policy.face_min_score applies and whether the mapping must search faces.
 		dc := *nc
-		dc.Camera = old.Camera
+		dc.Camera = run.Camera
 		if next, err = newDecider(&dc, r.onPing); err != nil {
 			return refuse(err.Error())
 		}
 	}
+	live := func(k string) bool { return isLive(k) && (k != "log.level" || r.level != nil) }
 	for _, k := range changed {
-		if isLive(k) && (k != "log.level" || r.level != nil) {
+		if live(k) {
 			out.Applied = append(out.Applied, k)
-		} else {
+		}
+	}
+	for _, k := range changedKeys("", reflect.ValueOf(*run), reflect.ValueOf(*nc)) {
+		if !live(k) {
 			out.Restart = append(out.Restart, k)
 		}
 	}

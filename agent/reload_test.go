@@ -104,9 +104,9 @@ func TestReload(t *testing.T) {
 		t.Errorf("level %s, ops got %d configs, current %p", r.level.Level(), len(r.ops.got), r.rl.current())
 	}
 
-	// Nothing changed: nothing swapped.
+	// Nothing changed since: nothing swapped, the pending restart still named.
 	cur := r.rl.decs.now()
-	if ok, detail := r.rl.reload("SIGHUP"); !ok || detail != "nothing changed" || r.rl.decs.now() != cur {
+	if ok, detail := r.rl.reload("SIGHUP"); !ok || detail != "restart needed for: barrier.pulse" || r.rl.decs.now() != cur {
 		t.Errorf("an unchanged file: %v %q", ok, detail)
 	}
 	// A rotated secret, same keys: a new client.
@@ -185,5 +185,39 @@ func TestChangedKeys(t *testing.T) {
 		if isLive(key) != live {
 			t.Errorf("isLive(%s) = %v", key, !live)
 		}
+	}
+}
+
+// A restart-only key is compared with the config the daemon started with, not with the file
+// the last reload took (probeC finding 1): a second reload of the same edit still names it,
+// and putting the original file back names nothing. The outcome never says "nothing changed"
+// while a restart is pending.
+func TestReloadRestartAgainstRunning(t *testing.T) {
+	r := newReloadRig(t)
+	edited := strings.Replace(reloadYAML, "pulse: 300ms", "pulse: 400ms", 1)
+	edited = strings.Replace(edited, "id: gate-01", "id: gate-02", 1)
+	wantRestart := []string{"device.id", "barrier.pulse", "uplink.client_id"} // the client id is derived from device.id
+	for i := 1; i <= 2; i++ {
+		r.write(t, "sentinel.yaml", edited)
+		ok, detail := r.rl.reload("SIGHUP")
+		out := r.outcome(t)
+		if !ok || !reflect.DeepEqual(out.Restart, wantRestart) || strings.Contains(detail, "nothing changed") ||
+			!strings.Contains(detail, "restart needed for: device.id, barrier.pulse") {
+			t.Errorf("reload %d of the edited file: %v %q, outcome %+v; want restart %v", i, ok, detail, out, wantRestart)
+		}
+	}
+	// A live change beside the pending restart: both named.
+	r.write(t, "sentinel.yaml", strings.Replace(edited, "[green]", "[green, yellow]", 1))
+	if _, detail := r.rl.reload("SIGHUP"); !strings.Contains(detail, "applied: policy.health_codes") || !strings.Contains(detail, "barrier.pulse") {
+		t.Errorf("a live change with a pending restart: %q", detail)
+	}
+	// The original file back (policy too): it matches what runs, nothing needs a restart.
+	r.write(t, "sentinel.yaml", reloadYAML)
+	ok, detail := r.rl.reload("SIGHUP")
+	if out := r.outcome(t); !ok || len(out.Restart) != 0 || strings.Contains(detail, "restart") {
+		t.Errorf("the original file back: %v %q, outcome %+v", ok, detail, out)
+	}
+	if ok, detail := r.rl.reload("SIGHUP"); !ok || detail != "nothing changed" {
+		t.Errorf("the original file again: %v %q", ok, detail)
 	}
 }

@@ -149,6 +149,10 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	if code := parse(fs, args, stdout); code >= 0 {
 		return code
 	}
+	if *wait <= 0 {
+		fmt.Fprintf(stderr, "sentinel reload: --wait must be > 0, got %s; the daemon was not signalled\n", *wait)
+		return exitUsage
+	}
 	cfg, code := loadConfig(fs, *path, stderr)
 	if cfg == nil {
 		fmt.Fprintln(stderr, "sentinel reload: the daemon was not signalled; it keeps running on the config it has")
@@ -192,14 +196,20 @@ func printReload(stdout, stderr io.Writer, pid int, out agent.ReloadOutcome) int
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "reloaded (pid %d, %s)\n", pid, out.At)
-	if len(out.Applied) == 0 {
+	switch {
+	case len(out.Applied) == 0 && len(out.Restart) == 0:
 		fmt.Fprintln(stdout, "  nothing changed")
+	case len(out.Applied) == 0:
+		fmt.Fprintln(stdout, "  nothing new in force")
 	}
 	for _, k := range out.Applied {
 		fmt.Fprintf(stdout, "  in force now:   %s\n", k)
 	}
 	for _, k := range out.Restart {
 		fmt.Fprintf(stdout, "  needs restart:  %s (systemctl restart sentinel)\n", k)
+	}
+	if len(out.Restart) > 0 {
+		fmt.Fprintln(stdout, "  (a restart-only key is compared with the config the daemon started with: it stays listed until a restart)")
 	}
 	return exitOK
 }

@@ -159,3 +159,117 @@ func TestPassagesUsage(t *testing.T) {
 		t.Errorf("no outbox yet: exit %d %s", code, errb.String())
 	}
 }
+
+// An outcome with only a pending restart does not also say "nothing changed" (probeC
+// finding 1); one with neither does.
+func TestPrintReloadPendingRestart(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		out       agent.ReloadOutcome
+		want, not string
+	}{
+		{name: "restart only", out: agent.ReloadOutcome{OK: true, Restart: []string{"camera.url"}}, want: "needs restart:  camera.url", not: "nothing changed"},
+		{name: "nothing", out: agent.ReloadOutcome{OK: true}, want: "nothing changed", not: "restart"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := printReload(&out, &errb, 1, tt.out); code != exitOK || !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) {
+				t.Errorf("exit %d, want %q and not %q:\n%s", code, tt.want, tt.not, out.String())
+			}
+		})
+	}
+}
+
+// A --wait that is not positive is a usage error, found before the daemon is signalled
+// (probeC finding 2).
+func TestReloadWaitNotPositive(t *testing.T) {
+	path := runningUnit(t)
+	signalled := 0
+	old := sendSignal
+	sendSignal = func(int, syscall.Signal) error { signalled++; return nil }
+	t.Cleanup(func() { sendSignal = old })
+	for _, w := range []string{"0s", "-1s"} {
+		var out, errb bytes.Buffer
+		if code := cmdReload([]string{"--config", path, "--wait", w}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "--wait") {
+			t.Errorf("--wait %s: exit %d %s", w, code, errb.String())
+		}
+	}
+	if signalled != 0 {
+		t.Errorf("the daemon was signalled %d times for a --wait that is not positive", signalled)
+	}
+}
+
+// TestStatusDamagedOrAhead (probeC finding 5): a status file that is not JSON is called
+// damaged, not a permissions problem; a ts ahead of the clock is flagged, not "0s ago".
+func TestStatusDamagedOrAhead(t *testing.T) {
+	path, cfg := toolUnit(t)
+	file := filepath.Join(filepath.Dir(cfg.Queue.Path), ops.StatusFile)
+	if err := os.WriteFile(file, []byte(`{"online":tr`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	cmdStatus([]string{"--config", path}, &out, &errb)
+	if s := out.String(); !strings.Contains(s, "damaged") || !strings.Contains(s, "try again") || strings.Contains(s, "run as root") {
+		t.Errorf("damaged status file:\n%s", s)
+	}
+	b, _ := json.Marshal(record.Status{TS: "2030-01-01T00:00:00.000Z", Mode: "normal"})
+	if err := os.WriteFile(file, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	cmdStatus([]string{"--config", path}, &out, &errb)
+	if s := out.String(); !strings.Contains(s, "AHEAD of this machine's clock") {
+		t.Errorf("a ts in 2030:\n%s", s)
+	}
+	out.Reset()
+	var v statusView
+	if cmdStatus([]string{"--config", path, "--json"}, &out, &errb); json.Unmarshal(out.Bytes(), &v) != nil || v.TSAhead <= 0 {
+		t.Errorf("--json: %s", out.String())
+	}
+	b, _ = json.Marshal(record.Status{TS: record.TS(time.Now()), Mode: "normal"})
+	if err := os.WriteFile(file, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if cmdStatus([]string{"--config", path}, &out, &errb); strings.Contains(out.String(), "AHEAD") {
+		t.Errorf("a ts of now flagged:\n%s", out.String())
+	}
+}
+
+// TestStatusPendingRestart: sentinel status lists the keys the last reload since the
+// daemon started said need a restart; a reload from before the start names nothing.
+func TestStatusPendingRestart(t *testing.T) {
+	path := runningUnit(t)
+	for _, tt := range []struct {
+		name string
+		at   time.Time
+		want bool
+	}{
+		{"since the start", time.Now().Add(time.Second), true},
+		{"before the start", time.Now().Add(-time.Hour), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _ := json.Marshal(agent.ReloadOutcome{At: record.TS(tt.at), By: "SIGHUP", OK: true, Restart: []string{"camera.url"}})
+			if err := os.WriteFile(filepath.Join(filepath.Dir(path), agent.ReloadFile), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			cmdStatus([]string{"--config", path}, &out, &errb)
+			if got := strings.Contains(out.String(), "restart needed for: camera.url"); got != tt.want {
+				t.Errorf("pending restart shown %v, want %v:\n%s", got, tt.want, out.String())
+			}
+		})
+	}
+}
+
+// runningUnit is toolUnit with this process as its daemon (its pid file written).
+func runningUnit(t *testing.T) string {
+	t.Helper()
+	path, cfg := toolUnit(t)
+	p := pidFile{path: pidPath(cfg), config: path}
+	if err := p.write(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.remove)
+	return path
+}

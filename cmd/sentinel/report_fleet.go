@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -55,12 +56,14 @@ var fleetColumns = map[string][]string{
 }
 
 var fleetWords = map[string]map[string]string{
-	"en": {"installed": "installed", "installing": "installing", "yes": "yes", "no": "no",
-		"p1": "1/3 installing", "p2": "2/3 installed, not docked", "p3": "3/3 docked", "unsynced": " (clock unsynced)",
+	"en": {"installed": "installed", "installing": "installing", "unknown": "unknown", "yes": "yes", "no": "no",
+		"nofacts": "no install facts in the status (%s missing): counted as installing",
+		"p1":      "1/3 installing", "p2": "2/3 installed, not docked", "p3": "3/3 docked", "unsynced": " (clock unsynced)",
 		"implausible": " (clock implausible)", "will": "unit offline (its last will: power, network or crash) since %s; docked when last seen: %s",
 		"stopped": "unit stopped since %s; docked when last seen: %s", "evidence": "verified by %s at %s (version %s)"},
-	"zh": {"installed": "已安装", "installing": "安装中", "yes": "是", "no": "否",
-		"p1": "1/3 安装中", "p2": "2/3 已安装未对接", "p3": "3/3 已对接", "unsynced": "（设备时钟未校准）",
+	"zh": {"installed": "已安装", "installing": "安装中", "unknown": "未知", "yes": "是", "no": "否",
+		"nofacts": "状态中没有安装信息（缺少 %s），按安装中统计",
+		"p1":      "1/3 安装中", "p2": "2/3 已安装未对接", "p3": "3/3 已对接", "unsynced": "（设备时钟未校准）",
 		"implausible": "（设备时间异常）", "will": "设备离线（遗嘱消息：断电、断网或崩溃），最后在线 %s；当时是否对接：%s",
 		"stopped": "设备已停止，最后在线 %s；当时是否对接：%s", "evidence": "由 %s 于 %s 验证（版本 %s）"},
 }
@@ -90,6 +93,16 @@ func cmdReportFleet(args []string, stdout, stderr io.Writer) int {
 	if code := parse(fs, args, stdout); code >= 0 {
 		return code
 	}
+	prefixGiven := false
+	fs.Visit(func(f *flag.Flag) { prefixGiven = prefixGiven || f.Name == "prefix" })
+	switch {
+	case prefixGiven && *prefix == "":
+		fmt.Fprintln(stderr, "sentinel report fleet: --prefix must not be empty (leave it out for the default)")
+		return exitUsage
+	case strings.ContainsAny(*prefix+*venue, "+#"):
+		fmt.Fprintln(stderr, "sentinel report fleet: --prefix and --venue must not contain MQTT wildcards (+ or #); leave --venue out for every venue")
+		return exitUsage
+	}
 	conn, code := fleetConnection(fleetFlags{cfgPath: *cfgPath, broker: *broker, ca: *ca, cert: *cert, key: *key, user: *userFile, pass: *passFile, prefix: *prefix}, stderr)
 	if code >= 0 {
 		return code
@@ -105,12 +118,12 @@ func cmdReportFleet(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sentinel report fleet: --lang must be en or zh, got %q\n", *lang)
 		return exitUsage
 	}
+	if strings.ContainsAny(conn.prefix, "+#") { // uplink.topic_prefix of --config
+		fmt.Fprintln(stderr, "sentinel report fleet: the topic prefix must not contain MQTT wildcards (+ or #), got "+conn.prefix)
+		return exitUsage
+	}
 	if *venue == "" {
 		*venue = "+"
-	}
-	if strings.ContainsAny(conn.prefix+*venue, "#") || (*venue != "+" && strings.Contains(*venue, "+")) {
-		fmt.Fprintln(stderr, "sentinel report fleet: --prefix and --venue must not contain MQTT wildcards")
-		return exitUsage
 	}
 	filter := conn.prefix + "/" + *venue + "/+/status"
 	units, bad, err := collectStatuses(conn, filter, *wait)
@@ -241,6 +254,9 @@ func collectStatuses(conn fleetConn, filter string, wait time.Duration) ([]fleet
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		var s record.Status
 		err := json.Unmarshal(m.Payload(), &s)
+		if p := bytes.TrimSpace(m.Payload()); err == nil && (len(p) == 0 || p[0] != '{') {
+			err = errors.New("not a JSON object") // null decodes into an empty status
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -357,7 +373,18 @@ func fleetRows(units []fleetUnit, lang string) [][]string {
 func fleetTruth(s record.Status, w map[string]string) (installStatus, progress string, docked bool, remarks string) {
 	installStatus, docked = s.InstallStatus, s.Docked
 	step := 1
+	var notes []string
 	switch {
+	case s.Progress == nil && s.InstallStatus == "":
+		// No install facts at all ({}, a bare {"online":true}): nothing says it is installed.
+		installStatus = "unknown"
+		missing := []string{"install_status", "progress"}
+		for _, f := range []struct{ name, v string }{{"unit", s.Unit}, {"location", s.Location}, {"brand", s.Brand}} {
+			if f.v == "" {
+				missing = append(missing, f.name)
+			}
+		}
+		notes = append(notes, fmt.Sprintf(w["nofacts"], strings.Join(missing, ", ")))
 	case s.Progress != nil && s.Progress.Step >= 1 && s.Progress.Step <= 3:
 		step = s.Progress.Step
 	case s.InstallStatus != "installing" && s.Docked:
@@ -369,7 +396,6 @@ func fleetTruth(s record.Status, w map[string]string) (installStatus, progress s
 		installStatus = map[bool]string{true: "installed", false: "installing"}[step >= 2]
 	}
 	progress = w[fmt.Sprintf("p%d", step)]
-	var notes []string
 	if !s.Online {
 		docked = false
 		seen := or(or(s.LastSeen, s.TS), "?")

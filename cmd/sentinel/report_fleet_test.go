@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -83,28 +84,15 @@ func TestFleetUsage(t *testing.T) {
 // named and counted; a unit with a broken clock is reported with its time marked; an empty
 // retained message (a decommissioned unit) is no row; the good units are all there.
 func TestFleetBadStatuses(t *testing.T) {
-	fq := fleetQuiet
-	fleetQuiet = 200 * time.Millisecond
-	t.Cleanup(func() { fleetQuiet = fq })
-	broker := mqtttest.Start(t)
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("fleet-test-pub"))
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	defer c.Disconnect(100)
 	good := `{"online":true,"ts":"2026-11-25T08:00:00.000Z","last_seen":"2026-11-25T08:00:00.000Z","clock":"synced","unit":"某超市","install_status":"installed","docked":true,"queue_pending":2}`
 	boot1970 := `{"online":true,"ts":"1970-01-01T00:02:00.000Z","last_seen":"1970-01-01T00:02:00.000Z","clock":"unsynced","unit":"某医院","install_status":"installed"}`
-	for topic, payload := range map[string]string{
+	broker := retainedStatuses(t, map[string]string{
 		"sentinel/v1/350582-0001/gate-01/status": good,
 		"sentinel/v1/350582-0001/gate-02/status": boot1970,
 		"sentinel/v1/350582-0001/gate-03/status": `{"online":tru`,
 		"sentinel/v1/350582-0001/gate-04/status": `{"online":true,"queue_pending":"many"}`,
 		"sentinel/v1/350582-0001/gate-05/status": "",
-	} {
-		if tok := c.Publish(topic, 1, true, []byte(payload)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish %s: %v", topic, tok.Error())
-		}
-	}
+	})
 	var out, errb bytes.Buffer
 	if code := cmdReportFleet([]string{"--broker", broker.URL()}, &out, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -227,4 +215,101 @@ func TestFleetHelp(t *testing.T) {
 		strings.Contains(out.String(), `(default "+")`) || strings.Contains(out.String(), "(default: all)") || errb.Len() != 0 {
 		t.Errorf("--help: exit %d:\n%s\nstderr: %s", code, out.String(), errb.String())
 	}
+}
+
+// TestFleetNoInstallFacts (probeC finding 3): a status without install facts is not counted
+// installed: it is 1/3 installing, its install status unknown, and the remarks name the
+// missing facts; a payload that is not a JSON object (null, an array, a string, a number)
+// is skipped and counted as not a status.
+func TestFleetNoInstallFacts(t *testing.T) {
+	broker := retainedStatuses(t, map[string]string{
+		"sentinel/v1/350582-9999/x1/status": `{}`,
+		"sentinel/v1/350582-9999/x2/status": `{"online":true}`,
+		"sentinel/v1/350582-9999/x3/status": `null`,
+		"sentinel/v1/350582-9999/x4/status": ` [1]`,
+		"sentinel/v1/350582-9999/x5/status": `"installed"`,
+		"sentinel/v1/350582-9999/x6/status": `42`,
+		"sentinel/v1/350582-9999/x7/status": `{"online":true,"unit":"某超市","install_status":"installed"}`,
+	})
+	var out, errb bytes.Buffer
+	if code := cmdReportFleet([]string{"--broker", broker.URL(), "--venue", "350582-9999"}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	rows := map[string][]string{}
+	recs, err := csv.NewReader(&out).ReadAll()
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("csv: %v", err)
+	}
+	for _, f := range recs[1:] {
+		rows[f[12]] = f
+	}
+	if len(rows) != 3 {
+		t.Fatalf("want rows for x1, x2, x7 only:\n%s\n%s", out.String(), errb.String())
+	}
+	for _, dev := range []string{"x1", "x2"} {
+		r := rows[dev]
+		if r == nil || r[2] != "unknown" || r[6] != "1/3 installing" || !strings.Contains(r[13], "no install facts") || !strings.Contains(r[13], "install_status") {
+			t.Errorf("%s: %q; want install status unknown, 1/3 installing and a remark naming the missing facts", dev, r)
+		}
+	}
+	if r := rows["x7"]; r == nil || r[2] != "installed" || r[6] != "2/3 installed, not docked" {
+		t.Errorf("x7 (install facts given): %q", r)
+	}
+	for _, dev := range []string{"x3", "x4", "x5", "x6"} {
+		if !strings.Contains(errb.String(), "skipped sentinel/v1/350582-9999/"+dev+"/status: not a status message") {
+			t.Errorf("%s not skipped as not a status:\n%s", dev, errb.String())
+		}
+	}
+	if !strings.Contains(errb.String(), "4 status message(s) skipped, 3 unit(s) reported") {
+		t.Errorf("count:\n%s", errb.String())
+	}
+}
+
+// TestFleetWildcards (probeC finding 4): + and # are refused in --prefix and --venue, and so
+// is an explicitly empty --prefix, before any connection (exit 2).
+func TestFleetWildcards(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"prefix #", []string{"--prefix", "a/#"}, "wildcards"},
+		{"prefix +", []string{"--prefix", "+"}, "wildcards"},
+		{"prefix level +", []string{"--prefix", "sentinel/+"}, "wildcards"},
+		{"venue +", []string{"--venue", "+"}, "wildcards"},
+		{"venue #", []string{"--venue", "#"}, "wildcards"},
+		{"venue a+b", []string{"--venue", "35+"}, "wildcards"},
+		{"empty prefix", []string{"--prefix", ""}, "--prefix"},
+		{"empty prefix =", []string{"--prefix="}, "--prefix"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			// Nothing listens on port 1: a refusal must come before connecting.
+			args := append([]string{"--broker", "tcp://127.0.0.1:1", "--wait", "200ms"}, tt.args...)
+			if code := cmdReportFleet(args, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), tt.want) || strings.Contains(errb.String(), "connect") {
+				t.Errorf("%q: exit %d %s; want exit 2 naming %q", tt.args, code, errb.String(), tt.want)
+			}
+		})
+	}
+}
+
+// retainedStatuses starts a broker holding payloads as retained messages by topic, with a
+// short fleetQuiet for the report.
+func retainedStatuses(t *testing.T, payloads map[string]string) *mqtttest.Broker {
+	t.Helper()
+	fq := fleetQuiet
+	fleetQuiet = 200 * time.Millisecond
+	t.Cleanup(func() { fleetQuiet = fq })
+	broker := mqtttest.Start(t)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("fleet-test-pub"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	for topic, payload := range payloads {
+		if tok := c.Publish(topic, 1, true, []byte(payload)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	return broker
 }

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sentinel-edge/sentinel/agent"
 	"github.com/sentinel-edge/sentinel/agent/config"
 	"github.com/sentinel-edge/sentinel/agent/ops"
 	"github.com/sentinel-edge/sentinel/agent/record"
@@ -35,6 +36,12 @@ type statusView struct {
 	StatusAge   float64        `json:"status_age_s,omitempty"`
 	StatusError string         `json:"status_error,omitempty"` // why the status file could not be read
 	Stale       bool           `json:"stale,omitempty"`        // the daemon runs but has not written it for 3 heartbeats
+	// TSAhead is how far the status's ts lies ahead of this machine's clock, in seconds
+	// (0: it does not); StatusAge comes from the file's time, so it does not show that.
+	TSAhead float64 `json:"ts_ahead_s,omitempty"`
+	// RestartPending are the keys the last reload since the daemon started found changed
+	// in the file but not in force until a restart (reload.json).
+	RestartPending []string `json:"restart_pending,omitempty"`
 	// Queue is the outbox's stats, read now (read-only).
 	Queue      *queue.Stats `json:"queue"`
 	QueueError string       `json:"queue_error,omitempty"`
@@ -74,6 +81,26 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// statusAheadSlack is how far a status's ts may lie ahead of this machine's clock before
+// sentinel status flags it (the two clocks may differ a little).
+const statusAheadSlack = 5 * time.Second
+
+// pendingRestart is the restart list of the last reload (reload.json) if it happened since
+// the daemon started (since, the pid file's): a reload before the start is in force.
+func pendingRestart(cfg *config.Config, since string) []string {
+	b, err := os.ReadFile(statefile.Path(cfg.Queue.Path, agent.ReloadFile))
+	var out agent.ReloadOutcome
+	if err != nil || json.Unmarshal(b, &out) != nil || !out.OK || len(out.Restart) == 0 {
+		return nil
+	}
+	at, err1 := time.Parse(time.RFC3339Nano, out.At)
+	start, err2 := time.Parse(time.RFC3339, since)
+	if err1 != nil || err2 != nil || at.Before(start) {
+		return nil
+	}
+	return out.Restart
+}
+
 func readStatusView(cfg *config.Config) statusView {
 	var v statusView
 	d := findDaemon(cfg)
@@ -89,16 +116,24 @@ func readStatusView(cfg *config.Config) statusView {
 	default:
 		var s record.Status
 		b, err := os.ReadFile(path)
-		if err == nil {
-			err = json.Unmarshal(b, &s)
-		}
 		if err != nil {
 			v.StatusError = fmt.Sprintf("%s: %v (run as root or as the daemon's user)", path, err)
+			break
+		}
+		if err := json.Unmarshal(b, &s); err != nil {
+			v.StatusError = fmt.Sprintf("%s is damaged (not a JSON status: %v); the daemon rewrites it every second: wait and try again, "+
+				"and if it stays damaged the daemon is not writing it (journalctl -u sentinel)", path, err)
 			break
 		}
 		v.Status = &s
 		v.StatusAge = time.Since(fi.ModTime()).Round(100 * time.Millisecond).Seconds()
 		v.Stale = d.running && time.Since(fi.ModTime()) > 3*cfg.Status.Heartbeat
+		if ts, err := time.Parse(time.RFC3339Nano, s.TS); err == nil && time.Until(ts) > statusAheadSlack {
+			v.TSAhead = time.Until(ts).Round(time.Second).Seconds()
+		}
+	}
+	if d.running {
+		v.RestartPending = pendingRestart(cfg, d.since)
 	}
 	r, err := queue.OpenReader(cfg.Queue.Path)
 	if err == nil {
@@ -141,6 +176,10 @@ func printStatus(w io.Writer, cfg *config.Config, v statusView) {
 		if v.Stale {
 			note = ": STALE, the daemon has not written it for 3 heartbeats (is it stuck? journalctl -u sentinel)"
 		}
+		if v.TSAhead > 0 {
+			note += fmt.Sprintf(": its ts is %s AHEAD of this machine's clock (the unit's clock or this one is wrong; the age is the file's)",
+				time.Duration(v.TSAhead)*time.Second)
+		}
 		row(label, "written %s (%.0fs ago)%s", s.TS, v.StatusAge, note)
 		row("mode", "%s", s.Mode)
 		row("platform", "%s since %s (last answer %s)", s.Platform, or(s.PlatformSince, "-"), or(s.LastPlatformOK, "never"))
@@ -172,6 +211,9 @@ func printStatus(w io.Writer, cfg *config.Config, v statusView) {
 		if p := s.Progress; p != nil {
 			row("progress", "%d/%d %s", p.Step, p.Of, p.State)
 		}
+	}
+	if len(v.RestartPending) > 0 {
+		row("reload", "restart needed for: %s (changed in the file, NOT in force; systemctl restart sentinel)", strings.Join(v.RestartPending, ", "))
 	}
 	switch {
 	case v.Queue != nil:
