@@ -397,8 +397,8 @@ func openReaders(cfg *config.Config, log *slog.Logger, o *ops.Ops) ([]pipeline.S
 
 // faceTrigger builds the source of face-only passages (camera.trigger detect or presence):
 // the camera's stream, the watcher (with the detector, or the presence sensor) and the
-// screen's hints; nil with camera.trigger none. The stream's stalls are camera_offline and
-// camera_online events.
+// screen's hints; nil with camera.trigger none. The stream's stalls, and frames that come but
+// are all skipped for camera.stall, are camera_offline and camera_online events.
 func faceTrigger(u *unit, cfg *config.Config, cam camera.Camera, o *ops.Ops, log *slog.Logger) (*face.Trigger, error) {
 	mode := cfg.FaceTrigger()
 	if mode == config.CameraTriggerNone {
@@ -427,11 +427,12 @@ func faceTrigger(u *unit, cfg *config.Config, cam camera.Camera, o *ops.Ops, log
 		u.onClose(func() { _ = in.Halt() })
 		opt.Presence = in
 	}
-	st.OnState(o.CameraState())
+	opt.OnState, opt.Stall = o.CameraState(), cfg.Camera.Stall
 	trig, err := face.NewTrigger(opt)
 	if err != nil {
 		return nil, err
 	}
+	st.OnState(trig.StreamState) // the stream's state, with the trigger's: every frame skipped
 	log.Info("face trigger on: a face in view is searched on the platform (face-only passages)",
 		"camera", cam.String(), "trigger", mode, "min_face", cfg.Camera.MinFace, "rearm", cfg.Camera.Rearm,
 		"retrigger", cfg.Camera.Retrigger, "face_min_score", cfg.Policy.FaceMinScore)

@@ -45,6 +45,12 @@ type TriggerOptions struct {
 	// changes (facetrack's hints: no_face, come_closer, look_at_camera, hold_still,
 	// more_light; "" when there is nothing to ask). Called from the stream's goroutine.
 	OnHint func(hint string)
+	// OnState, when set, is told when the camera goes offline (with why) and online again:
+	// the stream's reports (StreamState), and offline too while every frame for Stall is
+	// skipped (too large, too small, not a JPEG), online at the next frame read.
+	OnState func(online bool, err error)
+	// Stall is camera.stall (default camera.DefaultStall).
+	Stall time.Duration
 	// HoldFor is how long after a passage made another way (an ID card at this unit) a face
 	// coming into view is taken for that person and not searched (camera.rearm).
 	HoldFor time.Duration
@@ -62,6 +68,7 @@ type Trigger struct {
 	frames, undecodable, tooLarge, triggers atomic.Int64
 	warnMu                                  sync.Mutex
 	warnedAt                                time.Time
+	use                                     *usability
 }
 
 // NewTrigger returns the trigger; opt.Stream and opt.Watcher are required.
@@ -72,8 +79,16 @@ func NewTrigger(opt TriggerOptions) (*Trigger, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	return &Trigger{opt: opt}, nil
+	if opt.Stall <= 0 {
+		opt.Stall = camera.DefaultStall
+	}
+	use := &usability{stall: opt.Stall, onState: opt.OnState, log: opt.Log.With("camera", opt.Stream.String()), streamUp: true}
+	return &Trigger{opt: opt, use: use}, nil
 }
+
+// StreamState is the stream's OnState: its reports reach TriggerOptions.OnState, with the
+// trigger's own (every frame skipped).
+func (t *Trigger) StreamState(online bool, err error) { t.use.stream(online, err) }
 
 // String names the source.
 func (t *Trigger) String() string { return "face trigger on " + t.opt.Stream.String() }
@@ -114,9 +129,10 @@ func (t *Trigger) frame(f camera.Frame, emit func(verify.Credential, time.Time))
 	st, err := t.opt.Watcher.Frame(f.Time, f.JPEG)
 	if err != nil {
 		t.undecodable.Add(1)
-		t.warnRarely("camera frame skipped", "camera", t.opt.Stream.String(), "seq", f.Seq, "err", err)
+		t.use.skip(f.Time, f.Seq, err)
 		return
 	}
+	t.use.read()
 	if st.HintChanged && t.opt.OnHint != nil {
 		t.opt.OnHint(string(st.Hint))
 	}

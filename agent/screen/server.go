@@ -76,11 +76,13 @@ type Unit struct {
 	FireNotice  *Message `json:"fire_notice,omitempty"`    // while the fire alarm is active
 	TamperNote  *Message `json:"tamper_notice,omitempty"`  // while the case is open
 	OfflineNote *Message `json:"offline_notice,omitempty"` // while the platform is offline
+	CameraNote  *Message `json:"camera_notice,omitempty"`  // a face-only unit's camera is offline (camera.go)
 }
 
 // withNotices fills the texts the screen shows for the unit's state.
 func (u Unit) withNotices() Unit {
 	u.Prompt = IdlePrompt(u.Accepts)
+	u = u.withCamera()
 	u.FireNotice, u.TamperNote, u.OfflineNote = nil, nil, nil
 	if u.FireAlarm == FireAlarmActive {
 		m := FireAlarmNoBarrier

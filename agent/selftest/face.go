@@ -14,8 +14,9 @@ import (
 )
 
 // checkFaceTrigger checks the way a face-only passage starts (camera.trigger): for detect,
-// that this build has the detector, that it loads camera.cascade, and that it runs on a
-// frame of the camera (how many faces it saw is said, never who); for presence, that the
+// that this build has the detector, that it loads camera.cascade, that the camera's frame is
+// one the daemon reads (its size: facetrack's CheckSize), and that the detector runs on it
+// (how many faces it saw is said, never who); for presence, that the
 // sensor is configured (its line is the "input presence" check).
 func checkFaceTrigger(ctx context.Context, cfg *config.Config, _ Options) Result {
 	switch cfg.FaceTrigger() {
@@ -44,6 +45,15 @@ func checkFaceTrigger(ctx context.Context, cfg *config.Config, _ Options) Result
 		return failed(fmt.Sprintf("detector loaded, but no frame from %s to run it on: %v", cam, err), "see the camera check")
 	}
 	defer clear(img) // a face, maybe: never kept
+	// The daemon's watcher skips a frame over its pixel limit or smaller than camera.min_face:
+	// the same question, before decoding (a small JPEG may declare an enormous picture).
+	size, err := jpeg.DecodeConfig(bytes.NewReader(img))
+	if err != nil {
+		return failed(fmt.Sprintf("detector loaded, but the frame of %s does not decode as a JPEG: %v", cam, err), "check the camera's stream format (MJPEG)")
+	}
+	if err := open.WatcherOptions(cfg).CheckSize(size.Width, size.Height); err != nil {
+		return failed(fmt.Sprintf("the daemon would skip every frame of %s: %v", cam, err), facetrack.SkipFix(err))
+	}
 	pic, err := jpeg.Decode(bytes.NewReader(img))
 	if err != nil {
 		return failed(fmt.Sprintf("detector loaded, but the frame of %s does not decode as a JPEG: %v", cam, err), "check the camera's stream format (MJPEG)")

@@ -133,6 +133,8 @@ type stream struct {
 	watchdog   *time.Timer
 	connected  bool
 	lastErr    error
+	lastBad    error     // the last bad part since the last good frame
+	armedAt    time.Time // when the watchdog was last armed (opts.Now)
 	latest     *Frame
 	pending    *Frame
 	seq        uint64
@@ -213,6 +215,7 @@ func (s *stream) run(ctx context.Context, emit func(Frame)) error {
 	wg.Go(func() { s.deliver(ctx, emit) })
 	s.mu.Lock()
 	s.watchdog = time.AfterFunc(s.opts.Stall, s.stalled)
+	s.armedAt, s.lastBad = s.opts.Now(), nil
 	s.mu.Unlock()
 	defer s.watchdog.Stop()
 
@@ -264,12 +267,13 @@ func (s *stream) connect(ctx context.Context, attempt *int) error {
 		switch {
 		case err == nil:
 			*attempt = 0
-			s.watchdog.Reset(s.opts.Stall)
 			s.frame(b)
 		case errors.Is(err, ErrPartTooLarge):
 			s.oversize.Add(1)
+			s.bad(err)
 		case errors.Is(err, ErrCorruptPart):
 			s.corrupt.Add(1)
+			s.bad(err)
 		case ctx.Err() != nil:
 			return context.Cause(ctx)
 		default:
@@ -282,8 +286,10 @@ func (s *stream) connect(ctx context.Context, attempt *int) error {
 func (s *stream) frame(b []byte) {
 	s.frames.Add(1)
 	s.mu.Lock()
+	s.watchdog.Reset(s.opts.Stall)
 	s.seq++
 	f := &Frame{JPEG: b, Seq: s.seq, Time: s.opts.Now()}
+	s.armedAt, s.lastBad = f.Time, nil
 	// Frames may show faces: each one replaced is zeroed (the newest is Snapshot's, copied
 	// out under mu; the pending one is the receiver's until it takes it).
 	if s.latest != nil {
@@ -305,6 +311,14 @@ func (s *stream) frame(b []byte) {
 	s.setState(true, nil)
 }
 
+// bad notes a part that was skipped: if no good frame follows within the stall time, it is
+// why the camera is offline.
+func (s *stream) bad(err error) {
+	s.mu.Lock()
+	s.lastBad = err
+	s.mu.Unlock()
+}
+
 // deliver hands the pending frame to emit, one at a time, until ctx ends.
 func (s *stream) deliver(ctx context.Context, emit func(Frame)) {
 	for {
@@ -323,20 +337,34 @@ func (s *stream) deliver(ctx context.Context, emit func(Frame)) {
 	}
 }
 
-// stalled runs when no frame came within the stall time: the camera is offline and the
-// connection, if any, is dropped. It re-arms itself.
+// stalled runs when no frame came within the stall time: the camera is offline (why: the
+// connection's error, else the last bad part, else none came) and the connection, if any,
+// is dropped. It re-arms itself. A watchdog that fires long after it was armed means this
+// process did not run meanwhile (SIGSTOP, a frozen VM), not that the camera sent nothing:
+// it only re-arms, and the camera gets one stall time from now.
 func (s *stream) stalled() {
 	s.mu.Lock()
-	running, cancel, err, connected := s.running, s.connCancel, s.lastErr, s.connected
+	running, cancel, err, connected, bad := s.running, s.connCancel, s.lastErr, s.connected, s.lastBad
+	now := s.opts.Now()
+	waited := now.Sub(s.armedAt)
+	late := waited > 2*s.opts.Stall
 	if running {
 		s.watchdog.Reset(s.opts.Stall)
+		s.armedAt = now
 	}
 	s.mu.Unlock()
 	if !running {
 		return
 	}
+	if late {
+		s.log.Debug("camera watchdog fired late: the process was paused; waiting one more camera.stall", "waited", waited, "stall", s.opts.Stall)
+		return
+	}
 	s.stalls.Add(1)
-	if err == nil || connected {
+	switch {
+	case connected && bad != nil:
+		err = fmt.Errorf("%w; every part since the last frame was bad, the last: %w", ErrStalled, bad)
+	case err == nil || connected:
 		err = ErrStalled
 	}
 	s.setState(false, err)

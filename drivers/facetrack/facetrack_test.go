@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/jpeg"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -371,7 +372,33 @@ func TestBadFrames(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
 		}
 	}
-	if st := w.Stats(); st.Undecodable != 4 || det.calls != 0 {
+	// 4000×3000 (a 12 MP main stream) is over the 4K limit; 60×60 is under min_face 80.
+	sized := func(wd, ht int) []byte {
+		b := append([]byte(nil), good...)
+		i := bytes.Index(b, []byte{0xFF, 0xC0})
+		b[i+5], b[i+6], b[i+7], b[i+8] = byte(ht>>8), byte(ht), byte(wd>>8), byte(wd)
+		return b
+	}
+	for _, tt := range []struct {
+		w, h int
+		want error
+		text string
+	}{
+		{4000, 3000, facetrack.ErrTooBig, "4000x3000 is over the 8.3 MP limit"},
+		{60, 60, facetrack.ErrTooSmall, "60x60 is smaller than camera.min_face (80"},
+	} {
+		_, err := w.Frame(t0, sized(tt.w, tt.h))
+		if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
+			t.Errorf("%dx%d: %v, want %q", tt.w, tt.h, err, tt.text)
+		}
+		if e := (facetrack.WatcherOptions{}).CheckSize(tt.w, tt.h); !errors.Is(e, tt.want) {
+			t.Errorf("CheckSize(%d, %d) = %v, want %v", tt.w, tt.h, e, tt.want)
+		}
+	}
+	if err := (facetrack.WatcherOptions{}).CheckSize(3840, 2160); err != nil {
+		t.Errorf("CheckSize(3840, 2160): %v, want the limit itself to pass", err)
+	}
+	if st := w.Stats(); st.Undecodable != 6 || det.calls != 0 {
 		t.Errorf("stats %+v, detector called %d times", st, det.calls)
 	}
 	det.err = errors.New("opencv failed")

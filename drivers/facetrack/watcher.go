@@ -20,13 +20,48 @@ type Detector interface {
 // Errors.
 var (
 	ErrDecode     = errors.New("facetrack: frame is not a decodable JPEG")
-	ErrTooBig     = errors.New("facetrack: frame has more pixels than the limit")
+	ErrTooBig     = errors.New("facetrack: frame too large")
+	ErrTooSmall   = errors.New("facetrack: frame too small")
 	ErrNoDetector = errors.New("facetrack: the detect mode needs a face detector")
 )
 
 // DefaultMaxPixels bounds a frame's declared size (4K), checked before decoding: a small
 // JPEG may declare an enormous picture.
 const DefaultMaxPixels = 3840 * 2160
+
+// CheckSize says whether the watcher made with these options reads a frame of w×h pixels:
+// ErrTooBig over MaxPixels, ErrTooSmall when a side is shorter than MinFace (no face that
+// passes the gate fits in it). Both skip the frame; selftest asks the same question.
+func (o WatcherOptions) CheckSize(w, h int) error {
+	maxPx := o.MaxPixels
+	if maxPx <= 0 {
+		maxPx = DefaultMaxPixels
+	}
+	minSide := o.Gates.withDefaults().MinFace
+	switch {
+	case w <= 0 || h <= 0:
+		return fmt.Errorf("%w: it declares %dx%d pixels", ErrDecode, w, h)
+	case w > maxPx/h:
+		return fmt.Errorf("%w: %dx%d is over the %.1f MP limit (%d pixels)", ErrTooBig, w, h, float64(maxPx)/1e6, maxPx)
+	case w < minSide || h < minSide:
+		return fmt.Errorf("%w: %dx%d is smaller than camera.min_face (%d pixels a side)", ErrTooSmall, w, h, minSide)
+	}
+	return nil
+}
+
+// SkipFix is what to do about frames a watcher skips with err (the daemon's offline reason
+// and selftest say it).
+func SkipFix(err error) string {
+	switch {
+	case errors.Is(err, ErrTooBig):
+		return fmt.Sprintf("set the camera's sub-stream or a lower resolution (at most %.1f MP, e.g. 3840x2160)", float64(DefaultMaxPixels)/1e6)
+	case errors.Is(err, ErrTooSmall):
+		return "set a higher resolution on the camera"
+	case errors.Is(err, ErrDecode):
+		return "set the camera's stream to MJPEG (baseline JPEG)"
+	}
+	return "report it with the unit's log"
+}
 
 // Mode is how a Watcher decides to search: camera.trigger.
 type Mode string
@@ -74,7 +109,7 @@ type Watcher struct {
 	pres  presence
 	last  Hint
 	stats Stats
-	max   int
+	wopts WatcherOptions // for CheckSize
 }
 
 // WatcherOptions add the frame bound to Options.
@@ -105,7 +140,7 @@ func newWatcher(m Mode, opts WatcherOptions) *Watcher {
 		opts.MaxPixels = DefaultMaxPixels
 	}
 	o := opts.Options.withDefaults()
-	return &Watcher{mode: m, opts: o, tr: NewTracker(o), max: opts.MaxPixels, last: HintNone}
+	return &Watcher{mode: m, opts: o, tr: NewTracker(o), wopts: opts, last: HintNone}
 }
 
 // Mode is the watcher's mode.
@@ -143,7 +178,7 @@ func (w *Watcher) Hold(at time.Time, d time.Duration) {
 }
 
 // Frame feeds one JPEG frame taken at at. A frame that does not decode is an error (ErrDecode,
-// ErrTooBig) and changes nothing else.
+// ErrTooBig, ErrTooSmall: see CheckSize) and changes nothing else.
 func (w *Watcher) Frame(at time.Time, frame []byte) (Step, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -198,9 +233,9 @@ func (w *Watcher) decode(frame []byte) (image.Image, *image.Gray, error) {
 		w.stats.Undecodable++
 		return nil, nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > w.max {
+	if err := w.wopts.CheckSize(cfg.Width, cfg.Height); err != nil {
 		w.stats.Undecodable++
-		return nil, nil, fmt.Errorf("%w: %d×%d, limit %d pixels", ErrTooBig, cfg.Width, cfg.Height, w.max)
+		return nil, nil, err
 	}
 	img, err := jpeg.Decode(bytes.NewReader(frame))
 	if err != nil {
