@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -83,9 +84,10 @@ func TestHostileRequestIDRefused(t *testing.T) {
 	}
 }
 
+// quoteJSON is s as a JSON string.
 func quoteJSON(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\u0001", `\u0001`)
-	return `"` + r.Replace(s) + `"`
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 // A platform that puts an ID number and a name in its result code had them written into the
